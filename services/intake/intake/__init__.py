@@ -1,0 +1,1 @@
+"""intake: partner clinics record patients, episodes, treatment trials and assessments."""

@@ -1,0 +1,29 @@
+"""`python -m intake [serve|relay|migrate|clinic add --name NAME]`"""
+
+import sys
+
+from care_shared import cli
+from intake.bootstrap import create_app, make_runtime
+from intake.clinics import add_clinic_command
+from intake.settings import IntakeSettings
+
+
+def _clinic_commands(sub) -> None:  # noqa: ANN001
+    clinic = sub.add_parser("clinic", help="partner clinics and their API keys")
+    clinic_sub = clinic.add_subparsers(dest="clinic_command", required=True)
+    add = clinic_sub.add_parser("add", help="register a clinic and print its API key (shown once)")
+    add.add_argument("--name", required=True)
+    add.add_argument("--key-file", help="keep the key in this file and reuse it next time (demo only)")
+    add.set_defaults(handler=lambda args: add_clinic_command(make_runtime(), args.name, args.key_file))
+
+
+if __name__ == "__main__":
+    sys.exit(
+        cli.main(
+            sys.argv[1:],
+            settings=IntakeSettings(),
+            make_runtime=make_runtime,
+            make_app=create_app,
+            extra=_clinic_commands,
+        )
+    )

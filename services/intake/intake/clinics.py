@@ -1,0 +1,70 @@
+"""Operator commands for partner clinics: register one and show its API key once."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from pathlib import Path
+
+from sqlalchemy import select
+
+from care_shared.auth import clinic_keys, generate_api_key, hash_key, record_clinic_key
+from care_shared.contracts.intake import ClinicRegistered
+from care_shared.envelope import new_id
+from care_shared.eventstore import NewEvent
+from care_shared.migrations import migrate
+from care_shared.service import Runtime
+from intake.records import clinic_stream
+
+
+async def add_clinic(runtime: Runtime, name: str, key: str | None = None) -> dict[str, str]:
+    """Append clinic-registered (published through the outbox to every service) and record
+    the key's hash here. Returns the key: it is shown once and stored nowhere in clear."""
+    await migrate(runtime.db, runtime.migrations)
+    clinic_id = new_id()
+    api_key = key or generate_api_key()
+    event = ClinicRegistered(clinic_id=clinic_id, name=name, key_sha256=hash_key(api_key))
+    async with runtime.db.transaction() as session:
+        await runtime.store.append(
+            session,
+            clinic_stream(clinic_id),
+            0,
+            [NewEvent(type=event.event_type, subject=clinic_id, data=event.to_data(), meta={"clinicid": clinic_id})],
+        )
+        await record_clinic_key(session, clinic_id, event.key_sha256, rotate=False)
+    return {"clinic_id": clinic_id, "name": name, "api_key": api_key}
+
+
+async def key_is_registered(runtime: Runtime, key: str) -> bool:
+    await migrate(runtime.db, runtime.migrations)
+    async with runtime.db.read() as session:
+        row = (await session.execute(select(clinic_keys.c.clinic_id).where(clinic_keys.c.key_sha256 == hash_key(key)))).first()
+    return row is not None
+
+
+def add_clinic_command(runtime: Runtime, name: str, key_file: str | None) -> int:
+    """With --key-file (for `make run`'s demo clinic): reuse the key in the file if this
+    database knows it, else register a new clinic and write its key there (mode 600)."""
+
+    existing_key = Path(key_file).read_text().strip() if key_file and Path(key_file).exists() else None
+
+    async def run() -> dict[str, str]:
+        try:
+            if existing_key:
+                key = existing_key
+                if await key_is_registered(runtime, key):
+                    return {"name": name, "api_key": key, "existing": "true"}
+            return await add_clinic(runtime, name)
+        finally:
+            await runtime.db.dispose()
+
+    result = asyncio.run(run())
+    if key_file and not result.get("existing"):
+        path = Path(key_file)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(result["api_key"] + "\n")
+    print(json.dumps(result))
+    return 0

@@ -1,0 +1,1 @@
+"""notify: patient reminders by e-mail and SMS, with quiet hours, opt-out and crisis resources."""

@@ -1,0 +1,1 @@
+"""pathway: each patient's TRD status, staging and recommended next strategies."""

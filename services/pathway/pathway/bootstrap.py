@@ -1,0 +1,30 @@
+"""pathway's composition root."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from care_shared.clock import Clock
+from care_shared.seen import seen_router
+from care_shared.service import Runtime, build_runtime, create_service_app, current_clinic, runtime_of
+from pathway.handlers import IntakeEventHandler
+from pathway.settings import PathwaySettings
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def make_runtime(settings: PathwaySettings | None = None, clock: Clock | None = None) -> Runtime:
+    runtime = build_runtime(settings or PathwaySettings(), source="/pathway", migrations=MIGRATIONS, clock=clock)
+    runtime.consumers.subscribe("intake", "INTAKE", "intake.>", IntakeEventHandler(runtime.store))
+    return runtime
+
+
+def create_app(runtime: Runtime | None = None) -> FastAPI:
+    return create_service_app(
+        runtime or make_runtime(),
+        title="TRD Care Network: pathway",
+        description="Each patient's TRD status, staging and recommended next strategies, with reasons.",
+        routers=[seen_router(current_clinic, runtime_of)],
+    )

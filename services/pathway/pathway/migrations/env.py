@@ -1,0 +1,3 @@
+from care_shared.migrations import run_env
+
+run_env()

@@ -1,0 +1,1 @@
+"""referral: routes specialist referrals and queues tasks for referral coordinators."""

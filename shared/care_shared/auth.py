@@ -1,0 +1,116 @@
+"""Clinic API keys: random bearer tokens, stored only as SHA-256 hashes.
+
+Intake registers clinics (an operator command) and publishes `clinic-registered` with the
+key's hash; every other service projects those events into the same tables, so a clinic
+uses one key everywhere and no service ever holds a key in clear.
+
+A random 256-bit token needs no slow password hash: SHA-256 of it cannot be reversed, and
+a fast hash lets every request be checked with one indexed lookup.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from fastapi import Request
+from sqlalchemy import Boolean, Column, DateTime, MetaData, String, Table, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from care_shared.problems import NotFound, Unauthorized
+
+KEY_PREFIX = "trd_"
+
+access_metadata = MetaData()
+
+clinic_keys = Table(
+    "clinic_keys",
+    access_metadata,
+    Column("key_sha256", String(64), primary_key=True),
+    Column("clinic_id", String(36), nullable=False, index=True),
+    Column("active", Boolean, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+patient_clinics = Table(
+    "patient_clinics",
+    access_metadata,
+    Column("patient_id", String(36), primary_key=True),
+    Column("clinic_id", String(36), nullable=False, index=True),
+)
+
+
+def generate_api_key() -> str:
+    return KEY_PREFIX + secrets.token_urlsafe(32)
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Clinic:
+    clinic_id: str
+
+
+def _upsert(session: AsyncSession):  # noqa: ANN202
+    return pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
+
+
+async def record_clinic_key(session: AsyncSession, clinic_id: str, key_sha256: str, *, rotate: bool) -> None:
+    """Project clinic-registered / clinic-key-rotated. Idempotent, order-tolerant."""
+    if rotate:
+        await session.execute(
+            update(clinic_keys)
+            .where(clinic_keys.c.clinic_id == clinic_id, clinic_keys.c.key_sha256 != key_sha256)
+            .values(active=False)
+        )
+    stmt = (
+        _upsert(session)(clinic_keys)
+        .values(key_sha256=key_sha256, clinic_id=clinic_id, active=True, created_at=datetime.now(UTC))
+        .on_conflict_do_nothing()
+    )
+    await session.execute(stmt)
+
+
+async def record_patient_clinic(session: AsyncSession, patient_id: str, clinic_id: str) -> None:
+    stmt = (
+        _upsert(session)(patient_clinics)
+        .values(patient_id=patient_id, clinic_id=clinic_id)
+        .on_conflict_do_nothing()
+    )
+    await session.execute(stmt)
+
+
+async def clinic_for_key(session: AsyncSession, key: str) -> Clinic | None:
+    row = (
+        await session.execute(
+            select(clinic_keys.c.clinic_id).where(
+                clinic_keys.c.key_sha256 == hash_key(key), clinic_keys.c.active.is_(True)
+            )
+        )
+    ).first()
+    return Clinic(row.clinic_id) if row else None
+
+
+async def ensure_patient_of(session: AsyncSession, clinic: Clinic, patient_id: str) -> None:
+    """Another clinic's patient is indistinguishable from no patient: 404, never a leak."""
+    owner = (
+        await session.execute(
+            select(patient_clinics.c.clinic_id).where(patient_clinics.c.patient_id == patient_id)
+        )
+    ).scalar_one_or_none()
+    if owner != clinic.clinic_id:
+        raise NotFound("no such patient", field="patient_id")
+
+
+def bearer_key(request: Request) -> str:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("an API key is required: Authorization: Bearer <key>", field="Authorization")
+    return token.strip()

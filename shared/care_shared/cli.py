@@ -1,0 +1,112 @@
+"""The command line every service shares: `serve` (default), `relay`, `migrate`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import socket
+import sys
+from collections.abc import Callable
+
+import nats
+import uvicorn
+from fastapi import FastAPI
+
+from care_shared.db import Database
+from care_shared.migrations import migrate
+from care_shared.outbox import OutboxRelay
+from care_shared.service import Runtime
+from care_shared.settings import ServiceSettings
+from care_shared.telemetry import build_tracer_provider, configure_logging
+from care_shared.topology import ensure_streams
+
+
+def port_is_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def serve(settings: ServiceSettings, make_app: Callable[[], FastAPI]) -> int:
+    if not port_is_free(settings.http_host, settings.http_port):
+        print(
+            f"{settings.service_name}: port {settings.http_port} on {settings.http_host} is taken; "
+            f"set HTTP_PORT to a free port",
+            file=sys.stderr,
+        )
+        return 2
+    uvicorn.run(
+        make_app(),
+        host=settings.http_host,
+        port=settings.http_port,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=20,
+    )
+    return 0
+
+
+async def run_relay(settings: ServiceSettings, source: str) -> None:
+    """The outbox relay as its own process, for when it is scaled or restarted apart from
+    the API. It notices new rows by polling (another process's commits cannot wake it)."""
+    configure_logging(settings)
+    db = Database(settings.database_url)
+    provider = build_tracer_provider(settings)
+    nc = await nats.connect(settings.nats_url, max_reconnect_attempts=-1)
+    js = nc.jetstream()
+    await ensure_streams(js)
+    relay = OutboxRelay(
+        db,
+        source,
+        lambda: js,
+        batch_size=settings.relay_batch_size,
+        poll_seconds=min(settings.relay_poll_seconds, 0.2),
+        tracer_provider=provider,
+    )
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, relay.stop)
+    try:
+        await relay.run()
+    finally:
+        await nc.drain()
+        await db.dispose()
+        provider.shutdown()
+
+
+def main(
+    argv: list[str] | None,
+    *,
+    settings: ServiceSettings,
+    make_runtime: Callable[[], Runtime],
+    make_app: Callable[[Runtime], FastAPI],
+    extra: Callable[[argparse._SubParsersAction], None] | None = None,
+) -> int:
+    parser = argparse.ArgumentParser(prog=f"python -m {settings.service_name}")
+    sub = parser.add_subparsers(dest="command")
+    sub.add_parser("serve", help="run the HTTP API, its consumers and its outbox relay (default)")
+    sub.add_parser("relay", help="run only the outbox relay, as its own process")
+    sub.add_parser("migrate", help="apply database migrations and exit")
+    if extra:
+        extra(sub)
+    args = parser.parse_args(argv)
+    command = args.command or "serve"
+    if command == "serve":
+        return serve(settings, lambda: make_app(make_runtime()))
+    if command == "relay":
+        asyncio.run(run_relay(settings, make_runtime().source))
+        return 0
+    if command == "migrate":
+        runtime = make_runtime()
+        asyncio.run(migrate(runtime.db, runtime.migrations))
+        return 0
+    handler = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_help()
+        return 2
+    return handler(args)

@@ -1,0 +1,183 @@
+"""Consuming events: durable pull consumers, an inbox, bounded redelivery, dead letters.
+
+For every message:
+1. Parse the CloudEvents envelope and validate its data against the published schema.
+   Malformed JSON, a bad envelope, an unknown type, a newer schema version than this code
+   knows, or data that fails validation can never succeed: the message goes to
+   `dlq.<consumer>` with the reason, and is terminated so the consumer moves on.
+2. In one transaction: claim `(consumer, event_id)` in the inbox (a duplicate is skipped)
+   and run the handler, which writes its state and any events of its own.
+3. Ack only after that commit. A failure naks with backoff; the last permitted delivery
+   that still fails goes to the dead-letter subject with the reason instead.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from faststream import AckPolicy
+from faststream.nats import ConsumerConfig, JStream, NatsBroker, PullSub
+from faststream.nats.annotations import NatsMessage
+from nats.js.api import AckPolicy as JsAckPolicy
+from nats.js.api import DeliverPolicy
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from care_shared.contracts import (
+    EventData,
+    InvalidEventData,
+    UnknownEventType,
+    UnsupportedVersion,
+    decode,
+)
+from care_shared.db import Database
+from care_shared.envelope import Envelope, EnvelopeError, parse_envelope
+from care_shared.eventstore import inbox
+from care_shared.topology import dlq_subject
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[AsyncSession, Envelope, EventData], Awaitable[None]]
+
+DLQ_REASON = "Care-Dlq-Reason"
+DLQ_CONSUMER = "Care-Dlq-Consumer"
+DLQ_SUBJECT = "Care-Dlq-Original-Subject"
+DLQ_STREAM_SEQ = "Care-Dlq-Stream-Sequence"
+DLQ_DELIVERIES = "Care-Dlq-Deliveries"
+
+
+class PoisonEvent(Exception):
+    """Raised by a handler for an event that can never be processed; the message names why
+    (ids and rules only, never patient data)."""
+
+
+@dataclass(frozen=True)
+class ConsumerPolicy:
+    max_deliver: int = 5
+    ack_wait_seconds: float = 30.0
+    backoff_seconds: tuple[float, ...] = (0.5, 2.0, 5.0, 15.0)
+    fetch_batch: int = 16
+
+    def delay_after(self, delivered: int) -> float:
+        index = min(max(delivered - 1, 0), len(self.backoff_seconds) - 1)
+        return self.backoff_seconds[index]
+
+
+class EventConsumers:
+    """Registers a service's durable consumers on its broker."""
+
+    def __init__(
+        self, service: str, broker: NatsBroker, db: Database, policy: ConsumerPolicy
+    ) -> None:
+        self.service = service
+        self.broker = broker
+        self.db = db
+        self.policy = policy
+        self.processed = 0
+        self.dead_lettered = 0
+        self.durables: list[str] = []
+
+    def subscribe(self, purpose: str, stream: str, subject: str, handler: Handler) -> str:
+        durable = f"{self.service}-{purpose}"
+        self.durables.append(durable)
+        policy = self.policy
+
+        @self.broker.subscriber(
+            subject,
+            stream=JStream(name=stream, declare=False),
+            durable=durable,
+            pull_sub=PullSub(batch_size=policy.fetch_batch, timeout=1.0),
+            config=ConsumerConfig(
+                durable_name=durable,
+                ack_policy=JsAckPolicy.EXPLICIT,
+                deliver_policy=DeliverPolicy.ALL,
+                max_deliver=policy.max_deliver,
+                ack_wait=policy.ack_wait_seconds,
+                max_ack_pending=1000,
+            ),
+            # Never FastStream's default, which terminates a message on any exception.
+            ack_policy=AckPolicy.MANUAL,
+            title=durable,
+        )
+        async def on_message(msg: NatsMessage) -> None:
+            await self.process(durable, handler, msg)
+
+        return durable
+
+    async def process(self, durable: str, handler: Handler, msg: NatsMessage) -> None:
+        raw = msg.raw_message
+        delivered = raw.metadata.num_delivered or 1
+        try:
+            envelope = parse_envelope(raw.data)
+            payload = decode(envelope.type, envelope.data)
+        except (EnvelopeError, UnknownEventType, UnsupportedVersion, InvalidEventData) as exc:
+            await self._dead_letter(msg, durable, str(exc), delivered)
+            return
+        try:
+            async with self.db.transaction() as session:
+                if await claim_inbox(session, durable, envelope.id):
+                    await handler(session, envelope, payload)
+            await msg.ack()
+            self.processed += 1
+        except PoisonEvent as exc:
+            await self._dead_letter(msg, durable, f"rejected by handler: {exc}", delivered)
+        except Exception as exc:
+            if delivered >= self.policy.max_deliver:
+                reason = f"failed after {delivered} deliveries: {type(exc).__name__}"
+                await self._dead_letter(msg, durable, reason, delivered)
+            else:
+                log.warning(
+                    "event handling failed; will redeliver",
+                    extra={
+                        "consumer": durable,
+                        "event_id": envelope.id,
+                        "error": type(exc).__name__,
+                        "delivered": delivered,
+                    },
+                )
+                await msg.nack(delay=self.policy.delay_after(delivered))
+
+    async def _dead_letter(
+        self, msg: NatsMessage, durable: str, reason: str, delivered: int
+    ) -> None:
+        raw = msg.raw_message
+        stream_seq = raw.metadata.sequence.stream
+        headers = {
+            # Dedupe: a crash after this publish and before the term() republishes the same.
+            "Nats-Msg-Id": f"dlq:{durable}:{stream_seq}",
+            DLQ_REASON: reason[:1000],
+            DLQ_CONSUMER: durable,
+            DLQ_SUBJECT: raw.subject,
+            DLQ_STREAM_SEQ: str(stream_seq),
+            DLQ_DELIVERIES: str(delivered),
+        }
+        try:
+            await self.broker.connection.jetstream().publish(
+                dlq_subject(durable), raw.data, headers=headers, timeout=5.0
+            )
+        except Exception as exc:  # the DLQ is away: keep the message, try again later
+            log.error(
+                "dead-letter publish failed", extra={"consumer": durable, "error": type(exc).__name__}
+            )
+            await msg.nack(delay=self.policy.delay_after(delivered))
+            return
+        log.warning(
+            "event dead-lettered",
+            extra={"consumer": durable, "stream_seq": stream_seq, "reason": reason},
+        )
+        self.dead_lettered += 1
+        await msg.reject()  # term(): never redelivered
+
+
+async def claim_inbox(session: AsyncSession, consumer: str, event_id: str) -> bool:
+    """Record the event as processed by `consumer`; False if it already was."""
+    values = {"consumer": consumer, "event_id": event_id, "processed_at": datetime.now(UTC)}
+    dialect = session.bind.dialect.name
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    stmt = insert(inbox).values(**values).on_conflict_do_nothing()
+    result = await session.execute(stmt)
+    return result.rowcount == 1

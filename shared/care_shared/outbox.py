@@ -1,0 +1,180 @@
+"""The outbox relay: publishes committed events to JetStream and then forgets them.
+
+- Woken right after a commit that wrote outbox rows; polling is only a safety net (and the
+  way a relay running in another process notices work).
+- Publishes in batches with `Nats-Msg-Id` = event id: a relay that dies after publishing and
+  before deleting its rows republishes them on restart, and JetStream drops the duplicates.
+- Continues the trace of the request that stored each event (its stored `traceparent`).
+- Retries with exponential backoff when NATS or the database is away.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+from collections.abc import Callable
+from datetime import datetime
+
+from nats.js import JetStreamContext
+from opentelemetry import propagate, trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
+from sqlalchemy import delete, func, select, update
+
+from care_shared.db import Database
+from care_shared.envelope import nats_subject, to_envelope
+from care_shared.eventstore import events, outbox
+from care_shared.tracing import context_from_traceparent
+
+log = logging.getLogger(__name__)
+
+# Fault injection for the crash tests: set to "kill_after_publish" and the relay SIGKILLs its
+# own process after JetStream acknowledged a batch and before the outbox rows are deleted.
+FAULT_ENV = "CARE_RELAY_FAULT"
+
+
+def envelope_bytes(source: str, row) -> bytes:  # noqa: ANN001
+    recorded_at: datetime = row.recorded_at
+    env = to_envelope(
+        event_id=row.event_id,
+        source=source,
+        type=row.type,
+        subject=row.subject,
+        time=recorded_at,
+        data=row.data,
+        sequence=row.version,
+        traceparent=row.meta.get("traceparent"),
+        clinicid=row.meta.get("clinicid"),
+    )
+    return env.model_dump_json(exclude_none=True).encode()
+
+
+class OutboxRelay:
+    def __init__(
+        self,
+        db: Database,
+        source: str,
+        jetstream: Callable[[], JetStreamContext],
+        *,
+        batch_size: int = 256,
+        poll_seconds: float = 1.0,
+        ack_timeout: float = 10.0,
+        tracer_provider: trace.TracerProvider | None = None,
+    ) -> None:
+        self.db = db
+        self.source = source
+        self._jetstream = jetstream
+        self.batch_size = batch_size
+        self.poll_seconds = poll_seconds
+        self.ack_timeout = ack_timeout
+        self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._tracer = trace.get_tracer("care.outbox", tracer_provider=tracer_provider)
+        self.published_total = 0
+        db.on_commit(self.wake)
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._wake.set()
+
+    async def run(self) -> None:
+        failures = 0
+        while not self._stopping.is_set():
+            self._wake.clear()
+            try:
+                published = await self.publish_pending()
+                failures = 0
+                if published >= self.batch_size:
+                    continue  # more is waiting
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                failures += 1
+                delay = min(0.2 * 2**failures, 10.0)
+                log.warning(
+                    "outbox relay failed; retrying",
+                    extra={"error": type(exc).__name__, "retry_in_s": delay},
+                )
+                await self._sleep(delay)
+                continue
+            await self._sleep(self.poll_seconds, wakeable=True)
+
+    async def _sleep(self, seconds: float, *, wakeable: bool = False) -> None:
+        waiter = self._wake if wakeable else self._stopping
+        try:
+            await asyncio.wait_for(waiter.wait(), timeout=seconds)
+        except TimeoutError:
+            pass
+
+    async def publish_pending(self) -> int:
+        """Publish one batch; returns how many rows it took."""
+        async with self.db.transaction() as session:
+            query = (
+                select(outbox.c.position, events)
+                .join(events, events.c.position == outbox.c.position)
+                .order_by(outbox.c.position)
+                .limit(self.batch_size)
+            )
+            if not self.db.is_sqlite:
+                # Several relays (replicas) share the outbox without publishing a row twice.
+                query = query.with_for_update(of=outbox, skip_locked=True)
+            rows = (await session.execute(query)).all()
+            if not rows:
+                return 0
+            js = self._jetstream()
+            pending = []
+            for row in rows:
+                subject = nats_subject(row.type, row.subject)
+                span = self._tracer.start_span(
+                    f"send {subject.split('.', 2)[0]}.{subject.split('.', 2)[1]}",
+                    context=context_from_traceparent(row.meta.get("traceparent")),
+                    kind=SpanKind.PRODUCER,
+                    attributes={
+                        "messaging.system": "nats",
+                        "messaging.operation.type": "send",
+                        "messaging.destination.name": subject,
+                        "messaging.message.id": row.event_id,
+                        "care.event.type": row.type,
+                    },
+                )
+                headers = {"Nats-Msg-Id": row.event_id}
+                propagate.inject(headers, context=trace.set_span_in_context(span))
+                future = await js.publish_async(
+                    subject, envelope_bytes(self.source, row), headers=headers
+                )
+                pending.append((row, span, future))
+            results = await asyncio.wait_for(
+                asyncio.gather(*(f for _, _, f in pending), return_exceptions=True),
+                timeout=self.ack_timeout,
+            )
+            done, failed = [], []
+            for (row, span, _), result in zip(pending, results, strict=True):
+                if isinstance(result, BaseException):
+                    span.set_status(Status(StatusCode.ERROR, type(result).__name__))
+                    failed.append((row, result))
+                else:
+                    done.append(row.position)
+                span.end()
+            if os.environ.get(FAULT_ENV) == "kill_after_publish":
+                os.kill(os.getpid(), signal.SIGKILL)
+            if done:
+                await session.execute(delete(outbox).where(outbox.c.position.in_(done)))
+            for row, error in failed:
+                await session.execute(
+                    update(outbox)
+                    .where(outbox.c.position == row.position)
+                    .values(attempts=outbox.c.attempts + 1, last_error=type(error).__name__)
+                )
+            self.published_total += len(done)
+        if failed:  # after the commit, so the published rows stay published
+            raise RuntimeError(f"{len(failed)} of {len(rows)} publishes failed")
+        return len(rows)
+
+    async def backlog(self) -> int:
+        async with self.db.read() as session:
+            return int((await session.execute(select(func.count()).select_from(outbox))).scalar_one())
+

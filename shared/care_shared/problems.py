@@ -1,0 +1,153 @@
+"""Errors a client can cause, typed, mapped to RFC 9457 problem+json in one place.
+
+Every problem names the field that failed (`field`, and `errors` for all of them). Values
+the client sent are never echoed back, since they may be clinical data.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger(__name__)
+
+PROBLEM_JSON = "application/problem+json"
+PROBLEM_BASE = "https://trd-care.example/problems/"
+
+
+class ProblemError(Exception):
+    status = 400
+    title = "Bad request"
+    slug = "bad-request"
+
+    def __init__(self, detail: str, *, field: str | None = None, **extra: Any) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.field = field
+        self.extra = extra
+
+    def body(self, instance: str | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "type": PROBLEM_BASE + self.slug,
+            "title": self.title,
+            "status": self.status,
+            "detail": self.detail,
+        }
+        if instance:
+            body["instance"] = instance
+        if self.field:
+            body["field"] = self.field
+            body["errors"] = [{"field": self.field, "detail": self.detail}]
+        body.update(self.extra)
+        return body
+
+
+class InvalidField(ProblemError):
+    status = 422
+    title = "Invalid field"
+    slug = "invalid-field"
+
+
+class NotFound(ProblemError):
+    status = 404
+    title = "Not found"
+    slug = "not-found"
+
+
+class Conflict(ProblemError):
+    status = 409
+    title = "Conflict"
+    slug = "conflict"
+
+
+class Unauthorized(ProblemError):
+    status = 401
+    title = "Unauthorized"
+    slug = "unauthorized"
+
+
+class IdempotencyKeyReused(ProblemError):
+    status = 422
+    title = "Idempotency-Key reused with a different request"
+    slug = "idempotency-key-reused"
+
+
+def problem_response(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def _field_name(loc: tuple[Any, ...]) -> str:
+    parts = [str(p) for p in loc]
+    if parts and parts[0] in {"body", "query", "path", "header"}:
+        parts = parts[1:]
+    return ".".join(parts) or "body"
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ProblemError)
+    async def _problem(request: Request, exc: ProblemError) -> JSONResponse:
+        headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthorized) else None
+        return problem_response(exc.status, exc.body(request.url.path), headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = exc.errors()
+        if any(e.get("type") == "json_invalid" for e in errors):
+            return problem_response(
+                400,
+                {
+                    "type": PROBLEM_BASE + "malformed-json",
+                    "title": "Malformed JSON",
+                    "status": 400,
+                    "detail": "The request body is not valid JSON.",
+                    "field": "body",
+                    "instance": request.url.path,
+                },
+            )
+        fields = [
+            {"field": _field_name(tuple(e.get("loc", ()))), "detail": e.get("msg", "invalid")}
+            for e in errors
+        ]
+        return problem_response(
+            422,
+            {
+                "type": PROBLEM_BASE + "invalid-field",
+                "title": "Invalid field",
+                "status": 422,
+                "detail": "; ".join(f"{f['field']}: {f['detail']}" for f in fields),
+                "field": fields[0]["field"] if fields else "body",
+                "errors": fields,
+                "instance": request.url.path,
+            },
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return problem_response(
+            exc.status_code,
+            {
+                "type": "about:blank",
+                "title": str(exc.detail),
+                "status": exc.status_code,
+                "instance": request.url.path,
+            },
+            getattr(exc, "headers", None),
+        )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.error("unhandled error", extra={"error": type(exc).__name__, "path": request.url.path})
+        return problem_response(
+            500,
+            {
+                "type": "about:blank",
+                "title": "Internal server error",
+                "status": 500,
+                "instance": request.url.path,
+            },
+        )

@@ -1,0 +1,210 @@
+"""What every service's composition root assembles: database, event store, broker with
+telemetry, consumers, outbox relay, and a FastAPI app with health, readiness, problem+json
+and clinic auth. Each service's `bootstrap.py` adds its own routes and handlers."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from fastapi import APIRouter, FastAPI, Request
+from faststream.nats import NatsBroker
+from faststream.nats.opentelemetry import NatsTelemetryMiddleware
+from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
+from opentelemetry.sdk.trace import TracerProvider
+from sqlalchemy import text
+
+from care_shared.auth import (
+    Clinic,
+    bearer_key,
+    clinic_for_key,
+    record_clinic_key,
+    record_patient_clinic,
+)
+from care_shared.clock import Clock, SystemClock
+from care_shared.consumer import ConsumerPolicy, EventConsumers
+from care_shared.contracts import EventData
+from care_shared.contracts.intake import ClinicKeyRotated, ClinicRegistered
+from care_shared.db import Database
+from care_shared.envelope import Envelope
+from care_shared.eventstore import EventStore
+from care_shared.migrations import current_revision, head_revision, migrate
+from care_shared.outbox import OutboxRelay
+from care_shared.problems import Unauthorized, install_problem_handlers, problem_response
+from care_shared.settings import ServiceSettings
+from care_shared.telemetry import build_tracer_provider, configure_logging
+from care_shared.topology import ensure_streams
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Runtime:
+    settings: ServiceSettings
+    source: str
+    migrations: Path
+    db: Database
+    store: EventStore
+    broker: NatsBroker
+    consumers: EventConsumers
+    relay: OutboxRelay
+    tracer_provider: TracerProvider
+    clock: Clock = field(default_factory=SystemClock)
+    head: str | None = None
+
+
+def build_runtime(
+    settings: ServiceSettings, *, source: str, migrations: Path, clock: Clock | None = None
+) -> Runtime:
+    configure_logging(settings)
+    tracer_provider = build_tracer_provider(settings)
+    db = Database(settings.database_url)
+    SQLAlchemyInstrumentor().instrument(engine=db.engine.sync_engine, tracer_provider=tracer_provider)
+    broker = NatsBroker(
+        settings.nats_url,
+        max_reconnect_attempts=-1,  # reconnect forever (nats-py gives up after ~2 min by default)
+        graceful_timeout=15.0,  # on shutdown, finish in-flight handlers before closing
+        middlewares=[NatsTelemetryMiddleware(tracer_provider=tracer_provider)],
+        logger=logging.getLogger(f"{settings.service_name}.broker"),
+    )
+    policy = ConsumerPolicy(
+        max_deliver=settings.consumer_max_deliver,
+        ack_wait_seconds=settings.consumer_ack_wait_seconds,
+        backoff_seconds=tuple(settings.consumer_backoff_seconds),
+        fetch_batch=settings.consumer_fetch_batch,
+    )
+    consumers = EventConsumers(settings.service_name, broker, db, policy)
+    relay = OutboxRelay(
+        db,
+        source,
+        lambda: broker.connection.jetstream(),
+        batch_size=settings.relay_batch_size,
+        poll_seconds=settings.relay_poll_seconds,
+        tracer_provider=tracer_provider,
+    )
+    return Runtime(
+        settings=settings,
+        source=source,
+        migrations=migrations,
+        db=db,
+        store=EventStore(),
+        broker=broker,
+        consumers=consumers,
+        relay=relay,
+        tracer_provider=tracer_provider,
+        clock=clock or SystemClock(),
+    )
+
+
+async def connect_broker(broker: NatsBroker, url: str) -> None:
+    """Wait for NATS at start-up, however long it takes: the service is not ready until then."""
+    delay = 0.2
+    while True:
+        try:
+            await broker.connect()
+            return
+        except Exception as exc:
+            log.warning("NATS not reachable yet", extra={"error": type(exc).__name__, "retry_in_s": delay})
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+
+def create_service_app(
+    runtime: Runtime,
+    *,
+    title: str,
+    description: str,
+    routers: Sequence[APIRouter] = (),
+) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await migrate(runtime.db, runtime.migrations)
+        runtime.head = head_revision(runtime.migrations)
+        await connect_broker(runtime.broker, runtime.settings.nats_url)
+        await ensure_streams(runtime.broker.connection.jetstream())
+        await runtime.broker.start()
+        relay_task = None
+        if runtime.settings.relay_enabled:
+            relay_task = asyncio.create_task(runtime.relay.run(), name="outbox-relay")
+        log.info("service started", extra={"service": runtime.settings.service_name})
+        try:
+            yield
+        finally:
+            if relay_task:
+                runtime.relay.stop()
+                await relay_task
+            await runtime.broker.stop()
+            await runtime.db.dispose()
+            runtime.tracer_provider.shutdown()
+
+    app = FastAPI(title=title, description=description, version="1.0.0", lifespan=lifespan)
+    app.state.runtime = runtime
+    install_problem_handlers(app)
+
+    @app.get("/healthz", tags=["operations"], summary="The process is alive")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["operations"], summary="Database, NATS and migrations are ready")
+    async def readyz():  # noqa: ANN202
+        checks: dict[str, str] = {}
+        try:
+            async with runtime.db.read() as session:
+                await session.execute(text("SELECT 1"))
+            checks["database"] = "ok"
+        except Exception as exc:
+            checks["database"] = type(exc).__name__
+        try:
+            revision = await current_revision(runtime.db)
+            checks["migrations"] = "ok" if revision and revision == runtime.head else f"at {revision}"
+        except Exception as exc:
+            checks["migrations"] = type(exc).__name__
+        try:
+            connected = runtime.broker.connection.is_connected
+        except Exception:
+            connected = False
+        checks["nats"] = "ok" if connected else "disconnected"
+        ready = all(v == "ok" for v in checks.values())
+        if ready:
+            return {"status": "ready", "checks": checks}
+        return problem_response(
+            503,
+            {"type": "about:blank", "title": "Not ready", "status": 503, "checks": checks},
+        )
+
+    for router in routers:
+        app.include_router(router)
+    FastAPIInstrumentor.instrument_app(
+        app, tracer_provider=runtime.tracer_provider, excluded_urls="healthz,readyz"
+    )
+    return app
+
+
+def runtime_of(request: Request) -> Runtime:
+    return request.app.state.runtime
+
+
+async def current_clinic(request: Request) -> Clinic:
+    """FastAPI dependency: the clinic whose API key signs this request."""
+    key = bearer_key(request)
+    async with runtime_of(request).db.read() as session:
+        clinic = await clinic_for_key(session, key)
+    if clinic is None:
+        raise Unauthorized("unknown or revoked API key", field="Authorization")
+    return clinic
+
+
+async def project_access(session, envelope: Envelope, payload: EventData) -> None:  # noqa: ANN001
+    """Keep this service's copy of clinic keys and patient ownership from intake's events."""
+    if isinstance(payload, ClinicRegistered):
+        await record_clinic_key(session, payload.clinic_id, payload.key_sha256, rotate=False)
+    elif isinstance(payload, ClinicKeyRotated):
+        await record_clinic_key(session, payload.clinic_id, payload.key_sha256, rotate=True)
+    patient_id = getattr(payload, "patient_id", None)
+    if patient_id and envelope.clinicid:
+        await record_patient_clinic(session, patient_id, envelope.clinicid)

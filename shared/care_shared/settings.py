@@ -1,0 +1,34 @@
+"""Settings from the environment: one pydantic-settings class per service, built on this."""
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ServiceSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=None, extra="ignore")
+
+    service_name: str = "care"
+    database_url: str = Field(
+        default="sqlite+aiosqlite:///var/care.db",
+        description="SQLAlchemy async URL: sqlite+aiosqlite:///path or postgresql+asyncpg://...",
+    )
+    nats_url: str = "nats://127.0.0.1:4222"
+    http_host: str = "127.0.0.1"
+    http_port: int = 8000
+
+    # The outbox relay runs inside the service unless it is run as its own process.
+    relay_enabled: bool = True
+    relay_batch_size: int = 256
+    relay_poll_seconds: float = 1.0  # safety net only: a commit wakes the relay at once
+
+    # Consumers: bounded redelivery with backoff, then the dead-letter subject.
+    consumer_max_deliver: int = 5
+    consumer_ack_wait_seconds: float = 30.0
+    consumer_backoff_seconds: list[float] = [0.5, 2.0, 5.0, 15.0]
+    consumer_fetch_batch: int = 16
+
+    # Telemetry: OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set; a JSON-lines span file for
+    # operators (and tests) when CARE_TRACE_FILE is set.
+    otel_exporter_otlp_endpoint: str | None = None
+    care_trace_file: str | None = None
+    log_level: str = "INFO"
