@@ -1,0 +1,1 @@
+pytest_plugins = ["care_shared.testing.fixtures"]

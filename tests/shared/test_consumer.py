@@ -1,0 +1,193 @@
+"""The consumer machinery on a real nats-server: inbox, redelivery, dead letters."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import nats
+import pytest
+from faststream.nats import NatsBroker
+from nats.js.api import ConsumerConfig, DeliverPolicy
+from sqlalchemy import func, select
+
+from care_shared.consumer import (
+    DLQ_CONSUMER,
+    DLQ_DELIVERIES,
+    DLQ_REASON,
+    ConsumerPolicy,
+    EventConsumers,
+    PoisonEvent,
+)
+from care_shared.db import Database, sqlite_url_for
+from care_shared.envelope import new_event_id
+from care_shared.migrations import migrate
+from care_shared.seen import record_seen, seen_events
+from care_shared.testing.nats_server import NatsServer
+from care_shared.testing.polling import eventually
+from care_shared.topology import ensure_streams
+
+MIGRATIONS = Path(__import__("pathway").__file__).parent / "migrations"
+POLICY = ConsumerPolicy(max_deliver=3, ack_wait_seconds=5, backoff_seconds=(0.05, 0.1), fetch_batch=8)
+
+
+def assessment(patient_id: str, *, event_id: str | None = None, type_: str = "care.intake.assessment-recorded.v1", data: dict | None = None) -> dict:
+    return {
+        "specversion": "1.0",
+        "id": event_id or new_event_id(),
+        "source": "/intake",
+        "type": type_,
+        "subject": patient_id,
+        "time": datetime.now(UTC).isoformat(),
+        "datacontenttype": "application/json",
+        "data": data
+        if data is not None
+        else {
+            "patient_id": patient_id,
+            "assessment_id": str(uuid.uuid4()),
+            "instrument": "PHQ-9",
+            "score": 14,
+            "taken_on": "2026-01-10",
+        },
+        "sequence": 2,
+        "clinicid": "clinic-1",
+    }
+
+
+class Harness:
+    def __init__(self, server: NatsServer, db: Database, patient_id: str) -> None:
+        self.server = server
+        self.db = db
+        self.patient_id = patient_id
+        self.service = f"t{uuid.uuid4().hex[:8]}"
+        self.calls: Counter[str] = Counter()
+        self.fail_times: dict[str, int] = {}
+        self.poison: set[str] = set()
+        self.broker = NatsBroker(server.url)
+        self.consumers = EventConsumers(self.service, self.broker, db, POLICY)
+        self.durable = self.consumers.subscribe("intake", "INTAKE", f"intake.*.{patient_id}", self.handle)
+
+    async def handle(self, session, envelope, payload) -> None:  # noqa: ANN001
+        self.calls[envelope.id] += 1
+        if envelope.id in self.poison:
+            raise PoisonEvent("assessment refers to no known trial")
+        if self.calls[envelope.id] <= self.fail_times.get(envelope.id, 0):
+            raise RuntimeError("database briefly away")
+        await record_seen(session, self.durable, envelope, payload.patient_id)
+
+    async def start(self) -> None:
+        await self.broker.connect()
+        await ensure_streams(self.broker.connection.jetstream())
+        await self.broker.start()
+
+    async def publish(self, body: bytes | dict, msg_id: str | None = None) -> None:
+        raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+        js = self.broker.connection.jetstream()
+        await js.publish(
+            f"intake.assessment-recorded.{self.patient_id}", raw, headers={"Nats-Msg-Id": msg_id or uuid.uuid4().hex}
+        )
+
+    async def effects(self, event_id: str) -> int:
+        async with self.db.read() as s:
+            return (
+                await s.execute(select(func.count()).select_from(seen_events).where(seen_events.c.event_id == event_id))
+            ).scalar_one()
+
+    async def dead_letters(self) -> list[nats.aio.msg.Msg]:
+        nc = await nats.connect(self.server.url)
+        try:
+            js = nc.jetstream()
+            sub = await js.pull_subscribe(
+                f"dlq.{self.durable}", durable=None, stream="DLQ", config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL)
+            )
+            try:
+                return await sub.fetch(100, timeout=0.5)
+            except nats.errors.TimeoutError:
+                return []
+        finally:
+            await nc.close()
+
+
+@pytest.fixture
+async def harness(nats_server: NatsServer, tmp_path: Path) -> AsyncIterator[Harness]:
+    db = Database(sqlite_url_for(tmp_path / "consumer.db"))
+    await migrate(db, MIGRATIONS)
+    h = Harness(nats_server, db, str(uuid.uuid4()))
+    await h.start()
+    yield h
+    await h.broker.stop()
+    await db.dispose()
+
+
+async def test_the_same_event_delivered_twice_has_one_effect(harness: Harness) -> None:
+    event = assessment(harness.patient_id)
+    # Two different message ids defeat JetStream's dedupe: only the inbox stands between us and a double effect.
+    await harness.publish(event, msg_id="first")
+    await harness.publish(event, msg_id="second")
+    await eventually(lambda: _async(harness.calls[event["id"]] >= 1 and harness.consumers.processed >= 2), what="both deliveries")
+    assert await harness.effects(event["id"]) == 1
+
+
+async def test_poison_messages_go_to_the_dead_letter_subject_and_the_consumer_keeps_going(harness: Harness) -> None:
+    pid = harness.patient_id
+    poison = {
+        b"{not json": "malformed JSON",
+        json.dumps({"specversion": "1.0", "id": "x"}).encode(): "invalid envelope",
+        json.dumps(assessment(pid, type_="care.intake.mystery-happened.v1")).encode(): "unknown event type",
+        json.dumps(assessment(pid, type_="care.intake.assessment-recorded.v9")).encode(): "understands up to v1",
+        json.dumps(assessment(pid, data={"patient_id": pid, "instrument": "PHQ-9"})).encode(): "failed validation",
+        b"x" * (300 * 1024): "too large",
+    }
+    for body in poison:
+        await harness.publish(body)
+    good = assessment(pid)
+    await harness.publish(good)
+
+    await eventually(lambda: harness.effects(good["id"]), what="the message after the poison to be processed")
+    letters = await eventually(
+        lambda: _len_at_least(harness.dead_letters(), len(poison)), what="every poison message in the DLQ"
+    )
+    reasons = [m.headers[DLQ_REASON] for m in letters]
+    for expected in poison.values():
+        assert any(expected in r for r in reasons), (expected, reasons)
+    assert all(m.headers[DLQ_CONSUMER] == harness.durable for m in letters)
+    assert {m.data for m in letters} == set(poison)  # the original bytes, for replay after a fix
+
+
+async def test_a_transient_failure_is_redelivered_with_backoff_and_acted_on_once(harness: Harness) -> None:
+    event = assessment(harness.patient_id)
+    harness.fail_times[event["id"]] = 2
+    await harness.publish(event)
+    await eventually(lambda: harness.effects(event["id"]), what="processing after two failures")
+    assert harness.calls[event["id"]] == 3
+    assert await harness.dead_letters() == []
+
+
+async def test_a_handler_that_never_succeeds_is_dead_lettered_after_the_last_delivery(harness: Harness) -> None:
+    stuck = assessment(harness.patient_id)
+    harness.fail_times[stuck["id"]] = 99
+    rejected = assessment(harness.patient_id)
+    harness.poison.add(rejected["id"])
+    await harness.publish(stuck)
+    await harness.publish(rejected)
+    letters = await eventually(lambda: _len_at_least(harness.dead_letters(), 2), what="both dead letters")
+    by_reason = {m.headers[DLQ_REASON]: m for m in letters}
+    assert any(r.startswith("failed after 3 deliveries: RuntimeError") for r in by_reason)
+    assert any("rejected by handler: assessment refers to no known trial" in r for r in by_reason)
+    assert harness.calls[stuck["id"]] == POLICY.max_deliver
+    assert harness.calls[rejected["id"]] == 1  # a poison verdict is not retried
+    assert [m.headers[DLQ_DELIVERIES] for m in letters if "failed after" in m.headers[DLQ_REASON]] == ["3"]
+    assert await harness.effects(stuck["id"]) == 0
+
+
+async def _async(value):  # noqa: ANN001, ANN202
+    return value
+
+
+async def _len_at_least(awaitable, n: int):  # noqa: ANN001, ANN202
+    items = await awaitable
+    return items if len(items) >= n else None
