@@ -1,0 +1,119 @@
+"""The outbox relay as a real process, killed with SIGKILL between JetStream's ack and the
+commit that forgets the published rows, then restarted."""
+
+from __future__ import annotations
+
+import json
+import signal
+import uuid
+from datetime import date
+from pathlib import Path
+
+import nats
+import pytest
+from nats.js.api import ConsumerConfig, DeliverPolicy
+from sqlalchemy import func, select
+
+from care_shared.contracts.intake import AssessmentRecorded
+from care_shared.db import Database, sqlite_url_for
+from care_shared.eventstore import EventStore, NewEvent, outbox
+from care_shared.migrations import migrate
+from care_shared.seen import seen_events
+from care_shared.testing.nats_server import NatsServer
+from care_shared.testing.polling import eventually
+from care_shared.testing.processes import ServiceProcess
+
+INTAKE_MIGRATIONS = Path(__import__("intake").__file__).parent / "migrations"
+PATIENTS, EVENTS_EACH, BATCH = 5, 10, 20
+
+
+async def append_assessments(db: Database) -> list[str]:
+    store = EventStore()
+    ids = []
+    for _ in range(PATIENTS):
+        patient_id = str(uuid.uuid4())
+        new = []
+        for i in range(EVENTS_EACH):
+            e = AssessmentRecorded(
+                patient_id=patient_id,
+                assessment_id=str(uuid.uuid4()),
+                instrument="PHQ-9",
+                score=10 + i,
+                taken_on=date(2026, 1, 1 + i),
+            )
+            new.append(NewEvent(e.event_type, patient_id, e.to_data(), meta={"clinicid": "clinic-1"}))
+        async with db.transaction() as s:
+            stored = await store.append(s, f"patient-{patient_id}", 0, new)
+        ids += [e.event_id for e in stored]
+    return ids
+
+
+async def stream_event_ids(url: str) -> list[str]:
+    nc = await nats.connect(url)
+    try:
+        js = nc.jetstream()
+        sub = await js.pull_subscribe("intake.>", durable=None, stream="INTAKE", config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL))
+        ids: list[str] = []
+        while True:
+            try:
+                msgs = await sub.fetch(200, timeout=0.5)
+            except nats.errors.TimeoutError:
+                return ids
+            ids += [json.loads(m.data)["id"] for m in msgs]
+    finally:
+        await nc.close()
+
+
+async def outbox_rows(db: Database) -> int:
+    async with db.read() as s:
+        return (await s.execute(select(func.count()).select_from(outbox))).scalar_one()
+
+
+@pytest.mark.e2e
+async def test_relay_sigkilled_after_publish_republishes_and_nothing_is_doubled(
+    own_nats: NatsServer, database_url: str, tmp_path: Path
+) -> None:
+    db = Database(database_url)
+    await migrate(db, INTAKE_MIGRATIONS)
+    event_ids = await append_assessments(db)  # committed; no relay has run yet
+    env = {"DATABASE_URL": database_url, "NATS_URL": own_nats.url, "RELAY_BATCH_SIZE": str(BATCH)}
+
+    pathway_db = sqlite_url_for(tmp_path / "pathway.db")
+    pathway = ServiceProcess("pathway", {"DATABASE_URL": pathway_db, "NATS_URL": own_nats.url}, tmp_path).start()
+    try:
+        pathway.wait_ready()
+
+        doomed = ServiceProcess("intake", {**env, "CARE_RELAY_FAULT": "kill_after_publish"}, tmp_path, command="relay").start()
+        assert doomed.wait_exit(timeout=60) == -signal.SIGKILL
+        published_before_crash = await stream_event_ids(own_nats.url)
+        assert len(published_before_crash) == BATCH
+        assert await outbox_rows(db) == len(event_ids)  # the crash lost the "published" mark
+
+        relay = ServiceProcess("intake", env, tmp_path, command="relay").start()
+        try:
+            await eventually(lambda: _zero(outbox_rows(db)), timeout=60, what="the outbox to drain")
+        finally:
+            relay.stop()
+
+        in_stream = await stream_event_ids(own_nats.url)
+        assert sorted(in_stream) == sorted(event_ids)  # every event, each exactly once
+
+        pathway_store = Database(pathway_db)
+        try:
+            async def acted_on() -> list:
+                async with pathway_store.read() as s:
+                    rows = (await s.execute(select(seen_events.c.event_id, func.count()).group_by(seen_events.c.event_id))).all()
+                return rows if len(rows) == len(event_ids) else None
+
+            rows = await eventually(acted_on, timeout=60, what="pathway to take in every event")
+            assert {r[0] for r in rows} == set(event_ids)
+            assert all(r[1] == 1 for r in rows)
+        finally:
+            await pathway_store.dispose()
+    finally:
+        pathway.stop()
+        await db.dispose()
+
+
+async def _zero(awaitable) -> bool:  # noqa: ANN001
+    return (await awaitable) == 0
