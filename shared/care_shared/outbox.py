@@ -19,6 +19,7 @@ from datetime import datetime
 
 from nats.js import JetStreamContext
 from opentelemetry import propagate, trace
+from opentelemetry.instrumentation.utils import suppress_instrumentation
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from sqlalchemy import delete, func, select, update
 
@@ -112,6 +113,12 @@ class OutboxRelay:
 
     async def publish_pending(self) -> int:
         """Publish one batch; returns how many rows it took."""
+        # The relay's own database work would otherwise add a stray root trace every poll;
+        # what operators follow is the publish span, which continues the request's trace.
+        with suppress_instrumentation():
+            return await self._publish_batch()
+
+    async def _publish_batch(self) -> int:
         async with self.db.transaction() as session:
             query = (
                 select(outbox.c.position, events)

@@ -36,6 +36,10 @@ class ServiceProcess:
     def trace_file(self) -> Path:
         return self.workdir / "traces" / f"{self.name}.jsonl"
 
+    def env_for_cli(self) -> dict[str, str]:
+        """The environment to run this service's operator commands against its database."""
+        return {**os.environ, **self.env}
+
     def start(self) -> ServiceProcess:
         env = {
             **os.environ,

@@ -1,0 +1,36 @@
+# TRD Care Network. `make run` and `make test` work on a fresh machine with Python 3.11+ and make.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PACKAGES := -e shared -e services/intake -e services/pathway -e services/referral -e services/notify
+
+.PHONY: run test lint install clean help
+
+help:
+	@echo "make run    set up .venv, start nats-server and the four services, print URLs and a demo key"
+	@echo "make test   the whole test suite (real nats-server, SQLite; PostgreSQL with TEST_DATABASE_URL)"
+	@echo "make lint   ruff"
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): $(BIN)/python constraints.txt requirements-dev.txt shared/pyproject.toml services/*/pyproject.toml
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt $(PACKAGES) -r requirements-dev.txt
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/python scripts/run.py
+
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+clean:
+	rm -rf var .pytest_cache
