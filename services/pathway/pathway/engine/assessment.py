@@ -1,0 +1,168 @@
+"""From facts to the assessment a clinician reads (DESIGN.md section 6 shape)."""
+
+from __future__ import annotations
+
+from pathway.engine import staging
+from pathway.engine import strategies as st
+from pathway.engine.adequacy import TrialReview, review
+from pathway.engine.facts import PatientFacts
+
+
+def urgency(facts: PatientFacts) -> tuple[str, str]:
+    """CLINICAL.md 5: item 9 >= 1 or flagged risk: urgent; item 9 = 3 or active intent:
+    emergency. Read from the latest assessment that assessed suicidality, so an unrelated
+    later event never lowers it."""
+    obs = facts.latest_suicidality
+    if obs is None:
+        return "routine", "no suicidality recorded"
+    where = f"assessment {obs.event_id} on {obs.taken_on.isoformat()}"
+    if obs.item9 == 3 or obs.suicide_risk == "active_intent":
+        return "emergency", f"PHQ-9 item 9 = 3 or active intent ({where})"
+    if (obs.item9 or 0) >= 1 or obs.suicide_risk in {"flagged", "active_intent"}:
+        return "urgent", f"PHQ-9 item 9 >= 1 or clinician-flagged risk ({where})"
+    return "routine", f"no suicidality at the latest check ({where})"
+
+
+def distinct_failed_trials(reviews: list[TrialReview]) -> int:
+    """Failed adequate antidepressant and combination trials of distinct agents."""
+    keys = {"+".join(sorted(r.agents)) for r in staging.failed_antidepressant_reviews(reviews)}
+    return len(keys)
+
+
+def in_remission(facts: PatientFacts, reviews: list[TrialReview]) -> str | None:
+    """The most recent evidence decides: the latest completed trial's outcome, or the latest
+    PHQ-9 taken after a trial started."""
+    completed = sorted((r for r in reviews if r.completed), key=lambda r: facts.trials[r.trial_id].ended_on)
+    last_trial = completed[-1] if completed else None
+    first_start = min((facts.trials[r.trial_id].started_on for r in reviews), default=None)
+    phq9 = facts.latest_phq9
+    if phq9 is not None and first_start is not None and phq9.taken_on >= first_start:
+        if last_trial is None or phq9.taken_on >= facts.trials[last_trial.trial_id].ended_on:
+            return f"latest PHQ-9 {phq9.score} < 5 on {phq9.taken_on.isoformat()}" if phq9.score < 5 else None
+    if last_trial is not None and last_trial.outcome == "remission":
+        return f"trial {last_trial.trial_id} ended in remission"
+    return None
+
+
+def status(facts: PatientFacts, reviews: list[TrialReview]) -> tuple[str, str]:
+    episode = facts.episode
+    if episode is None:
+        return "no_adequate_failure", "no episode recorded yet"
+    if episode.diagnosis != "mdd":
+        return "diagnosis_review", f"diagnosis revised to {episode.diagnosis}: off the unipolar TRD pathway"
+    remission = in_remission(facts, reviews)
+    if remission:
+        return "in_remission", remission
+    n = distinct_failed_trials(reviews)
+    if n == 0:
+        return "no_adequate_failure", "no failed adequate trial yet"
+    if n == 1:
+        return "inadequate_response", "1 failed adequate antidepressant trial"
+    assessment_date = facts.last_clinical_date or episode.onset_date
+    months = staging.whole_months(episode.onset_date, assessment_date)
+    failed_aug = any(r.kind == "augmentation" and r.failed_adequately for r in reviews)
+    if months > 12 and failed_aug:
+        return "chronic_resistant", f"TRD, episode {months} months, a failed adequate augmentation"
+    return "trd", f"{n} failed adequate trials of distinct antidepressant agents"
+
+
+def flags(facts: PatientFacts, reviews: list[TrialReview], urgency_level: str) -> list[dict]:
+    out = []
+    for r in reviews:
+        if r.failed_inadequately:
+            out.append({"flag": "pseudo_resistance", "trial_id": r.trial_id, "detail": "; ".join(r.missing)})
+        if r.early_intolerance:
+            out.append({"flag": "intolerance", "trial_id": r.trial_id, "detail": f"stopped after {r.duration_days} days for intolerance: not a failure (EU-PEARL)"})
+    for agent in st.unknown_agents(reviews):
+        out.append({"flag": "unknown_agent", "agent": agent, "detail": "not in the drug table: class and minimum dose unknown"})
+    if st.buspirone_recorded(reviews):
+        out.append({"flag": "buspirone_recorded", "detail": "buspirone augmentation is not evidence-based (Cochrane 2019: no benefit)"})
+    episode = facts.episode
+    if episode and episode.psychotic_features:
+        out.append({"flag": "psychotic_features", "detail": "ECT first-line (CANMAT 2016)"})
+    if urgency_level != "routine":
+        out.append({"flag": "suicidality", "detail": f"urgency {urgency_level}: crisis resources in every message"})
+    return out
+
+
+def referral_advice(level: str, status_name: str, episode, recs: list[st.Recommendation]) -> dict:  # noqa: ANN001
+    """CLINICAL.md 7. The capabilities name what the receiving clinic must offer."""
+    reasons, capabilities = [], []
+    if status_name in {"trd", "chronic_resistant"}:
+        reasons.append(f"status {status_name}")
+    if level in {"urgent", "emergency"}:
+        reasons.append(f"suicidality ({level})")
+    if episode is not None and episode.psychotic_features:
+        reasons.append("psychotic features")
+    if status_name == "diagnosis_review":
+        reasons.append("suspected bipolar disorder: diagnosis review")
+    if any(r.strategy in {"augment", "combine"} and r.options for r in recs):
+        reasons.append("combination or augmentation being considered (NICE NG222 1.9.9)")
+    if reasons:
+        capabilities.append("mood_disorder_clinic")
+        if any(r.strategy == "ect" and r.options and r.rationale.endswith("ECT is first-line") for r in recs):
+            capabilities.append("ect")
+        if any(r.strategy == "specialised_centre" for r in recs):
+            capabilities.append("clinical_trials")
+    return {"advised": bool(reasons), "capabilities": capabilities, "reasons": reasons}
+
+
+def assess(facts: PatientFacts) -> dict:
+    episode = facts.episode
+    trials = facts.episode_trials()
+    reviews = [review(t) for t in trials]
+    status_name, status_reason = status(facts, reviews)
+    level, level_reason = urgency(facts)
+    assessment_date = facts.last_clinical_date or (episode.onset_date if episode else None)
+    thase = staging.thase_rush(reviews)
+    stages = {
+        "thase_rush": thase,
+        "maudsley": staging.maudsley(episode, reviews, assessment_date) if episode else None,
+        "mgh": staging.mgh(
+            reviews,
+            {t.trial_id: (t.agents[0].dose_mg_per_day if len(t.agents) == 1 else None) for t in trials},
+            {t.trial_id: t.max_dose_mg_per_day for t in trials},
+        ),
+    }
+    situation = st.Situation(
+        status=status_name,
+        reviews=reviews,
+        failed_classes=staging.failed_classes(reviews),
+        failed_agents=staging.failed_agents(reviews),
+        thase_rush_stage=thase["stage"],
+        psychotic_features=bool(episode and episode.psychotic_features),
+        severe=bool(episode and staging.severity_of(episode)[0] == "severe"),
+        suicidality=level != "routine",
+    )
+    recs: list[st.Recommendation] = []
+    if status_name == "in_remission":
+        recs.append(st.Recommendation("continue_and_monitor", ["continue the treatment that worked", "monitor for relapse"], status_reason, "NICE NG222 (preventing relapse)", "primary_care"))
+    else:
+        first = st.ect_first(situation)
+        if first:
+            recs.append(first)
+        if status_name == "diagnosis_review":
+            recs.append(st.Recommendation("diagnosis_review", ["bipolar assessment in a mood disorder clinic"], status_reason, "CLINICAL.md 1; CANMAT 2023", "mood_disorder_clinic"))
+        else:
+            recs += st.optimise(situation)
+            recs += st.pseudo_resistance_checks(situation)
+            recs += st.after_one_failure(situation)
+            recs += st.trd_strategies(situation)
+            recs += st.advanced(situation)
+    recs.append(st.lifestyle())
+    return {
+        "patient_id": facts.patient_id,
+        "episode_id": facts.current_episode_id,
+        "status": status_name,
+        "status_reason": status_reason,
+        "urgency": level,
+        "urgency_reason": level_reason,
+        "failed_adequate_trials": distinct_failed_trials(reviews),
+        "stages": stages,
+        "trials": [r.to_json() for r in reviews],
+        "flags": flags(facts, reviews, level),
+        "recommendations": [r.to_json(i + 1) for i, r in enumerate(recs)],
+        "referral": referral_advice(level, status_name, episode, recs),
+        "assessment_date": assessment_date.isoformat() if assessment_date else None,
+        "as_of_event": facts.as_of_event,
+    }
