@@ -82,6 +82,18 @@ async def test_a_trial_completion_reaches_pathway_referral_and_notify_in_one_tra
         pid = patient["id"]
         await post(f"/v1/patients/{pid}/episodes", {"onset_date": "2025-06-01", "severity": "severe", "diagnosis": "mdd"})
         trial = await post(f"/v1/patients/{pid}/trials", {"kind": "antidepressant", "agent": "escitalopram", "dose_mg_per_day": 20, "started_on": "2025-07-01"})
+
+        async def assessment() -> dict | None:
+            r = await http.get(f"{network.url('pathway')}/v1/patients/{pid}/assessment", headers=auth)
+            return r.json() if r.status_code == 200 else None
+
+        async def assessment_as_of(event_id: str) -> dict | None:
+            a = await assessment()
+            return a if a and a["as_of_event"] == event_id else None
+
+        # A clinic's next step comes after pathway has taken in the last one, as in practice,
+        # so the completion's own trace carries pathway's reaction to it.
+        await eventually(lambda: assessment_as_of(trial["event_id"]), timeout=30, what="pathway to take in the trial")
         r = await http.post(
             f"{intake}/v1/patients/{pid}/trials/{trial['id']}/completion",
             json={"ended_on": "2025-09-01", "max_dose_mg_per_day": 20, "adherence_pct": 95, "outcome": "no_response"},
@@ -89,6 +101,8 @@ async def test_a_trial_completion_reaches_pathway_referral_and_notify_in_one_tra
         )
         assert r.status_code == 201, r.text
         completed = r.json()["event_id"]
+        first = await eventually(lambda: assessment_as_of(completed), timeout=30, what="pathway's assessment of the completion")
+        assert first["status"] == "inadequate_response"
 
         async def seen(service: str) -> list[dict]:
             r = await http.get(f"{network.url(service)}/v1/patients/{pid}/seen", headers=auth)
@@ -144,3 +158,48 @@ async def test_a_trial_completion_reaches_pathway_referral_and_notify_in_one_tra
 async def _try_post(http: httpx.AsyncClient, url: str, auth: dict, body: dict) -> dict | None:
     r = await http.post(url, json=body, headers=auth)
     return r.json() if r.status_code == 201 else None
+
+
+async def test_two_failed_adequate_trials_of_different_classes_make_trd_with_stages_and_referral(network: Network) -> None:
+    """Issue 3, done when: status trd, Thase-Rush II, the Maudsley score and band, the MGH score
+    and an advised referral, on real servers, within a deadline."""
+    key = network.add_clinic("TRD clinic")
+    auth = {"Authorization": f"Bearer {key}"}
+    async with httpx.AsyncClient(timeout=10) as http:
+        intake, pathway = network.url("intake"), network.url("pathway")
+        patient = await eventually(lambda: _try_post(http, f"{intake}/v1/patients", auth, {"external_id": "trd-1", "birth_year": 1970, "sex": "male", "timezone": "Europe/London"}), what="intake to accept the new clinic")
+        pid = patient["id"]
+        steps = [
+            ("episodes", {"onset_date": "2024-01-10", "severity": "severe", "diagnosis": "mdd"}),
+            ("trials", {"kind": "antidepressant", "agent": "sertraline", "dose_mg_per_day": 100, "started_on": "2024-02-01"}),
+            ("complete", {"ended_on": "2024-03-15", "adherence_pct": 90, "outcome": "no_response"}),
+            ("trials", {"kind": "antidepressant", "agent": "venlafaxine", "dose_mg_per_day": 150, "started_on": "2024-03-20"}),
+            ("complete", {"ended_on": "2024-05-20", "max_dose_mg_per_day": 225, "adherence_pct": 85, "outcome": "partial_response"}),
+        ]
+        trial_id = None
+        for kind, body in steps:
+            path = f"/v1/patients/{pid}/trials/{trial_id}/completion" if kind == "complete" else f"/v1/patients/{pid}/{kind}"
+            r = await http.post(f"{intake}{path}", json=body, headers=auth)
+            assert r.status_code == 201, r.text
+            if kind == "trials":
+                trial_id = r.json()["id"]
+        last_event = r.json()["event_id"]
+
+        async def assessed() -> dict | None:
+            r = await http.get(f"{pathway}/v1/patients/{pid}/assessment", headers=auth)
+            return r.json() if r.status_code == 200 and r.json()["as_of_event"] == last_event else None
+
+        a = await eventually(assessed, timeout=30, what="pathway's assessment of the second failure")
+        assert a["status"] == "trd"
+        assert a["failed_adequate_trials"] == 2
+        assert a["stages"]["thase_rush"]["stage"] == 2  # SSRI and SNRI
+        # 4 months (1) + severe without psychotic features (4) + 2 failed agents (1) = 6: mild
+        assert (a["stages"]["maudsley"]["score"], a["stages"]["maudsley"]["band"]) == (6, "mild")
+        assert a["stages"]["mgh"]["score"] == 2.5  # 1 + 1, + 0.5 for venlafaxine raised to 225 mg
+        assert a["referral"]["advised"] is True
+        assert "mood_disorder_clinic" in a["referral"]["capabilities"]
+        assert {r["strategy"] for r in a["recommendations"]} >= {"augment", "combine", "esketamine_or_ketamine", "rtms", "ect"}
+
+        history = (await http.get(f"{pathway}/v1/patients/{pid}/assessment/history", headers=auth)).json()
+        assert [h["assessment"]["status"] for h in history][-1] == "trd"
+        assert len({h["as_of_event"] for h in history}) == len(history)  # one change per changing event

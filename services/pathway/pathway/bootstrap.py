@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from care_shared.clock import Clock
 from care_shared.seen import seen_router
 from care_shared.service import Runtime, build_runtime, create_service_app, current_clinic, runtime_of
+from pathway import api
 from pathway.handlers import IntakeEventHandler
 from pathway.settings import PathwaySettings
 
@@ -25,6 +26,10 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
     return create_service_app(
         runtime or make_runtime(),
         title="TRD Care Network: pathway",
-        description="Each patient's TRD status, staging and recommended next strategies, with reasons.",
-        routers=[seen_router(current_clinic, runtime_of)],
+        description=(
+            "Each patient's TRD status, staging (Thase-Rush, Maudsley, MGH), urgency and recommended "
+            "next strategies, with the reasons and evidence behind every field, computed from intake's "
+            "events by the rules in CLINICAL.md. Decision support: it never prescribes."
+        ),
+        routers=[api.router, seen_router(current_clinic, runtime_of)],
     )

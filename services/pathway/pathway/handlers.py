@@ -1,27 +1,70 @@
-"""pathway's event handlers: load, decide, append.
-
-The clinical engine (CLINICAL.md) lands with issue 3. Until then the assessment is what the
-service can honestly say: which intake facts it has taken in, as of which event. It is
-stored and published as `assessment-changed`, so the referral and notify services already
-receive pathway's events through the real outbox and consumers.
-"""
+"""pathway's event handler: load the patient's projection, take the event in, and when the
+assessment changed, append `assessment-changed` (published through the outbox)."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from care_shared.consumer import PoisonEvent
 from care_shared.contracts import EventData
 from care_shared.contracts.pathway import AssessmentChanged
 from care_shared.envelope import Envelope
 from care_shared.eventstore import EventStore, NewEvent
 from care_shared.seen import record_seen
 from care_shared.service import project_access
+from pathway.engine import PatientFacts
+from pathway.projection import PatientProjection, same_assessment
+from pathway.tables import patient_assessments
 
 CONSUMER = "pathway-intake"
 
 
 def assessment_stream(patient_id: str) -> str:
     return f"assessment-{patient_id}"
+
+
+class ProjectionChanged(Exception):
+    """Another replica updated this patient first: redeliver and take the event in again."""
+
+
+async def load_projection(session: AsyncSession, patient_id: str) -> tuple[PatientProjection, dict | None, int | None]:
+    row = (
+        await session.execute(sa.select(patient_assessments).where(patient_assessments.c.patient_id == patient_id))
+    ).first()
+    if row is None:
+        return PatientProjection.new(patient_id), None, None
+    return PatientProjection(PatientFacts.from_json(row.facts), dict(row.pending)), row.assessment, row.row_version
+
+
+async def save_projection(
+    session: AsyncSession,
+    projection: PatientProjection,
+    assessment: dict | None,
+    clinic_id: str | None,
+    row_version: int | None,
+) -> None:
+    values = {
+        "clinic_id": clinic_id,
+        "applied_through": projection.facts.applied_through,
+        "facts": projection.facts.to_json(),
+        "pending": projection.pending,
+        "assessment": assessment,
+        "updated_at": datetime.now(UTC),
+    }
+    pid = projection.facts.patient_id
+    if row_version is None:
+        await session.execute(sa.insert(patient_assessments).values(patient_id=pid, row_version=1, **values))
+        return
+    result = await session.execute(
+        sa.update(patient_assessments)
+        .where(patient_assessments.c.patient_id == pid, patient_assessments.c.row_version == row_version)
+        .values(row_version=row_version + 1, **values)
+    )
+    if result.rowcount != 1:
+        raise ProjectionChanged(pid)
 
 
 class IntakeEventHandler:
@@ -33,24 +76,30 @@ class IntakeEventHandler:
         patient_id = getattr(payload, "patient_id", None)
         if patient_id is None:
             return  # clinic events: access only
+        if envelope.sequence is None:
+            raise PoisonEvent(f"intake event {envelope.id} has no stream sequence")
         await record_seen(session, CONSUMER, envelope, patient_id)
+
+        projection, previous, row_version = await load_projection(session, patient_id)
+        if not projection.add(envelope.sequence, envelope.id, envelope.type, envelope.data):
+            await save_projection(session, projection, previous, envelope.clinicid, row_version)
+            return
+        assessment = projection.assessment()
+        await save_projection(session, projection, assessment, envelope.clinicid, row_version)
+        if same_assessment(previous, assessment):
+            return
+        data = {"patient_id": patient_id, "as_of_event": assessment["as_of_event"], "assessment": assessment}
+        AssessmentChanged.model_validate(data)  # what we publish must meet our own contract
         stream = assessment_stream(patient_id)
-        previous = await self.store.read_stream(session, stream)
-        facts = len(previous) + 1
-        changed = AssessmentChanged(
-            patient_id=patient_id,
-            as_of_event=envelope.id,
-            assessment={"engine": "pending", "facts_received": facts, "last_fact": envelope.type},
-        )
         await self.store.append(
             session,
             stream,
-            len(previous),
+            await self.store.current_version(session, stream),
             [
                 NewEvent(
-                    type=changed.event_type,
+                    type=AssessmentChanged.event_type,
                     subject=patient_id,
-                    data=changed.to_data(),
+                    data=data,
                     meta={"clinicid": envelope.clinicid, "causationid": envelope.id},
                 )
             ],

@@ -1,0 +1,54 @@
+"""Applying intake events to a patient's facts in stream order, whatever order they arrive in.
+
+JetStream does not promise per-patient order to a shared durable consumer, so each event is
+placed by its stream `sequence`: applied if it is the next one, held in `pending` if it came
+early (until the gap fills), ignored if already applied. The result therefore depends only
+on the set of events, never on delivery order or duplicates. A gap that never fills (an
+event dead-lettered upstream) holds the assessment at the last complete point, and says so.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from care_shared.contracts import decode
+from pathway.engine import PatientFacts, apply, assess
+
+
+@dataclass
+class PatientProjection:
+    facts: PatientFacts
+    pending: dict[str, dict[str, Any]]  # sequence (as str, for JSON) -> {event_id, type, data}
+
+    @classmethod
+    def new(cls, patient_id: str) -> PatientProjection:
+        return cls(PatientFacts.empty(patient_id), {})
+
+    def add(self, sequence: int, event_id: str, event_type: str, data: dict[str, Any]) -> bool:
+        """Take in one event; True if any event was applied."""
+        if sequence <= self.facts.applied_through or str(sequence) in self.pending:
+            return False  # already applied or already waiting: a duplicate
+        self.pending[str(sequence)] = {"event_id": event_id, "type": event_type, "data": data}
+        applied = False
+        while (nxt := str(self.facts.applied_through + 1)) in self.pending:
+            item = self.pending.pop(nxt)
+            apply(self.facts, decode(item["type"], item["data"]), event_id=item["event_id"], sequence=int(nxt))
+            self.facts.applied_through = int(nxt)  # also for events with no clinical content
+            applied = True
+        return applied
+
+    @property
+    def waiting_for(self) -> int | None:
+        return self.facts.applied_through + 1 if self.pending else None
+
+    def assessment(self) -> dict[str, Any]:
+        return assess(self.facts)
+
+
+def same_assessment(a: dict[str, Any] | None, b: dict[str, Any] | None) -> bool:
+    """Equal in everything a clinician reads (the event it is as of does not count)."""
+    if a is None or b is None:
+        return a is b
+    strip = lambda x: {k: v for k, v in x.items() if k != "as_of_event"}  # noqa: E731
+    return strip(a) == strip(b)
