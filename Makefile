@@ -6,11 +6,12 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PACKAGES := -e shared -e services/intake -e services/pathway -e services/referral -e services/notify
 
-.PHONY: run test lint install clean help
+.PHONY: run test bench lint install clean help
 
 help:
 	@echo "make run    set up .venv, start nats-server and the four services, print URLs and a demo key"
 	@echo "make test   the whole test suite (real nats-server, SQLite; PostgreSQL with TEST_DATABASE_URL)"
+	@echo "make bench  benchmarks; a JSON report under bench/results/"
 	@echo "make lint   ruff"
 
 $(BIN)/python:
@@ -28,6 +29,9 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(BIN)/python bench/bench_pathway.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -6,6 +6,7 @@ commit that wrote outbox rows is done, so publishing needs no polling on the hap
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -16,6 +17,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 OUTBOX_WRITTEN = "outbox_written"
+READ_ONLY = "care_read_only"
 
 
 def normalise_url(url: str) -> str:
@@ -32,6 +34,7 @@ class Database:
         self.url = normalise_url(url)
         self.is_sqlite = self.url.startswith("sqlite")
         self._commit_listeners: list[Callable[[], None]] = []
+        self._write_lock = asyncio.Lock()
         if self.is_sqlite:
             path = make_url(self.url).database
             if path and path != ":memory:":
@@ -56,7 +59,7 @@ class Database:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
-        async with self.sessionmaker() as session:
+        async with self._writer(), self.sessionmaker() as session:
             async with session.begin():
                 yield session
             if session.info.pop(OUTBOX_WRITTEN, False):
@@ -66,7 +69,19 @@ class Database:
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
         async with self.sessionmaker() as session:
+            if self.is_sqlite:
+                await session.connection(execution_options={READ_ONLY: True})
             yield session
+
+    @asynccontextmanager
+    async def _writer(self) -> AsyncIterator[None]:
+        # SQLite has one writer. Queue this process's writers on a lock, which wakes the
+        # next at once, rather than in SQLite's busy handler, which sleeps and retries.
+        if not self.is_sqlite:
+            yield
+            return
+        async with self._write_lock:
+            yield
 
     async def dispose(self) -> None:
         await self.engine.dispose()
@@ -88,7 +103,8 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _begin(conn):  # noqa: ANN001
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        read_only = conn.get_execution_options().get(READ_ONLY, False)
+        conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
 
 def sqlite_url_for(path: str | os.PathLike[str]) -> str:
