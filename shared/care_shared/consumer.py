@@ -37,6 +37,7 @@ from care_shared.contracts import (
 from care_shared.db import Database
 from care_shared.envelope import Envelope, EnvelopeError, parse_envelope
 from care_shared.eventstore import inbox
+from care_shared.metrics import ServiceMetrics
 from care_shared.topology import dlq_subject
 
 log = logging.getLogger(__name__)
@@ -71,9 +72,17 @@ class EventConsumers:
     """Registers a service's durable consumers on its broker."""
 
     def __init__(
-        self, service: str, broker: NatsBroker, db: Database, policy: ConsumerPolicy
+        self,
+        service: str,
+        broker: NatsBroker,
+        db: Database,
+        policy: ConsumerPolicy,
+        metrics: ServiceMetrics | None = None,
     ) -> None:
         self.service = service
+        self.metrics = metrics or ServiceMetrics(service)
+        self.streams: dict[str, str] = {}
+        self.subjects: dict[str, str] = {}
         self.broker = broker
         self.db = db
         self.policy = policy
@@ -84,6 +93,8 @@ class EventConsumers:
     def subscribe(self, purpose: str, stream: str, subject: str, handler: Handler) -> str:
         durable = f"{self.service}-{purpose}"
         self.durables.append(durable)
+        self.streams[durable] = stream
+        self.subjects[durable] = subject
         policy = self.policy
 
         @self.broker.subscriber(
@@ -119,10 +130,15 @@ class EventConsumers:
             return
         try:
             async with self.db.transaction() as session:
-                if await claim_inbox(session, durable, envelope.id):
+                first_time = await claim_inbox(session, durable, envelope.id)
+                if first_time:
                     await handler(session, envelope, payload)
             await msg.ack()
             self.processed += 1
+            if first_time:
+                self.metrics.events_consumed.labels(durable, envelope.type).inc()
+            else:
+                self.metrics.events_duplicate.labels(durable).inc()
         except PoisonEvent as exc:
             await self._dead_letter(msg, durable, f"rejected by handler: {exc}", delivered)
         except Exception as exc:
@@ -139,7 +155,16 @@ class EventConsumers:
                         "delivered": delivered,
                     },
                 )
+                self.metrics.events_redelivered.labels(durable).inc()
                 await msg.nack(delay=self.policy.delay_after(delivered))
+
+    async def refresh_lag(self) -> None:
+        """Consumer lag and pending acks, asked of JetStream at scrape time."""
+        js = self.broker.connection.jetstream()
+        for durable, stream in self.streams.items():
+            info = await js.consumer_info(stream, durable)
+            self.metrics.consumer_pending.labels(durable).set(info.num_pending or 0)
+            self.metrics.consumer_ack_pending.labels(durable).set(info.num_ack_pending or 0)
 
     async def _dead_letter(
         self, msg: NatsMessage, durable: str, reason: str, delivered: int
@@ -170,6 +195,7 @@ class EventConsumers:
             extra={"consumer": durable, "stream_seq": stream_seq, "reason": reason},
         )
         self.dead_lettered += 1
+        self.metrics.events_dead_lettered.labels(durable).inc()
         await msg.reject()  # term(): never redelivered
 
 

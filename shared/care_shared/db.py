@@ -17,6 +17,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 OUTBOX_WRITTEN = "outbox_written"
+APPENDED_TYPES = "appended_types"
 READ_ONLY = "care_read_only"
 
 
@@ -33,7 +34,7 @@ class Database:
     def __init__(self, url: str, *, echo: bool = False) -> None:
         self.url = normalise_url(url)
         self.is_sqlite = self.url.startswith("sqlite")
-        self._commit_listeners: list[Callable[[], None]] = []
+        self._commit_listeners: list[Callable[[list[str]], None]] = []
         self._write_lock = asyncio.Lock()
         if self.is_sqlite:
             path = make_url(self.url).database
@@ -53,8 +54,9 @@ class Database:
     def dialect(self) -> str:
         return self.engine.dialect.name
 
-    def on_commit(self, listener: Callable[[], None]) -> None:
-        """Call `listener` after every commit that wrote outbox rows (the relay's wake-up)."""
+    def on_commit(self, listener: Callable[[list[str]], None]) -> None:
+        """Call `listener(event types)` after every commit that appended events (the relay's
+        wake-up, the appended-events metric)."""
         self._commit_listeners.append(listener)
 
     @asynccontextmanager
@@ -62,9 +64,10 @@ class Database:
         async with self._writer(), self.sessionmaker() as session:
             async with session.begin():
                 yield session
-            if session.info.pop(OUTBOX_WRITTEN, False):
+            appended = session.info.pop(APPENDED_TYPES, [])
+            if session.info.pop(OUTBOX_WRITTEN, False) or appended:
                 for listener in self._commit_listeners:
-                    listener()
+                    listener(appended)
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:

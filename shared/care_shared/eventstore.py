@@ -33,7 +33,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from care_shared.db import OUTBOX_WRITTEN
+from care_shared.db import APPENDED_TYPES, OUTBOX_WRITTEN
 from care_shared.envelope import new_event_id
 from care_shared.tracing import current_traceparent
 
@@ -192,6 +192,7 @@ class EventStore:
             raise ConcurrencyError(stream_id, expected_version) from exc
         if publish and stored:
             session.info[OUTBOX_WRITTEN] = True
+        session.info.setdefault(APPENDED_TYPES, []).extend(e.type for e in stored)
         return stored
 
     async def read_stream(

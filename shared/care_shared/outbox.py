@@ -26,6 +26,7 @@ from sqlalchemy import delete, func, select, update
 from care_shared.db import Database
 from care_shared.envelope import nats_subject, to_envelope
 from care_shared.eventstore import events, outbox
+from care_shared.metrics import ServiceMetrics
 from care_shared.tracing import context_from_traceparent
 
 log = logging.getLogger(__name__)
@@ -62,6 +63,7 @@ class OutboxRelay:
         poll_seconds: float = 1.0,
         ack_timeout: float = 10.0,
         tracer_provider: trace.TracerProvider | None = None,
+        metrics: ServiceMetrics | None = None,
     ) -> None:
         self.db = db
         self.source = source
@@ -73,9 +75,10 @@ class OutboxRelay:
         self._stopping = asyncio.Event()
         self._tracer = trace.get_tracer("care.outbox", tracer_provider=tracer_provider)
         self.published_total = 0
+        self.metrics = metrics
         db.on_commit(self.wake)
 
-    def wake(self) -> None:
+    def wake(self, _appended: list[str] | None = None) -> None:
         self._wake.set()
 
     def stop(self) -> None:
@@ -165,6 +168,8 @@ class OutboxRelay:
                     failed.append((row, result))
                 else:
                     done.append(row.position)
+                    if self.metrics:
+                        self.metrics.events_published.labels(row.type).inc()
                 span.end()
             if os.environ.get(FAULT_ENV) == "kill_after_publish":
                 os.kill(os.getpid(), signal.SIGKILL)

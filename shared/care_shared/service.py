@@ -11,14 +11,16 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request, Response
 from faststream.nats import NatsBroker
 from faststream.nats.opentelemetry import NatsTelemetryMiddleware
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
 from opentelemetry.sdk.trace import TracerProvider
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
+from care_shared.asyncapi import asyncapi_document
 from care_shared.auth import (
     Clinic,
     bearer_key,
@@ -33,6 +35,7 @@ from care_shared.contracts.intake import ClinicKeyRotated, ClinicRegistered
 from care_shared.db import Database
 from care_shared.envelope import Envelope
 from care_shared.eventstore import EventStore
+from care_shared.metrics import HttpMetricsMiddleware, ServiceMetrics
 from care_shared.migrations import current_revision, head_revision, migrate
 from care_shared.outbox import OutboxRelay
 from care_shared.problems import Unauthorized, install_problem_handlers, problem_response
@@ -54,6 +57,7 @@ class Runtime:
     consumers: EventConsumers
     relay: OutboxRelay
     tracer_provider: TracerProvider
+    metrics: ServiceMetrics
     clock: Clock = field(default_factory=SystemClock)
     head: str | None = None
 
@@ -78,7 +82,9 @@ def build_runtime(
         backoff_seconds=tuple(settings.consumer_backoff_seconds),
         fetch_batch=settings.consumer_fetch_batch,
     )
-    consumers = EventConsumers(settings.service_name, broker, db, policy)
+    metrics = ServiceMetrics(settings.service_name)
+    db.on_commit(lambda types: [metrics.events_appended.labels(t).inc() for t in types])
+    consumers = EventConsumers(settings.service_name, broker, db, policy, metrics)
     relay = OutboxRelay(
         db,
         source,
@@ -86,7 +92,13 @@ def build_runtime(
         batch_size=settings.relay_batch_size,
         poll_seconds=settings.relay_poll_seconds,
         tracer_provider=tracer_provider,
+        metrics=metrics,
     )
+
+    async def refresh_backlog() -> None:
+        metrics.outbox_backlog.set(await relay.backlog())
+
+    metrics.refreshers += [refresh_backlog, consumers.refresh_lag]
     return Runtime(
         settings=settings,
         source=source,
@@ -97,6 +109,7 @@ def build_runtime(
         consumers=consumers,
         relay=relay,
         tracer_provider=tracer_provider,
+        metrics=metrics,
         clock=clock or SystemClock(),
     )
 
@@ -177,8 +190,19 @@ def create_service_app(
             {"type": "about:blank", "title": "Not ready", "status": 503, "checks": checks},
         )
 
+    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics")
+    async def metrics() -> Response:
+        await runtime.metrics.refresh()
+        return Response(generate_latest(runtime.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/asyncapi.json", tags=["operations"], summary="AsyncAPI 3.0 document of this service's events")
+    async def asyncapi() -> dict:
+        subscriptions = {d: s for d, s in runtime.consumers.subjects.items()}
+        return asyncapi_document(runtime.settings.service_name, f"{title}: events", subscriptions)
+
     for router in routers:
         app.include_router(router)
+    app.add_middleware(HttpMetricsMiddleware, metrics=runtime.metrics)
     FastAPIInstrumentor.instrument_app(
         app, tracer_provider=runtime.tracer_provider, excluded_urls="healthz,readyz"
     )

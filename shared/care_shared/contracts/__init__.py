@@ -77,5 +77,6 @@ def registered_types() -> list[str]:
 
 # Import the modules that register types, so any importer sees the whole language.
 from care_shared.contracts import intake as intake  # noqa: E402
+from care_shared.contracts import notify as notify  # noqa: E402
 from care_shared.contracts import pathway as pathway  # noqa: E402
 from care_shared.contracts import referral as referral  # noqa: E402

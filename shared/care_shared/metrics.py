@@ -1,0 +1,77 @@
+"""Prometheus metrics on `/metrics`: one registry per service runtime (so several runtimes in
+one test process keep apart). Labels carry routes, event types and consumer names, never ids."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+
+class ServiceMetrics:
+    def __init__(self, service: str) -> None:
+        self.service = service
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.http_requests = Counter("care_http_requests", "HTTP requests", ["method", "route", "status"], registry=r)
+        self.http_latency = Histogram(
+            "care_http_request_duration_seconds",
+            "HTTP request latency",
+            ["method", "route"],
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+            registry=r,
+        )
+        self.events_appended = Counter("care_events_appended", "Events appended to this service's store", ["type"], registry=r)
+        self.events_published = Counter("care_events_published", "Events the outbox relay published", ["type"], registry=r)
+        self.events_consumed = Counter("care_events_consumed", "Events handled and acknowledged", ["consumer", "type"], registry=r)
+        self.events_duplicate = Counter("care_events_duplicate", "Events skipped by the inbox as already handled", ["consumer"], registry=r)
+        self.events_redelivered = Counter("care_events_redelivered", "Failed handlings sent back for redelivery", ["consumer"], registry=r)
+        self.events_dead_lettered = Counter("care_events_dead_lettered", "Events sent to the dead-letter subject", ["consumer"], registry=r)
+        self.outbox_backlog = Gauge("care_outbox_backlog", "Events stored but not yet published", registry=r)
+        self.consumer_pending = Gauge("care_consumer_lag", "Messages not yet delivered to a durable consumer", ["consumer"], registry=r)
+        self.consumer_ack_pending = Gauge("care_consumer_ack_pending", "Messages delivered and not yet acknowledged", ["consumer"], registry=r)
+        # Refreshers run at scrape time (backlog, lag): they ask the database and JetStream.
+        self.refreshers: list[Callable[[], Awaitable[None]]] = []
+
+    def counter(self, name: str, documentation: str, labels: list[str] | None = None) -> Counter:
+        """A service's own counter (reminders sent, tasks claimed...), on this registry."""
+        return Counter(name, documentation, labels or [], registry=self.registry)
+
+    async def refresh(self) -> None:
+        for refresh in self.refreshers:
+            try:
+                await refresh()
+            except Exception:  # noqa: BLE001 - a scrape must answer even when NATS is away
+                pass
+
+
+class HttpMetricsMiddleware:
+    """Counts requests and latency by route template (`/v1/patients/{patient_id}`), so
+    patient ids never become label values."""
+
+    def __init__(self, app: ASGIApp, metrics: ServiceMetrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = {"code": 500}
+
+        async def send_wrapper(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            route = getattr(scope.get("route"), "path", "unmatched")
+            if route not in {"/metrics", "/healthz", "/readyz"}:
+                method = scope.get("method", "GET")
+                self.metrics.http_requests.labels(method, route, str(status["code"])).inc()
+                self.metrics.http_latency.labels(method, route).observe(time.perf_counter() - start)
