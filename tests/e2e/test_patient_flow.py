@@ -2,67 +2,17 @@
 
 from __future__ import annotations
 
-import json
+import asyncio
 import subprocess
 import sys
-from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 
-from care_shared.db import sqlite_url_for
-from care_shared.testing.nats_server import NatsServer
 from care_shared.testing.polling import eventually
-from care_shared.testing.processes import ServiceProcess
+from tests.e2e.conftest import Network
 
-SERVICES = ("intake", "pathway", "referral", "notify")
 pytestmark = pytest.mark.e2e
-
-
-class Network:
-    def __init__(self, nats: NatsServer, workdir: Path) -> None:
-        self.nats = nats
-        self.workdir = workdir
-        self.services = {
-            name: ServiceProcess(name, {"DATABASE_URL": sqlite_url_for(workdir / f"{name}.db"), "NATS_URL": nats.url}, workdir)
-            for name in SERVICES
-        }
-
-    def add_clinic(self, name: str) -> str:
-        out = subprocess.run(
-            [sys.executable, "-m", "intake", "clinic", "add", "--name", name],
-            env={**self.services["intake"].env_for_cli()},
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=60,
-        )
-        return json.loads(out.stdout.strip().splitlines()[-1])["api_key"]
-
-    def url(self, service: str) -> str:
-        return self.services[service].url
-
-    def spans(self) -> list[dict]:
-        found = []
-        for svc in self.services.values():
-            if svc.trace_file.exists():
-                found += [json.loads(line) for line in svc.trace_file.read_text().splitlines() if line.strip()]
-        return found
-
-
-@pytest.fixture
-def network(own_nats: NatsServer, tmp_path: Path) -> Iterator[Network]:
-    net = Network(own_nats, tmp_path)
-    for svc in net.services.values():
-        svc.start()
-    try:
-        for svc in net.services.values():
-            svc.wait_ready()
-        yield net
-    finally:
-        for svc in net.services.values():
-            svc.stop()
 
 
 async def test_a_trial_completion_reaches_pathway_referral_and_notify_in_one_trace(network: Network) -> None:
@@ -208,3 +158,45 @@ async def test_two_failed_adequate_trials_of_different_classes_make_trd_with_sta
         history = (await http.get(f"{pathway}/v1/patients/{pid}/assessment/history", headers=auth)).json()
         assert [h["assessment"]["status"] for h in history][-1] == "trd"
         assert len({h["as_of_event"] for h in history}) == len(history)  # one change per changing event
+
+
+async def test_carectl_shows_streams_consumers_dead_letters_and_the_last_trace(network: Network) -> None:
+    key = network.add_clinic("Ops clinic")
+    auth = {"Authorization": f"Bearer {key}"}
+    async with httpx.AsyncClient(timeout=10) as http:
+        patient = await eventually(lambda: _try_post(http, f"{network.url('intake')}/v1/patients", auth, {"external_id": "ops-1", "birth_year": 1990, "sex": "female", "timezone": "UTC"}), what="intake to accept the clinic")
+        pid = patient["id"]
+
+        async def pathway_saw() -> bool:
+            r = await http.get(f"{network.url('pathway')}/v1/patients/{pid}/seen", headers=auth)
+            return r.status_code == 200 and len(r.json()) == 1
+        await eventually(pathway_saw, what="pathway to see the patient")
+
+    import nats as nats_client
+
+    nc = await nats_client.connect(network.nats.url)
+    await nc.jetstream().publish(f"intake.patient-registered.{pid}", b"{not json", headers={"Nats-Msg-Id": "poison-1"})
+    await nc.close()
+
+    def carectl(*args: str) -> str:
+        out = subprocess.run([sys.executable, "-m", "care_shared.ops.carectl", "--nats", network.nats.url, *args], capture_output=True, text=True, timeout=60, cwd=network.workdir)
+        assert out.returncode == 0, out.stderr
+        return out.stdout
+
+    async def dead_lettered() -> str | None:
+        text = await asyncio.to_thread(carectl, "dlq", "list")
+        return text if text.count("malformed JSON") >= 3 else None  # pathway, referral, notify each
+
+    listing = await eventually(dead_lettered, timeout=30, what="every consumer to dead-letter the poison")
+    assert "pathway-intake" in listing and "notify-intake" in listing and "referral-access" in listing
+    assert "pathway-intake" in await asyncio.to_thread(carectl, "consumers")
+    assert "INTAKE" in await asyncio.to_thread(carectl, "streams", "--interval", "0.1")
+    tree = await asyncio.to_thread(carectl, "trace", "--last", "--dir", str(network.workdir / "traces"))
+    assert "[intake] POST /v1/patients" in tree
+    assert all(f"[{svc}]" in tree for svc in ("pathway", "referral", "notify"))
+
+    first_seq = listing.splitlines()[1].split()[0]
+    replayed = await asyncio.to_thread(carectl, "dlq", "replay", first_seq)
+    assert f"replayed dlq {first_seq}" in replayed
+    after = await asyncio.to_thread(carectl, "dlq", "list")
+    assert f"\n{first_seq} " not in after  # removed from the DLQ once back on its subject

@@ -12,12 +12,12 @@ from pathway.rebuild import rebuild_and_compare
 from pathway.settings import PathwaySettings
 
 
-def rebuild(settings: PathwaySettings) -> int:
+def rebuild(settings: PathwaySettings, progress: bool) -> int:
     async def run() -> dict:
         db = Database(settings.database_url)
         try:
             await migrate(db, MIGRATIONS)
-            return (await rebuild_and_compare(db, settings.nats_url)).to_json()
+            return (await rebuild_and_compare(db, settings.nats_url, progress=progress)).to_json()
         finally:
             await db.dispose()
 
@@ -28,7 +28,8 @@ def rebuild(settings: PathwaySettings) -> int:
 
 def _extra(sub) -> None:  # noqa: ANN001
     p = sub.add_parser("rebuild", help="replay intake's stream into a fresh projection and compare it with the live one")
-    p.set_defaults(handler=lambda args: rebuild(PathwaySettings()))
+    p.add_argument("--progress", action="store_true", help="draw a progress bar on stderr")
+    p.set_defaults(handler=lambda args: rebuild(PathwaySettings(), args.progress))
 
 
 if __name__ == "__main__":

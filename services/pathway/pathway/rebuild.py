@@ -4,6 +4,8 @@ the live one. Identical means the live assessments are exactly what the events i
 from __future__ import annotations
 
 import json
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,7 +20,20 @@ from pathway.projection import PatientProjection
 from pathway.tables import patient_assessments
 
 
-async def read_stream(nats_url: str, stream: str = "INTAKE", subject: str = "intake.>") -> list[Envelope]:
+def progress_bar(done: int, total: int) -> None:
+    width = 40
+    filled = width * done // max(total, 1)
+    print(f"\rreplaying intake [{'#' * filled}{'.' * (width - filled)}] {done}/{total}", end="", file=sys.stderr, flush=True)
+    if done >= total:
+        print(file=sys.stderr)
+
+
+async def read_stream(
+    nats_url: str,
+    stream: str = "INTAKE",
+    subject: str = "intake.>",
+    progress: Callable[[int, int], None] | None = None,
+) -> list[Envelope]:
     """Every message in the stream up to its last sequence at the time of the call."""
     nc = await nats.connect(nats_url)
     try:
@@ -41,6 +56,8 @@ async def read_stream(nats_url: str, stream: str = "INTAKE", subject: str = "int
                     envelopes.append(parse_envelope(msg.data))
                 except EnvelopeError:
                     pass  # not an event: the live consumer dead-lettered it too
+            if progress:
+                progress(seq, last)
         return envelopes
     finally:
         await nc.close()
@@ -84,8 +101,8 @@ async def live_assessments(db: Database) -> dict[str, dict[str, Any]]:
         return {r.patient_id: r.assessment for r in rows if r.assessment is not None}
 
 
-async def rebuild_and_compare(db: Database, nats_url: str) -> RebuildReport:
-    envelopes = await read_stream(nats_url)
+async def rebuild_and_compare(db: Database, nats_url: str, *, progress: bool = False) -> RebuildReport:
+    envelopes = await read_stream(nats_url, progress=progress_bar if progress else None)
     rebuilt = project(envelopes)
     live = await live_assessments(db)
     report = RebuildReport(events=len(envelopes), patients=len(rebuilt), identical=0)

@@ -1,0 +1,56 @@
+"""Reading the local trace store (`var/traces/<service>.jsonl`) and drawing a trace as a tree."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from pathlib import Path
+
+
+def load_spans(trace_dir: Path) -> list[dict]:
+    spans = []
+    for path in sorted(trace_dir.glob("*.jsonl")):
+        for line in path.read_text(errors="replace").splitlines():
+            if line.strip():
+                try:
+                    spans.append(json.loads(line))
+                except json.JSONDecodeError:
+                    continue  # a line being written right now
+    return spans
+
+
+def last_request_trace(spans: list[dict]) -> str | None:
+    """The newest trace that started with a clinic's request (a SERVER span with no parent)."""
+    roots = [s for s in spans if s["kind"] == "SERVER" and not s.get("parent_span_id")]
+    return max(roots, key=lambda s: s["start_ns"])["trace_id"] if roots else None
+
+
+def render_tree(spans: list[dict], trace_id: str, *, include_db: bool = False) -> str:
+    mine = [s for s in spans if s["trace_id"] == trace_id]
+    if not include_db:
+        # Database statements make the tree hard to read; their time shows in their parents.
+        mine = [s for s in mine if s["kind"] != "CLIENT" and not s["name"].endswith(" http send") and not s["name"].endswith(" http receive")]
+    if not mine:
+        return f"no spans for trace {trace_id}"
+    ids = {s["span_id"] for s in mine}
+    children: dict[str | None, list[dict]] = defaultdict(list)
+    for s in mine:
+        parent = s.get("parent_span_id")
+        children[parent if parent in ids else None].append(s)
+    t0 = min(s["start_ns"] for s in mine)
+    lines = [f"trace {trace_id}"]
+
+    def walk(span: dict, depth: int) -> None:
+        start = (span["start_ns"] - t0) / 1e6
+        took = (span["end_ns"] - span["start_ns"]) / 1e6
+        status = "" if span["status"] != "ERROR" else "  ERROR"
+        lines.append(f"{'  ' * depth}├─ [{span['service']}] {span['name']} ({span['kind'].lower()}) +{start:.1f} ms, {took:.1f} ms{status}")
+        for child in sorted(children[span["span_id"]], key=lambda c: c["start_ns"]):
+            walk(child, depth + 1)
+
+    for root in sorted(children[None], key=lambda s: s["start_ns"]):
+        walk(root, 0)
+    total = (max(s["end_ns"] for s in mine) - t0) / 1e6
+    services = sorted({s["service"] for s in mine})
+    lines.append(f"{len(mine)} spans across {', '.join(services)} in {total:.1f} ms")
+    return "\n".join(lines)
