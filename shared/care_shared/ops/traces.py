@@ -20,9 +20,14 @@ def load_spans(trace_dir: Path) -> list[dict]:
 
 
 def last_request_trace(spans: list[dict]) -> str | None:
-    """The newest trace that started with a clinic's request (a SERVER span with no parent)."""
+    """The newest trace that started with a clinic's request (a SERVER span with no parent)
+    and travelled on through the bus; reads alone (no consumer) only when there is no other."""
     roots = [s for s in spans if s["kind"] == "SERVER" and not s.get("parent_span_id")]
-    return max(roots, key=lambda s: s["start_ns"])["trace_id"] if roots else None
+    if not roots:
+        return None
+    travelled = {s["trace_id"] for s in spans if s["kind"] == "CONSUMER"}
+    onward = [r for r in roots if r["trace_id"] in travelled]
+    return max(onward or roots, key=lambda s: s["start_ns"])["trace_id"]
 
 
 def render_tree(spans: list[dict], trace_id: str, *, include_db: bool = False) -> str:
