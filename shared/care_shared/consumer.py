@@ -25,6 +25,7 @@ from nats.js.api import AckPolicy as JsAckPolicy
 from nats.js.api import DeliverPolicy
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from care_shared.contracts import (
@@ -36,7 +37,7 @@ from care_shared.contracts import (
 )
 from care_shared.db import Database
 from care_shared.envelope import Envelope, EnvelopeError, parse_envelope
-from care_shared.eventstore import inbox
+from care_shared.eventstore import ConcurrencyError, inbox
 from care_shared.metrics import ServiceMetrics
 from care_shared.topology import dlq_subject
 
@@ -49,6 +50,9 @@ DLQ_CONSUMER = "Care-Dlq-Consumer"
 DLQ_SUBJECT = "Care-Dlq-Original-Subject"
 DLQ_STREAM_SEQ = "Care-Dlq-Stream-Sequence"
 DLQ_DELIVERIES = "Care-Dlq-Deliveries"
+
+
+CONFLICT_RETRIES = 5
 
 
 class PoisonEvent(Exception):
@@ -129,10 +133,7 @@ class EventConsumers:
             await self._dead_letter(msg, durable, str(exc), delivered)
             return
         try:
-            async with self.db.transaction() as session:
-                first_time = await claim_inbox(session, durable, envelope.id)
-                if first_time:
-                    await handler(session, envelope, payload)
+            first_time = await self._handle_once(durable, handler, envelope, payload)
             await msg.ack()
             self.processed += 1
             if first_time:
@@ -157,6 +158,24 @@ class EventConsumers:
                 )
                 self.metrics.events_redelivered.labels(durable).inc()
                 await msg.nack(delay=self.policy.delay_after(delivered))
+
+    async def _handle_once(self, durable: str, handler: Handler, envelope: Envelope, payload: EventData) -> bool:
+        """The inbox claim and the handler in one transaction. A lost race with another
+        replica (optimistic concurrency, or the same row inserted twice) is normal under
+        scale-out: try again at once from a fresh read, a few times, before it counts as a
+        failed delivery."""
+        for attempt in range(1, CONFLICT_RETRIES + 1):
+            try:
+                async with self.db.transaction() as session:
+                    first_time = await claim_inbox(session, durable, envelope.id)
+                    if first_time:
+                        await handler(session, envelope, payload)
+                return first_time
+            except (ConcurrencyError, IntegrityError):
+                if attempt == CONFLICT_RETRIES:
+                    raise
+                self.metrics.events_conflicts.labels(durable).inc()
+        raise AssertionError("unreachable")
 
     async def refresh_lag(self) -> None:
         """Consumer lag and pending acks, asked of JetStream at scrape time."""

@@ -27,6 +27,7 @@ class ServiceMetrics:
         self.events_published = Counter("care_events_published", "Events the outbox relay published", ["type"], registry=r)
         self.events_consumed = Counter("care_events_consumed", "Events handled and acknowledged", ["consumer", "type"], registry=r)
         self.events_duplicate = Counter("care_events_duplicate", "Events skipped by the inbox as already handled", ["consumer"], registry=r)
+        self.events_conflicts = Counter("care_events_conflicts", "Handlings retried at once after losing a race to another replica", ["consumer"], registry=r)
         self.events_redelivered = Counter("care_events_redelivered", "Failed handlings sent back for redelivery", ["consumer"], registry=r)
         self.events_dead_lettered = Counter("care_events_dead_lettered", "Events sent to the dead-letter subject", ["consumer"], registry=r)
         self.outbox_backlog = Gauge("care_outbox_backlog", "Events stored but not yet published", registry=r)

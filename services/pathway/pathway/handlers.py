@@ -12,7 +12,7 @@ from care_shared.consumer import PoisonEvent
 from care_shared.contracts import EventData
 from care_shared.contracts.pathway import AssessmentChanged
 from care_shared.envelope import Envelope
-from care_shared.eventstore import EventStore, NewEvent
+from care_shared.eventstore import ConcurrencyError, EventStore, NewEvent
 from care_shared.seen import record_seen
 from care_shared.service import project_access
 from pathway.engine import PatientFacts
@@ -26,14 +26,16 @@ def assessment_stream(patient_id: str) -> str:
     return f"assessment-{patient_id}"
 
 
-class ProjectionChanged(Exception):
-    """Another replica updated this patient first: redeliver and take the event in again."""
+class ProjectionChanged(ConcurrencyError):
+    """Another replica updated this patient first: take the event in again from a fresh read."""
 
 
 async def load_projection(session: AsyncSession, patient_id: str) -> tuple[PatientProjection, dict | None, int | None]:
-    row = (
-        await session.execute(sa.select(patient_assessments).where(patient_assessments.c.patient_id == patient_id))
-    ).first()
+    query = sa.select(patient_assessments).where(patient_assessments.c.patient_id == patient_id)
+    if session.bind.dialect.name == "postgresql":
+        # Replicas handling two events of one patient take turns instead of colliding.
+        query = query.with_for_update()
+    row = (await session.execute(query)).first()
     if row is None:
         return PatientProjection.new(patient_id), None, None
     return PatientProjection(PatientFacts.from_json(row.facts), dict(row.pending)), row.assessment, row.row_version
@@ -64,7 +66,7 @@ async def save_projection(
         .values(row_version=row_version + 1, **values)
     )
     if result.rowcount != 1:
-        raise ProjectionChanged(pid)
+        raise ProjectionChanged(f"patient-assessment-{pid}", row_version)
 
 
 class IntakeEventHandler:
