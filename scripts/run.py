@@ -1,0 +1,217 @@
+"""`make run`: a real nats-server with JetStream and the four services on SQLite, all under
+var/, in the foreground. Ctrl-C stops everything cleanly.
+
+Standard library only, so it runs before anything else is known to work.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+VAR = ROOT / "var"
+BIN = Path(sys.executable).parent
+SERVICES = {"intake": 8001, "pathway": 8002, "referral": 8003, "notify": 8004}
+READY_TIMEOUT_S = 90
+
+children: list[tuple[str, subprocess.Popen]] = []
+
+
+def say(line: str) -> None:
+    print(line, flush=True)
+
+
+def port_free(port: int) -> bool:
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def pick_port(name: str, wanted: int, taken: set[int]) -> int:
+    """The wanted port, or the next free one above it, said out loud: never a stack trace."""
+    port = wanted
+    while port in taken or not port_free(port):
+        port += 1
+    if port != wanted:
+        say(f"  port {wanted} for {name} is taken; using {port}")
+    taken.add(port)
+    return port
+
+
+def start(name: str, argv: list[str], env: dict[str, str] | None = None) -> subprocess.Popen:
+    log = open(VAR / "logs" / f"{name}.log", "ab")  # noqa: SIM115 - open for the child's life
+    proc = subprocess.Popen(
+        argv,
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,  # Ctrl-C reaches us; we stop the children in order
+    )
+    children.append((name, proc))
+    return proc
+
+
+def log_tail(name: str, lines: int = 20) -> str:
+    try:
+        return "\n".join((VAR / "logs" / f"{name}.log").read_text(errors="replace").splitlines()[-lines:])
+    except FileNotFoundError:
+        return "(no log)"
+
+
+def fail(message: str, name: str | None = None) -> None:
+    say(f"\n{message}")
+    if name:
+        say(f"--- last lines of var/logs/{name}.log ---\n{log_tail(name)}")
+    stop_all()
+    sys.exit(1)
+
+
+def wait_for(name: str, proc: subprocess.Popen, ready, timeout: float) -> None:  # noqa: ANN001
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            fail(f"{name} exited with code {proc.returncode} while starting", name)
+        if ready():
+            return
+        time.sleep(0.1)
+    fail(f"{name} was not ready after {timeout:.0f} s", name)
+
+
+def tcp_open(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.2)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def http_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=1) as r:
+            return r.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def stop_all() -> None:
+    # Services first (they drain their consumers and relays), NATS last.
+    for name, proc in reversed(children):
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                say(f"  {name} did not stop in 20 s; killing it")
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+    children.clear()
+
+
+def demo_clinic_key(env: dict[str, str]) -> str:
+    out = subprocess.run(
+        [sys.executable, "-m", "intake", "clinic", "add", "--name", "Demo clinic", "--key-file", str(VAR / "demo-clinic.key")],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+    )
+    if out.returncode != 0:
+        say(out.stderr[-2000:])
+        fail("could not create the demo clinic")
+    return json.loads(out.stdout.strip().splitlines()[-1])["api_key"]
+
+
+def main() -> int:
+    for sub in ("nats", "logs", "traces"):
+        (VAR / sub).mkdir(parents=True, exist_ok=True)
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))
+
+    say("TRD Care Network: starting")
+    taken: set[int] = set()
+    nats_port = pick_port("nats", int(os.environ.get("CARE_NATS_PORT", "4322")), taken)
+    monitor_port = pick_port("nats monitoring", nats_port + 4000, taken)
+    ports = {name: pick_port(name, int(os.environ.get(f"{name.upper()}_PORT", default)), taken) for name, default in SERVICES.items()}
+
+    nats_bin = BIN / "nats-server"
+    nats = start("nats", [str(nats_bin), "-js", "-a", "127.0.0.1", "-p", str(nats_port), "-m", str(monitor_port), "-sd", str(VAR / "nats")])
+    wait_for("nats", nats, lambda: tcp_open(nats_port), 20)
+    nats_url = f"nats://127.0.0.1:{nats_port}"
+
+    databases = {name: f"sqlite+aiosqlite:///{VAR / name}.db" for name in SERVICES}
+    key = demo_clinic_key({"DATABASE_URL": databases["intake"]})
+
+    for name in SERVICES:
+        env = {
+            "DATABASE_URL": databases[name],
+            "NATS_URL": nats_url,
+            "HTTP_HOST": "127.0.0.1",
+            "HTTP_PORT": str(ports[name]),
+            "CARE_TRACE_FILE": str(VAR / "traces" / f"{name}.jsonl"),
+        }
+        start(name, [sys.executable, "-m", name, "serve"], env)
+    for name, proc in list(children):
+        if name in SERVICES:
+            wait_for(name, proc, lambda n=name: http_ok(f"http://127.0.0.1:{ports[n]}/readyz"), READY_TIMEOUT_S)
+
+    # What carectl reads to find this stack.
+    (VAR / "run.json").write_text(
+        json.dumps(
+            {
+                "nats_url": nats_url,
+                "services": {n: f"http://127.0.0.1:{p}" for n, p in ports.items()},
+                "databases": databases,
+                "trace_dir": str(VAR / "traces"),
+            },
+            indent=2,
+        )
+    )
+
+    intake = f"http://127.0.0.1:{ports['intake']}"
+    say("\nReady.\n")
+    for name in SERVICES:
+        url = f"http://127.0.0.1:{ports[name]}"
+        say(f"  {name:<9} {url}   docs {url}/docs   events {url}/asyncapi.json")
+    say(f"  nats      {nats_url}   monitoring http://127.0.0.1:{monitor_port}")
+    say(f"\n  logs var/logs/   traces var/traces/ (carectl trace --last)   data var/*.db, var/nats/")
+    say(f"\n  Demo clinic API key: {key}")
+    coordinator = VAR / "demo-coordinator.key"
+    if coordinator.exists():
+        say(f"  Demo coordinator key: {coordinator.read_text().strip()}")
+    say(
+        f"\n  Try:\n  curl -s -X POST {intake}/v1/patients -H 'Authorization: Bearer {key}' \\\n"
+        "       -H 'Content-Type: application/json' \\\n"
+        "       -d '{\"external_id\":\"demo-1\",\"birth_year\":1980,\"sex\":\"female\",\"timezone\":\"Europe/London\"}'"
+    )
+    say("\nCtrl-C stops everything.")
+
+    try:
+        while True:
+            for name, proc in children:
+                if proc.poll() is not None:
+                    fail(f"{name} stopped unexpectedly (exit code {proc.returncode})", name)
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        say("\nstopping...")
+        stop_all()
+        say("stopped")
+        return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        stop_all()
+        sys.exit(130)
