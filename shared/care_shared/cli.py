@@ -57,9 +57,9 @@ async def run_relay(settings: ServiceSettings, source: str) -> None:
     configure_logging(settings)
     db = Database(settings.database_url)
     provider = build_tracer_provider(settings)
-    nc = await nats.connect(settings.nats_url, max_reconnect_attempts=-1)
+    nc = await nats.connect(servers=settings.nats_servers(), max_reconnect_attempts=-1)
     js = nc.jetstream()
-    await ensure_streams(js)
+    await ensure_streams(js, settings.nats_stream_replicas)
     relay = OutboxRelay(
         db,
         source,

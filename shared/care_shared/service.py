@@ -70,7 +70,7 @@ def build_runtime(
     db = Database(settings.database_url)
     SQLAlchemyInstrumentor().instrument(engine=db.engine.sync_engine, tracer_provider=tracer_provider)
     broker = NatsBroker(
-        settings.nats_url,
+        settings.nats_servers(),
         max_reconnect_attempts=-1,  # reconnect forever (nats-py gives up after ~2 min by default)
         graceful_timeout=15.0,  # on shutdown, finish in-flight handlers before closing
         middlewares=[NatsTelemetryMiddleware(tracer_provider=tracer_provider)],
@@ -139,7 +139,7 @@ def create_service_app(
         await migrate(runtime.db, runtime.migrations)
         runtime.head = head_revision(runtime.migrations)
         await connect_broker(runtime.broker, runtime.settings.nats_url)
-        await ensure_streams(runtime.broker.connection.jetstream())
+        await ensure_streams(runtime.broker.connection.jetstream(), runtime.settings.nats_stream_replicas)
         await runtime.broker.start()
         relay_task = None
         if runtime.settings.relay_enabled:

@@ -12,7 +12,12 @@ class ServiceSettings(BaseSettings):
         default="sqlite+aiosqlite:///var/care.db",
         description="SQLAlchemy async URL: sqlite+aiosqlite:///path or postgresql+asyncpg://...",
     )
-    nats_url: str = "nats://127.0.0.1:4222"
+    nats_url: str = Field(
+        default="nats://127.0.0.1:4222",
+        description="One NATS URL, or several separated by commas (the members of a cluster)",
+    )
+    # Replicas of each JetStream stream: 3 on a three-node cluster (deploy/, docker compose).
+    nats_stream_replicas: int = 1
     http_host: str = "127.0.0.1"
     http_port: int = 8000
 
@@ -32,3 +37,6 @@ class ServiceSettings(BaseSettings):
     otel_exporter_otlp_endpoint: str | None = None
     care_trace_file: str | None = None
     log_level: str = "INFO"
+
+    def nats_servers(self) -> list[str]:
+        return [u.strip() for u in self.nats_url.split(",") if u.strip()]

@@ -17,7 +17,7 @@ def rebuild(settings: PathwaySettings, progress: bool) -> int:
         db = Database(settings.database_url)
         try:
             await migrate(db, MIGRATIONS)
-            return (await rebuild_and_compare(db, settings.nats_url, progress=progress)).to_json()
+            return (await rebuild_and_compare(db, settings.nats_servers(), progress=progress)).to_json()
         finally:
             await db.dispose()
 

@@ -29,13 +29,13 @@ def progress_bar(done: int, total: int) -> None:
 
 
 async def read_stream(
-    nats_url: str,
+    nats_url: str | list[str],
     stream: str = "INTAKE",
     subject: str = "intake.>",
     progress: Callable[[int, int], None] | None = None,
 ) -> list[Envelope]:
     """Every message in the stream up to its last sequence at the time of the call."""
-    nc = await nats.connect(nats_url)
+    nc = await nats.connect(servers=nats_url)
     try:
         js = nc.jetstream()
         last = (await js.stream_info(stream)).state.last_seq
@@ -101,7 +101,7 @@ async def live_assessments(db: Database) -> dict[str, dict[str, Any]]:
         return {r.patient_id: r.assessment for r in rows if r.assessment is not None}
 
 
-async def rebuild_and_compare(db: Database, nats_url: str, *, progress: bool = False) -> RebuildReport:
+async def rebuild_and_compare(db: Database, nats_url: str | list[str], *, progress: bool = False) -> RebuildReport:
     envelopes = await read_stream(nats_url, progress=progress_bar if progress else None)
     rebuilt = project(envelopes)
     live = await live_assessments(db)
