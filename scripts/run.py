@@ -184,7 +184,7 @@ def main() -> int:
         url = f"http://127.0.0.1:{ports[name]}"
         say(f"  {name:<9} {url}   docs {url}/docs   events {url}/asyncapi.json")
     say(f"  nats      {nats_url}   monitoring http://127.0.0.1:{monitor_port}")
-    say(f"\n  logs var/logs/   traces var/traces/ (carectl trace --last)   data var/*.db, var/nats/")
+    say("\n  logs var/logs/   traces var/traces/ (carectl trace --last)   data var/*.db, var/nats/")
     say(f"\n  Demo clinic API key: {key}")
     coordinator = VAR / "demo-coordinator.key"
     if coordinator.exists():

@@ -82,7 +82,8 @@ async def test_two_replicas_share_one_durable_consumer(own_nats: NatsServer, pos
         assert info.state.messages == len(changes)
         await nc.close()
 
-        shares = [consumed(httpx.get(f"{r.url}/metrics").text) for r in replicas]
+        async with httpx.AsyncClient() as http:
+            shares = [consumed((await http.get(f"{r.url}/metrics")).text) for r in replicas]
         assert sum(shares) >= total  # every event handled (retries after a lost race count again)
         assert all(s > 0 for s in shares), f"work not shared: {shares}"
     finally:
