@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from fastapi import Request
-from sqlalchemy import Boolean, Column, DateTime, MetaData, String, Table, select, update
+from sqlalchemy import Boolean, Column, DateTime, MetaData, String, Table, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -61,20 +61,25 @@ def _upsert(session: AsyncSession):  # noqa: ANN202
     return pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
 
 
-async def record_clinic_key(session: AsyncSession, clinic_id: str, key_sha256: str, *, rotate: bool) -> None:
-    """Project clinic-registered / clinic-key-rotated. Idempotent, order-tolerant."""
-    if rotate:
+async def record_clinic_key(
+    session: AsyncSession, clinic_id: str, key_sha256: str, *, replaces_sha256: str | None = None
+) -> None:
+    """Project clinic-registered / clinic-key-rotated, in whatever order they arrive: a key
+    that a rotation replaced is recorded inactive first, so its registration, arriving
+    later, cannot bring it back."""
+    now = datetime.now(UTC)
+    upsert = _upsert(session)
+    if replaces_sha256:
         await session.execute(
-            update(clinic_keys)
-            .where(clinic_keys.c.clinic_id == clinic_id, clinic_keys.c.key_sha256 != key_sha256)
-            .values(active=False)
+            upsert(clinic_keys)
+            .values(key_sha256=replaces_sha256, clinic_id=clinic_id, active=False, created_at=now)
+            .on_conflict_do_update(index_elements=["key_sha256"], set_={"active": False})
         )
-    stmt = (
-        _upsert(session)(clinic_keys)
-        .values(key_sha256=key_sha256, clinic_id=clinic_id, active=True, created_at=datetime.now(UTC))
+    await session.execute(
+        upsert(clinic_keys)
+        .values(key_sha256=key_sha256, clinic_id=clinic_id, active=True, created_at=now)
         .on_conflict_do_nothing()
     )
-    await session.execute(stmt)
 
 
 async def record_patient_clinic(session: AsyncSession, patient_id: str, clinic_id: str) -> None:

@@ -226,9 +226,9 @@ async def current_clinic(request: Request) -> Clinic:
 async def project_access(session, envelope: Envelope, payload: EventData) -> None:  # noqa: ANN001
     """Keep this service's copy of clinic keys and patient ownership from intake's events."""
     if isinstance(payload, ClinicRegistered):
-        await record_clinic_key(session, payload.clinic_id, payload.key_sha256, rotate=False)
+        await record_clinic_key(session, payload.clinic_id, payload.key_sha256)
     elif isinstance(payload, ClinicKeyRotated):
-        await record_clinic_key(session, payload.clinic_id, payload.key_sha256, rotate=True)
+        await record_clinic_key(session, payload.clinic_id, payload.key_sha256, replaces_sha256=payload.replaces_sha256)
     patient_id = getattr(payload, "patient_id", None)
     if patient_id and envelope.clinicid:
         await record_patient_clinic(session, patient_id, envelope.clinicid)

@@ -262,3 +262,13 @@ async def _at_least(awaitable, n: int):  # noqa: ANN001, ANN202
 async def _exactly(awaitable, n: int):  # noqa: ANN001, ANN202
     items = await awaitable
     return items if len(items) == n else None
+
+
+async def test_a_rotated_key_stops_working_and_the_new_one_works(intake: Intake) -> None:
+    from intake.clinics import rotate_key
+
+    pid = await intake.new_patient()
+    rotated = await rotate_key(intake.runtime, intake.key_a)
+    r = await intake.client.get(f"/v1/patients/{pid}", headers=intake.auth(intake.key_a))
+    assert_problem(r, 401, "Authorization")
+    assert (await intake.client.get(f"/v1/patients/{pid}", headers=intake.auth(rotated["api_key"]))).status_code == 200

@@ -1,10 +1,11 @@
 """`python -m intake [serve|relay|migrate|clinic add --name NAME]`"""
 
+import os
 import sys
 
 from care_shared import cli
 from intake.bootstrap import create_app, make_runtime
-from intake.clinics import add_clinic_command
+from intake.clinics import add_clinic_command, rotate_key_command
 from intake.settings import IntakeSettings
 
 
@@ -15,6 +16,9 @@ def _clinic_commands(sub) -> None:  # noqa: ANN001
     add.add_argument("--name", required=True)
     add.add_argument("--key-file", help="keep the key in this file and reuse it next time (demo only)")
     add.set_defaults(handler=lambda args: add_clinic_command(make_runtime(), args.name, args.key_file))
+    rotate = clinic_sub.add_parser("rotate-key", help="replace a clinic's API key; the new one is shown once")
+    rotate.add_argument("--key-env", default="CLINIC_KEY", help="environment variable holding the current key (not an argument, so it stays out of shell history)")
+    rotate.set_defaults(handler=lambda args: rotate_key_command(make_runtime(), os.environ.get(args.key_env, "")))
 
 
 if __name__ == "__main__":

@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import sys
 from pathlib import Path
 
 from sqlalchemy import select
 
 from care_shared.auth import clinic_keys, generate_api_key, hash_key, record_clinic_key
-from care_shared.contracts.intake import ClinicRegistered
+from care_shared.contracts.intake import ClinicKeyRotated, ClinicRegistered
 from care_shared.envelope import new_id
 from care_shared.eventstore import NewEvent
 from care_shared.migrations import migrate
@@ -32,8 +33,50 @@ async def add_clinic(runtime: Runtime, name: str, key: str | None = None) -> dic
             0,
             [NewEvent(type=event.event_type, subject=clinic_id, data=event.to_data(), meta={"clinicid": clinic_id})],
         )
-        await record_clinic_key(session, clinic_id, event.key_sha256, rotate=False)
+        await record_clinic_key(session, clinic_id, event.key_sha256)
     return {"clinic_id": clinic_id, "name": name, "api_key": api_key}
+
+
+async def rotate_key(runtime: Runtime, current_key: str) -> dict[str, str]:
+    """Replace a clinic's key: the old one stops working in every service as the event
+    reaches it, the new one is shown once."""
+    await migrate(runtime.db, runtime.migrations)
+    old_hash = hash_key(current_key)
+    async with runtime.db.transaction() as session:
+        row = (
+            await session.execute(
+                select(clinic_keys.c.clinic_id).where(clinic_keys.c.key_sha256 == old_hash, clinic_keys.c.active.is_(True))
+            )
+        ).first()
+        if row is None:
+            raise LookupError("no active clinic key matches")
+        clinic_id = row.clinic_id
+        new_key = generate_api_key()
+        event = ClinicKeyRotated(clinic_id=clinic_id, key_sha256=hash_key(new_key), replaces_sha256=old_hash)
+        stream = clinic_stream(clinic_id)
+        await runtime.store.append(
+            session,
+            stream,
+            await runtime.store.current_version(session, stream),
+            [NewEvent(type=event.event_type, subject=clinic_id, data=event.to_data(), meta={"clinicid": clinic_id})],
+        )
+        await record_clinic_key(session, clinic_id, event.key_sha256, replaces_sha256=old_hash)
+    return {"clinic_id": clinic_id, "api_key": new_key}
+
+
+def rotate_key_command(runtime: Runtime, current_key: str) -> int:
+    async def run() -> dict[str, str]:
+        try:
+            return await rotate_key(runtime, current_key)
+        finally:
+            await runtime.db.dispose()
+
+    try:
+        print(json.dumps(asyncio.run(run())))
+    except LookupError as exc:
+        print(str(exc), file=sys.stderr)
+        return 1
+    return 0
 
 
 async def key_is_registered(runtime: Runtime, key: str) -> bool:

@@ -98,9 +98,12 @@ class ClinicRegistered(EventData):
 
 @event
 class ClinicKeyRotated(EventData):
+    """The clinic's key was replaced: `replaces_sha256` stops working, `key_sha256` starts."""
+
     event_type = "care.intake.clinic-key-rotated.v1"
     clinic_id: str
     key_sha256: str
+    replaces_sha256: str
 
 
 @event

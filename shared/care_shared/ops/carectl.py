@@ -8,6 +8,7 @@
     carectl trace <trace id>        a trace as a tree with timings, from var/traces
     carectl trace --last            the newest clinic request's trace
     carectl clinic add --name N     register a partner clinic; its API key is shown once
+    carectl clinic rotate-key       replace the key in $CLINIC_KEY; the new one is shown once
 
 NATS comes from --nats, else NATS_URL, else var/run.json (written by `make run`).
 """
@@ -155,7 +156,10 @@ def clinic(args: argparse.Namespace) -> int:
     db = args.database_url or run_info().get("databases", {}).get("intake")
     if db:
         env["DATABASE_URL"] = db
-    return subprocess.call([sys.executable, "-m", "intake", "clinic", "add", "--name", args.name], env=env)
+    if args.clinic_command == "add":
+        return subprocess.call([sys.executable, "-m", "intake", "clinic", "add", "--name", args.name], env=env)
+    # The current key comes from the environment (CLINIC_KEY), never the command line.
+    return subprocess.call([sys.executable, "-m", "intake", "clinic", "rotate-key"], env=env)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -187,6 +191,8 @@ def main(argv: list[str] | None = None) -> int:
     a = csub.add_parser("add", help="register a clinic; its API key is printed once")
     a.add_argument("--name", required=True)
     a.add_argument("--database-url", help="intake's database (default: DATABASE_URL, then var/run.json)")
+    k = csub.add_parser("rotate-key", help="replace the key in $CLINIC_KEY; the new key is printed once")
+    k.add_argument("--database-url", help="intake's database (default: DATABASE_URL, then var/run.json)")
     p.set_defaults(run=clinic)
     args = parser.parse_args(argv)
     return args.run(args)
