@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -66,6 +67,9 @@ def build_runtime(
     settings: ServiceSettings, *, source: str, migrations: Path, clock: Clock | None = None
 ) -> Runtime:
     configure_logging(settings)
+    # Stable HTTP and database semantic conventions (http.request.method, url.path,
+    # db.system.name...) rather than the instrumentations' older default names.
+    os.environ.setdefault("OTEL_SEMCONV_STABILITY_OPT_IN", "http,database")
     tracer_provider = build_tracer_provider(settings)
     db = Database(settings.database_url)
     SQLAlchemyInstrumentor().instrument(engine=db.engine.sync_engine, tracer_provider=tracer_provider)
