@@ -77,6 +77,39 @@ class IdempotencyKeyReused(ProblemError):
     slug = "idempotency-key-reused"
 
 
+_PROBLEM_SCHEMA = {
+    "type": "object",
+    "description": "RFC 9457 problem details; `field` names what to fix",
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "instance": {"type": "string"},
+        "field": {"type": "string"},
+        "errors": {
+            "type": "array",
+            "items": {"type": "object", "properties": {"field": {"type": "string"}, "detail": {"type": "string"}}},
+        },
+    },
+    "required": ["type", "title", "status"],
+}
+
+
+def _problem(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {PROBLEM_JSON: {"schema": _PROBLEM_SCHEMA}}}
+
+
+# Documented on every route: what a client can get wrong, and how it is told.
+PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: _problem("Malformed JSON"),
+    401: _problem("No API key, or an unknown or revoked one"),
+    404: _problem("No such resource for this clinic"),
+    409: _problem("Conflicts with the current state"),
+    422: _problem("A field failed validation; `field` names it"),
+}
+
+
 def problem_response(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> JSONResponse:
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 

@@ -39,7 +39,7 @@ from care_shared.eventstore import EventStore
 from care_shared.metrics import HttpMetricsMiddleware, ServiceMetrics
 from care_shared.migrations import current_revision, head_revision, migrate
 from care_shared.outbox import OutboxRelay
-from care_shared.problems import Unauthorized, install_problem_handlers, problem_response
+from care_shared.problems import PROBLEM_RESPONSES, Unauthorized, install_problem_handlers, problem_response
 from care_shared.settings import ServiceSettings
 from care_shared.telemetry import build_tracer_provider, configure_logging
 from care_shared.topology import ensure_streams
@@ -205,7 +205,7 @@ def create_service_app(
         return asyncapi_document(runtime.settings.service_name, f"{title}: events", subscriptions)
 
     for router in routers:
-        app.include_router(router)
+        app.include_router(router, responses=PROBLEM_RESPONSES)
     app.add_middleware(HttpMetricsMiddleware, metrics=runtime.metrics)
     FastAPIInstrumentor.instrument_app(
         app, tracer_provider=runtime.tracer_provider, excluded_urls="healthz,readyz"

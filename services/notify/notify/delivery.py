@@ -1,0 +1,248 @@
+"""The delivery loop: sends each due reminder exactly once.
+
+1. Claim a due reminder (a short lease, so one replica works it) and write a delivery
+   attempt; commit. The attempt is on disk before anything leaves.
+2. Send, with the reminder's idempotency key. If the previous try left an attempt with no
+   outcome (the process died between sending and recording), first ask the channel whether
+   it has the message; either way a resend carries the same key, which the receiver dedupes.
+3. Record the outcome: `reminder-sent`; or a retry after backoff; or, after the last try,
+   `reminder-failed`. A sent reminder replans the patient (the next adherence reminder).
+
+Times come from the injectable clock, so tests move time instead of waiting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import func, insert, select, update
+
+from care_shared.clock import Clock
+from care_shared.contracts.notify import Channel, ReminderKind
+from care_shared.db import Database
+from care_shared.eventstore import ConcurrencyError, EventStore
+from notify import reminder as rem
+from notify.channels import ChannelSender, DeliveryError, Outgoing
+from notify.contact import ContactChannel
+from notify.messages import compose
+from notify.records import ReminderRecords, due_filter, load_contact, load_facts, lock_patient, replan
+from notify.tables import delivery_attempts, reminders
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DeliveryPolicy:
+    max_attempts: int = 5
+    backoff_seconds: tuple[float, ...] = (60.0, 300.0, 900.0, 3600.0)
+    lease_seconds: float = 60.0
+    poll_seconds: float = 1.0
+    batch: int = 50
+
+    def backoff(self, attempt: int) -> timedelta:
+        return timedelta(seconds=self.backoff_seconds[min(attempt - 1, len(self.backoff_seconds) - 1)])
+
+
+@dataclass(frozen=True)
+class Claimed:
+    reminder_id: str
+    patient_id: str
+    attempt: int
+    in_doubt: bool
+    channel: Channel
+    outgoing: Outgoing
+    crisis: bool
+
+
+class DeliveryLoop:
+    def __init__(
+        self,
+        db: Database,
+        store: EventStore,
+        clock: Clock,
+        channels: Sequence[ChannelSender],
+        policy: DeliveryPolicy,
+        *,
+        fault: str | None = None,
+    ) -> None:
+        self.db, self.store, self.clock, self.policy = db, store, clock, policy
+        self.channels = {c.channel: c for c in channels}
+        self.records = ReminderRecords(store)
+        self.fault = fault  # tests only: "kill_after_send:<email|sms>" SIGKILLs this process
+        self._stopping = asyncio.Event()
+        self.sent = 0
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    async def run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                worked = await self.deliver_due()
+            except Exception as exc:  # the database may be away: keep the loop alive
+                log.warning("delivery pass failed", extra={"error": type(exc).__name__})
+                worked = 0
+            if not worked:
+                try:
+                    await asyncio.wait_for(self._stopping.wait(), self.policy.poll_seconds)
+                except TimeoutError:
+                    pass
+
+    async def deliver_due(self) -> int:
+        now, wall = self.clock.now(), datetime.now(UTC)
+        async with self.db.read() as session:
+            due = (
+                await session.execute(
+                    select(reminders.c.reminder_id)
+                    .where(due_filter(now, wall))
+                    .order_by(reminders.c.next_attempt_at, reminders.c.reminder_id)
+                    .limit(self.policy.batch)
+                )
+            ).scalars().all()
+        for reminder_id in due:
+            if self._stopping.is_set():
+                break
+            await self.deliver(reminder_id)
+        return len(due)
+
+    async def deliver(self, reminder_id: str) -> None:
+        claimed = await self._claim(reminder_id)
+        if claimed is None:
+            return
+        sender = self.channels.get(claimed.channel)
+        error: str | None = None
+        try:
+            if sender is None:
+                raise DeliveryError(f"{claimed.channel.value}: channel not configured")
+            already = await sender.delivered(claimed.outgoing.key) if claimed.in_doubt else None
+            if not already:
+                await sender.send(claimed.outgoing)
+        except DeliveryError as exc:
+            error = str(exc)
+        if error is None and self.fault == f"kill_after_send:{claimed.channel.value}":
+            log.warning("fault injection: SIGKILL after send", extra={"reminder_id": reminder_id})
+            os.kill(os.getpid(), signal.SIGKILL)
+        await self._record(claimed, error)
+
+    async def _claim(self, reminder_id: str) -> Claimed | None:
+        now, wall = self.clock.now(), datetime.now(UTC)
+        async with self.db.transaction() as session:
+            taken = await session.execute(
+                update(reminders)
+                .where(reminders.c.reminder_id == reminder_id, due_filter(now, wall))
+                .values(lease_until=wall + timedelta(seconds=self.policy.lease_seconds))
+            )
+            if taken.rowcount != 1:
+                return None  # another replica has it, or it changed meanwhile
+            current, version = await self.records.load(session, reminder_id)
+            assert current is not None
+            contact = await load_contact(session, current.patient_id)
+            if contact is None or not contact.wants_reminders:
+                # Consent withdrawn since it was scheduled (the replan cancels it too).
+                await lock_patient(session, current.patient_id)
+                await self.records.append(session, current, version, rem.cancel(current, "opted_out"))
+                return None
+            facts = await load_facts(session, current.patient_id)
+            appointment = None
+            if current.referral_id and current.referral_id in facts.referrals:
+                appointment = facts.referrals[current.referral_id].appointment_at
+            message = compose(current.kind, crisis=facts.crisis_resources, appointment_at=appointment, timezone=facts.zone)
+            channel = Channel.EMAIL if contact.channel is ContactChannel.EMAIL else Channel.SMS
+            to = contact.email if channel is Channel.EMAIL else contact.phone
+            last = (
+                await session.execute(
+                    select(delivery_attempts)
+                    .where(delivery_attempts.c.reminder_id == reminder_id)
+                    .order_by(delivery_attempts.c.attempt.desc())
+                    .limit(1)
+                )
+            ).first()
+            attempt = (last.attempt + 1) if last else 1
+            # One key per reminder, whatever the try: what makes a resend harmless.
+            key = reminder_id
+            await session.execute(
+                insert(delivery_attempts).values(
+                    reminder_id=reminder_id, attempt=attempt, idempotency_key=key, channel=channel.value, started_at=now
+                )
+            )
+        return Claimed(
+            reminder_id,
+            current.patient_id,
+            attempt,
+            in_doubt=bool(last and last.outcome is None),
+            channel=channel,
+            outgoing=Outgoing(key, to or "", message.subject, message.text),
+            crisis=facts.crisis_resources,
+        )
+
+    async def _record(self, claimed: Claimed, error: str | None) -> None:
+        for _ in range(5):
+            try:
+                await self._record_once(claimed, error)
+                return
+            except ConcurrencyError:
+                continue  # a replan appended to the reminder meanwhile: read it again
+
+    async def _record_once(self, claimed: Claimed, error: str | None) -> None:
+        now = self.clock.now()
+        async with self.db.transaction() as session:
+            await session.execute(
+                update(delivery_attempts)
+                .where(delivery_attempts.c.reminder_id == claimed.reminder_id, delivery_attempts.c.attempt == claimed.attempt)
+                .values(outcome="error" if error else "sent", error=error)
+            )
+            await lock_patient(session, claimed.patient_id)
+            current, version = await self.records.load(session, claimed.reminder_id)
+            assert current is not None
+            if error is None:
+                if current.status in (rem.SENT, rem.FAILED):
+                    return
+                event = rem.record_sent(current, claimed.channel, now, claimed.attempt, claimed.crisis)
+                await self.records.append(session, current, version, event, queue={"lease_until": None, "attempts": claimed.attempt})
+                self.sent += 1
+                log.info(
+                    "reminder sent",
+                    extra={"reminder_id": claimed.reminder_id, "channel": claimed.channel.value, "attempt": claimed.attempt},
+                )
+                if current.kind is ReminderKind.ADHERENCE:
+                    await replan(session, self.store, claimed.patient_id, now)
+                return
+            log.warning(
+                "reminder delivery failed",
+                extra={"reminder_id": claimed.reminder_id, "attempt": claimed.attempt, "error": error},
+            )
+            if not current.pending:
+                return
+            if claimed.attempt >= self.policy.max_attempts:
+                event = rem.record_failed(current, claimed.channel, now, claimed.attempt, error)
+                await self.records.append(
+                    session, current, version, event, queue={"lease_until": None, "attempts": claimed.attempt, "last_error": error[:120]}
+                )
+                if current.kind is ReminderKind.ADHERENCE:
+                    await replan(session, self.store, claimed.patient_id, now)
+                return
+            await session.execute(
+                update(reminders)
+                .where(reminders.c.reminder_id == claimed.reminder_id)
+                .values(
+                    attempts=claimed.attempt,
+                    last_error=error[:120],
+                    lease_until=None,
+                    next_attempt_at=now + self.policy.backoff(claimed.attempt),
+                )
+            )
+
+
+async def queue_depth(db: Database, now: datetime) -> int:
+    async with db.read() as session:
+        return (
+            await session.execute(
+                select(func.count()).select_from(reminders).where(due_filter(now, datetime.now(UTC)))
+            )
+        ).scalar_one()

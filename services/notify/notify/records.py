@@ -1,0 +1,203 @@
+"""Loading and storing what notify knows: patient facts, contact and consent, reminders.
+`replan` is the one load-decide-append step every change goes through: an event from another
+service, a contact update, a reminder sent."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import and_, func, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from care_shared.auth import patient_clinics
+from care_shared.contracts import EventData, decode
+from care_shared.contracts.notify import ReminderKind, ReminderMoved, ReminderScheduled
+from care_shared.contracts.pathway import Urgency
+from care_shared.eventstore import EventStore, NewEvent
+from notify import reminder as rem
+from notify import schedule
+from notify.contact import AdherenceFrequency, ContactChannel, ContactPreferences
+from notify.tables import contacts, patient_facts, referral_facts, reminders, trial_facts
+
+
+def utc(value: datetime | None) -> datetime | None:
+    """SQLite hands back naive datetimes; everything here is UTC."""
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def upsert(session: AsyncSession):  # noqa: ANN201
+    return pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
+
+
+def reminder_stream(reminder_id: str) -> str:
+    return f"reminder-{reminder_id}"
+
+
+async def lock_patient(session: AsyncSession, patient_id: str) -> None:
+    """Every change to a patient's facts or reminders holds this row's lock (PostgreSQL), so
+    two consumers working on one patient decide one after the other. SQLite has one writer."""
+    await session.execute(
+        upsert(session)(patient_facts)
+        .values(patient_id=patient_id, urgency=Urgency.ROUTINE.value, suicidality_flagged=False)
+        .on_conflict_do_nothing()
+    )
+    if session.bind.dialect.name == "postgresql":
+        await session.execute(select(patient_facts.c.patient_id).where(patient_facts.c.patient_id == patient_id).with_for_update())
+
+
+async def load_facts(session: AsyncSession, patient_id: str) -> schedule.PatientFacts:
+    row = (await session.execute(select(patient_facts).where(patient_facts.c.patient_id == patient_id))).first()
+    facts = schedule.PatientFacts(patient_id)
+    if row:
+        facts.birth_year, facts.timezone = row.birth_year, row.timezone
+        facts.urgency, facts.suicidality_flagged = Urgency(row.urgency), row.suicidality_flagged
+    for t in await session.execute(select(trial_facts).where(trial_facts.c.patient_id == patient_id)):
+        facts.trials[t.trial_id] = schedule.TrialFacts(t.trial_id, t.started_on, t.completed)
+    for r in await session.execute(select(referral_facts).where(referral_facts.c.patient_id == patient_id)):
+        facts.referrals[r.referral_id] = schedule.ReferralFacts(r.referral_id, utc(r.appointment_at), r.cancelled)
+    return facts
+
+
+async def load_contact(session: AsyncSession, patient_id: str) -> ContactPreferences | None:
+    row = (await session.execute(select(contacts).where(contacts.c.patient_id == patient_id))).first()
+    if row is None:
+        return None
+    return ContactPreferences(
+        row.email, row.phone, ContactChannel(row.channel), row.reminders, AdherenceFrequency(row.adherence)
+    )
+
+
+async def save_contact(session: AsyncSession, patient_id: str, prefs: ContactPreferences, at: datetime) -> None:
+    values = {
+        "email": prefs.email,
+        "phone": prefs.phone,
+        "channel": prefs.channel.value,
+        "reminders": prefs.reminders,
+        "adherence": prefs.adherence.value,
+        "updated_at": at,
+    }
+    stmt = upsert(session)(contacts).values(patient_id=patient_id, **values)
+    await session.execute(stmt.on_conflict_do_update(index_elements=["patient_id"], set_=values))
+
+
+async def existing_reminders(session: AsyncSession, patient_id: str) -> list[schedule.ExistingReminder]:
+    rows = await session.execute(select(reminders).where(reminders.c.patient_id == patient_id))
+    return [
+        schedule.ExistingReminder(
+            r.reminder_id, ReminderKind(r.kind), r.status, utc(r.due_at), utc(r.deliver_at), r.trial_id, r.referral_id
+        )
+        for r in rows
+    ]
+
+
+async def adherence_done_until(session: AsyncSession, patient_id: str) -> dict[str, datetime]:
+    rows = await session.execute(
+        select(reminders.c.trial_id, func.max(reminders.c.due_at))
+        .where(
+            reminders.c.patient_id == patient_id,
+            reminders.c.kind == ReminderKind.ADHERENCE.value,
+            reminders.c.status.in_([rem.SENT, rem.FAILED]),
+        )
+        .group_by(reminders.c.trial_id)
+    )
+    return {trial_id: utc(due) for trial_id, due in rows}
+
+
+class ReminderRecords:
+    """A reminder's events in its own stream (`reminder-<id>`), and its row in the read model
+    written in the same transaction."""
+
+    def __init__(self, store: EventStore) -> None:
+        self.store = store
+
+    async def load(self, session: AsyncSession, reminder_id: str) -> tuple[rem.Reminder | None, int]:
+        stored = await self.store.read_stream(session, reminder_stream(reminder_id))
+        history = [decode(e.type, e.data) for e in stored]
+        return rem.fold(history), (stored[-1].version if stored else 0)
+
+    async def append(
+        self, session: AsyncSession, current: rem.Reminder | None, version: int, event: EventData, *, queue: dict | None = None
+    ) -> rem.Reminder:
+        reminder_id, patient_id = event.reminder_id, event.patient_id
+        clinic_id = (
+            await session.execute(select(patient_clinics.c.clinic_id).where(patient_clinics.c.patient_id == patient_id))
+        ).scalar_one_or_none()
+        await self.store.append(
+            session,
+            reminder_stream(reminder_id),
+            version,
+            [NewEvent(event.event_type, patient_id, event.to_data(), meta={"clinicid": clinic_id} if clinic_id else {})],
+        )
+        after, _ = await self.load(session, reminder_id)  # the stream is the truth: fold it
+        assert after is not None
+        row = {
+            "patient_id": after.patient_id,
+            "kind": after.kind.value,
+            "status": after.status,
+            "due_at": after.due_at,
+            "deliver_at": after.deliver_at,
+            "trial_id": after.trial_id,
+            "referral_id": after.referral_id,
+            "channel": after.channel.value if after.channel else None,
+            "sent_at": after.sent_at,
+            "failed_at": after.failed_at,
+            "reason": after.reason,
+            "crisis_resources": after.crisis_resources,
+            "version": version + 1,
+            **(queue or {}),
+        }
+        if isinstance(event, ReminderScheduled | ReminderMoved):
+            row.setdefault("next_attempt_at", after.deliver_at)
+        if isinstance(event, ReminderScheduled):
+            row.update(attempts=0, last_error=None, lease_until=None)
+        if current is None:
+            row.setdefault("attempts", 0)
+            await session.execute(insert(reminders).values(reminder_id=reminder_id, **row))
+        else:
+            await session.execute(update(reminders).where(reminders.c.reminder_id == reminder_id).values(**row))
+        return after
+
+
+async def replan(session: AsyncSession, store: EventStore, patient_id: str, now: datetime) -> list[schedule.Decision]:
+    """Load the patient's facts, consent and reminders; let the schedule decide; append."""
+    await lock_patient(session, patient_id)
+    facts = await load_facts(session, patient_id)
+    consent = await load_contact(session, patient_id)
+    planned = schedule.plan(facts, consent, now, adherence_done_until=await adherence_done_until(session, patient_id))
+    decisions = schedule.reconcile(planned, await existing_reminders(session, patient_id), now, facts, consent)
+    records = ReminderRecords(store)
+    for d in decisions:
+        if isinstance(d, schedule.Schedule):
+            p = d.reminder
+            current, version = await records.load(session, p.reminder_id)
+            event = rem.schedule(
+                current,
+                ReminderScheduled(
+                    reminder_id=p.reminder_id,
+                    patient_id=patient_id,
+                    kind=p.kind,
+                    due_at=p.due_at,
+                    deliver_at=p.deliver_at,
+                    trial_id=p.trial_id,
+                    referral_id=p.referral_id,
+                ),
+            )
+            await records.append(session, current, version, event)
+        else:
+            current, version = await records.load(session, d.reminder_id)
+            assert current is not None
+            event = rem.move(current, d.due_at, d.deliver_at) if isinstance(d, schedule.Move) else rem.cancel(current, d.reason)
+            await records.append(session, current, version, event)
+    return decisions
+
+
+def due_filter(now: datetime, wall: datetime):  # noqa: ANN201
+    return and_(
+        reminders.c.status == rem.SCHEDULED,
+        reminders.c.next_attempt_at <= now,
+        (reminders.c.lease_until.is_(None)) | (reminders.c.lease_until < wall),
+    )

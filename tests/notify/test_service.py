@@ -1,0 +1,233 @@
+"""notify in process on a real nats-server, SMTP server and SMS gateway, on SQLite and
+PostgreSQL, with a clock the test moves: schedules from events in any order, contact and
+consent over REST, quiet hours, opt-out, crisis resources, retries and failure."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, date, datetime, timedelta
+
+from care_shared.contracts.intake import AssessmentRecorded, PatientRegistered, TrialCompleted, TrialStarted
+from care_shared.contracts.pathway import AssessmentChanged, AssessmentSummary, ReferralAdvice
+from care_shared.contracts.referral import ReferralCancelled, ReferralScheduled
+from care_shared.envelope import new_event_id
+from care_shared.testing.polling import eventually
+from notify.messages import CRISIS_RESOURCES
+from tests.notify.conftest import Notify
+
+
+def ids() -> tuple[str, str]:
+    return str(uuid.uuid4()), str(uuid.uuid4())
+
+
+def registered(pid: str, clinic_id: str, *, birth_year: int = 1980, timezone: str = "Europe/London") -> PatientRegistered:
+    return PatientRegistered(patient_id=pid, clinic_id=clinic_id, external_id="x", birth_year=birth_year, sex="female", timezone=timezone)
+
+
+def started(pid: str, tid: str, on: date = date(2026, 3, 2)) -> TrialStarted:
+    return TrialStarted(patient_id=pid, trial_id=tid, episode_id="e1", kind="antidepressant", agents=[{"agent": "sertraline", "dose_mg_per_day": 100}], started_on=on)
+
+
+def urgency(pid: str, level: str) -> AssessmentChanged:
+    return AssessmentChanged(
+        patient_id=pid, as_of_event=new_event_id(), assessment=AssessmentSummary(status="trd", urgency=level, referral=ReferralAdvice(advised=True))
+    )
+
+
+async def patient(n: Notify, **kw) -> str:  # noqa: ANN003
+    pid = str(uuid.uuid4())
+    await n.processed(pid, await n.send("intake", registered(pid, n.clinic_id, **kw)))
+    return pid
+
+
+async def kinds(n: Notify, pid: str, status: str = "scheduled") -> dict[str, str]:
+    return {r["kind"]: r["due_at"] for r in await n.reminders(pid) if r["status"] == status}
+
+
+async def test_contact_is_validated_naming_the_field_and_kept_to_the_patients_clinic(notify: Notify) -> None:
+    pid = await patient(notify)
+    r = await notify.put_contact(pid, email="nope", channel="email", reminders=True)
+    assert r.status_code == 422 and r.headers["content-type"].startswith("application/problem+json")
+    assert r.json()["field"] == "email" and "nope" not in r.text  # never echoed
+    r = await notify.put_contact(pid, email="pat@example.org", channel="sms", reminders=True)
+    assert (r.status_code, r.json()["field"]) == (422, "channel")
+    r = await notify.put_contact(pid, channel="pager", reminders=True)
+    assert (r.status_code, r.json()["field"]) == (422, "channel")
+    r = await notify.put_contact(pid, phone="+44 7700 900123", channel="sms", reminders=True, adherence_reminders="weekly")
+    assert r.status_code == 200 and r.json()["phone"] == "+447700900123"
+    other = await notify.client.put(f"/v1/patients/{pid}/contact", json={"channel": "none", "reminders": False}, headers=notify.auth(notify.other_key))
+    assert other.status_code == 404
+    assert (await notify.client.get(f"/v1/patients/{pid}/reminders", headers=notify.auth(notify.other_key))).status_code == 404
+    assert (await notify.client.get(f"/v1/patients/{pid}/reminders")).status_code == 401
+
+
+async def test_a_trial_schedules_reviews_and_its_completion_cancels_those_pending(notify: Notify) -> None:
+    pid, tid = ids()
+    pid = await patient(notify, birth_year=2005)  # aged 21 at the start: week 1
+    await notify.put_contact(pid, email="pat@example.org", channel="email", reminders=True)
+    await notify.processed(pid, await notify.send("intake", started(pid, tid)))
+    assert await kinds(notify, pid) == {
+        "first_review": "2026-03-09T09:00:00+00:00",
+        "response_check": "2026-03-30T08:00:00+00:00",  # 09:00 BST
+        "week_8_review": "2026-04-27T08:00:00+00:00",
+    }
+    # Week 1 passes: the first review goes out; then the trial completes.
+    assert await notify.at(datetime(2026, 3, 9, 9, 0, tzinfo=UTC)) == 1
+    await notify.processed(pid, await notify.send("intake", TrialCompleted(patient_id=pid, trial_id=tid, ended_on=date(2026, 3, 20))))
+    rows = {r["kind"]: r for r in await notify.reminders(pid)}
+    assert rows["first_review"]["status"] == "sent" and rows["first_review"]["channel"] == "email"
+    assert {(rows[k]["status"], rows[k]["reason"]) for k in ("response_check", "week_8_review")} == {("cancelled", "trial_completed")}
+    assert await notify.at(datetime(2026, 5, 1, 12, 0, tzinfo=UTC)) == 0
+    assert len(notify.mailbox.messages) == 1
+
+
+async def test_events_in_any_order_converge(notify: Notify) -> None:
+    # The trial arrives before the patient's birth year and time zone: planned in UTC at week
+    # 2, then moved once the patient (aged 19, Chicago) is known.
+    pid, tid = ids()
+    await notify.processed(pid, await notify.send("intake", started(pid, tid)))
+    await notify.put_contact(pid, email="pat@example.org", channel="email", reminders=True)
+    assert (await kinds(notify, pid))["first_review"] == "2026-03-16T09:00:00+00:00"
+    await notify.processed(pid, await notify.send("intake", registered(pid, notify.clinic_id, birth_year=2007, timezone="America/Chicago")))
+    assert (await kinds(notify, pid))["first_review"] == "2026-03-09T14:00:00+00:00"  # week 1, 09:00 CDT
+    # A completion that overtakes its start schedules nothing, whenever the start arrives.
+    t2 = str(uuid.uuid4())
+    await notify.processed(pid, await notify.send("intake", TrialCompleted(patient_id=pid, trial_id=t2, ended_on=date(2026, 3, 5))))
+    await notify.processed(pid, await notify.send("intake", started(pid, t2)))
+    assert {r["trial_id"] for r in await notify.reminders(pid)} == {tid}
+    # A duplicate delivery changes nothing.
+    before = await notify.reminders(pid)
+    await notify.processed(pid, await notify.send("intake", started(pid, tid)))
+    assert await notify.reminders(pid) == before
+
+
+async def test_quiet_hours_hold_a_reminder_until_08_local_and_sms_carries_the_gateway_key(notify: Notify) -> None:
+    pid = await patient(notify, timezone="Asia/Tokyo")
+    await notify.put_contact(pid, phone="+81312345678", channel="sms", reminders=True)
+    rid = str(uuid.uuid4())
+    # 48 hours before an appointment at 22:30 JST is 22:30 JST: quiet; it goes at 08:00 JST.
+    appointment = datetime(2026, 3, 10, 13, 30, tzinfo=UTC)
+    await notify.processed(pid, await notify.send("referral", ReferralScheduled(referral_id=rid, patient_id=pid, appointment_at=appointment)))
+    rows = {r["kind"]: r for r in await notify.reminders(pid)}
+    assert rows["appointment_48h"]["deliver_at"] == "2026-03-08T23:00:00+00:00"
+    assert rows["appointment_48h"]["channel"] == "sms"
+    assert await notify.at(datetime(2026, 3, 8, 13, 30, tzinfo=UTC)) == 0  # 22:30 JST
+    assert await notify.at(datetime(2026, 3, 8, 22, 59, tzinfo=UTC)) == 0  # 07:59 JST
+    assert await notify.at(datetime(2026, 3, 8, 23, 0, tzinfo=UTC)) == 1  # 08:00 JST
+    [(key, sms)] = notify.gateway.sms.items()
+    assert key == rows["appointment_48h"]["id"] and sms["to"] == "+81312345678"
+    assert "your care team" in sms["text"] and "22:30" in sms["text"] and CRISIS_RESOURCES not in sms["text"]
+
+
+async def test_a_reschedule_moves_appointment_reminders_and_a_cancellation_cancels_them(notify: Notify) -> None:
+    pid = await patient(notify)
+    await notify.put_contact(pid, email="pat@example.org", channel="email", reminders=True)
+    rid = str(uuid.uuid4())
+    first = datetime(2026, 3, 10, 14, 0, tzinfo=UTC)
+    moved = datetime(2026, 3, 12, 15, 0, tzinfo=UTC)
+    await notify.processed(pid, await notify.send("referral", ReferralScheduled(referral_id=rid, patient_id=pid, appointment_at=first), sequence=3))
+    await notify.processed(pid, await notify.send("referral", ReferralScheduled(referral_id=rid, patient_id=pid, appointment_at=moved), sequence=5))
+    # An older booking arriving late moves nothing back.
+    await notify.processed(pid, await notify.send("referral", ReferralScheduled(referral_id=rid, patient_id=pid, appointment_at=first), sequence=4))
+    assert await kinds(notify, pid) == {"appointment_48h": "2026-03-10T15:00:00+00:00", "appointment_2h": "2026-03-12T13:00:00+00:00"}
+    await notify.processed(pid, await notify.send("referral", ReferralCancelled(referral_id=rid, patient_id=pid), sequence=6))
+    assert {(r["status"], r["reason"]) for r in await notify.reminders(pid)} == {("cancelled", "referral_cancelled")}
+    assert await notify.at(moved) == 0
+
+
+async def test_opt_out_cancels_pending_reminders_and_nothing_is_sent(notify: Notify) -> None:
+    pid, tid = ids()
+    pid = await patient(notify)
+    await notify.processed(pid, await notify.send("intake", started(pid, tid)))
+    assert await notify.reminders(pid) == []  # reminders are opt-in
+    await notify.put_contact(pid, email="pat@example.org", channel="email", reminders=True, adherence_reminders="daily")
+    assert set(await kinds(notify, pid)) == {"first_review", "response_check", "week_8_review", "adherence"}
+    r = await notify.put_contact(pid, email="pat@example.org", channel="email", reminders=False)
+    assert r.status_code == 200
+    assert {(x["status"], x["reason"]) for x in await notify.reminders(pid)} == {("cancelled", "opted_out")}
+    assert await notify.at(datetime(2026, 5, 1, 12, 0, tzinfo=UTC)) == 0
+    assert notify.mailbox.submissions == []
+
+
+async def test_crisis_resources_are_in_every_message_while_urgent_whatever_the_preferences(notify: Notify) -> None:
+    pid, tid = ids()
+    pid = await patient(notify)
+    await notify.put_contact(pid, email="pat@example.org", channel="email", reminders=True, adherence_reminders="daily")
+    await notify.processed(pid, await notify.send("intake", started(pid, tid)))
+    await notify.processed(pid, await notify.send("pathway", urgency(pid, "urgent")))
+    # Urgent: the first review comes forward to week 1 too.
+    assert (await kinds(notify, pid))["first_review"] == "2026-03-09T09:00:00+00:00"
+    assert await notify.at(datetime(2026, 3, 3, 9, 0, tzinfo=UTC)) == 1  # the first adherence reminder
+    [text] = notify.mailbox.texts()
+    assert CRISIS_RESOURCES in text and "988" in text and "HOME to 741741" in text
+    assert "sertraline" not in text.lower()
+    # A newer assessment lowers the urgency; an older one arriving late does not raise it again.
+    older = urgency(pid, "emergency")
+    await notify.processed(pid, await notify.send("pathway", urgency(pid, "routine")))
+    await notify.processed(pid, await notify.send("pathway", older))
+    assert await notify.at(datetime(2026, 3, 4, 9, 0, tzinfo=UTC)) == 1
+    texts = notify.mailbox.texts()
+    assert len(texts) == 2 and CRISIS_RESOURCES not in texts[1]
+    sent = [r for r in await notify.reminders(pid) if r["status"] == "sent"]
+    assert sorted(r["crisis_resources"] for r in sent) == [False, True]
+    # Suicidality recorded at intake also brings the first review forward.
+    p2, t2 = ids()
+    p2 = await patient(notify)
+    await notify.put_contact(p2, email="p2@example.org", channel="email", reminders=True)
+    await notify.processed(p2, await notify.send("intake", started(p2, t2)))
+    await notify.processed(
+        p2,
+        await notify.send("intake", AssessmentRecorded(patient_id=p2, assessment_id="a1", instrument="PHQ-9", score=14, item9=1, taken_on=date(2026, 3, 1))),
+    )
+    assert (await kinds(notify, p2))["first_review"] == "2026-03-09T09:00:00+00:00"
+
+
+async def test_retries_with_backoff_then_a_failed_event_visible_over_rest(notify: Notify) -> None:
+    pid, tid = ids()
+    pid = await patient(notify)
+    await notify.put_contact(pid, phone="+447700900123", channel="sms", reminders=True)
+    await notify.processed(pid, await notify.send("intake", started(pid, tid)))
+    notify.gateway.refuse = True
+    due = datetime(2026, 3, 16, 9, 0, tzinfo=UTC)
+    assert await notify.at(due) == 1  # try 1 fails
+    row = next(r for r in await notify.reminders(pid) if r["kind"] == "first_review")
+    assert (row["status"], row["attempts"], row["last_error"]) == ("scheduled", 1, "sms gateway: HTTP 503")
+    assert await notify.at(due + timedelta(seconds=59)) == 0  # backoff: not before 60 s
+    assert await notify.at(due + timedelta(seconds=60)) == 1  # try 2
+    assert await notify.at(due + timedelta(seconds=60 + 299)) == 0
+    assert await notify.at(due + timedelta(seconds=60 + 300)) == 1  # try 3, the last
+    row = next(r for r in await notify.reminders(pid) if r["kind"] == "first_review")
+    assert (row["status"], row["attempts"], row["channel"]) == ("failed", 3, "sms")
+    assert row["failed_at"] and row["reason"] == "sms gateway: HTTP 503"
+    assert notify.gateway.requests == 3 and notify.gateway.sms == {}
+
+
+async def test_reminder_events_are_published_without_contact_details(notify: Notify) -> None:
+    import json
+
+    import nats
+
+    pid, tid = ids()
+    pid = await patient(notify)
+    await notify.put_contact(pid, email="secret-pat@example.org", channel="email", reminders=True)
+    await notify.processed(pid, await notify.send("intake", started(pid, tid)))
+    await notify.at(datetime(2026, 3, 16, 9, 0, tzinfo=UTC))
+    nc = await nats.connect(notify.runtime.settings.nats_url)
+    try:
+        sub = await nc.jetstream().pull_subscribe(f"notify.*.{pid}", durable=None, stream="NOTIFY")
+
+        async def published() -> list[dict] | None:
+            try:
+                msgs = await sub.fetch(50, timeout=0.5)
+            except nats.errors.TimeoutError:
+                return None
+            found.extend(json.loads(m.data) for m in msgs)
+            return found if any(e["type"].endswith("reminder-sent.v1") for e in found) else None
+
+        found: list[dict] = []
+        events = await eventually(published, timeout=15, what="reminder events on NOTIFY")
+    finally:
+        await nc.close()
+    types = {e["type"] for e in events}
+    assert {"care.notify.reminder-scheduled.v1", "care.notify.reminder-sent.v1"} <= types
+    assert "secret-pat" not in json.dumps(events)
