@@ -194,7 +194,13 @@ def create_service_app(
             {"type": "about:blank", "title": "Not ready", "status": 503, "checks": checks},
         )
 
-    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics")
+    @app.get(
+        "/metrics",
+        tags=["operations"],
+        summary="Prometheus metrics",
+        response_class=Response,
+        responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}, "description": "Prometheus text format"}},
+    )
     async def metrics() -> Response:
         await runtime.metrics.refresh()
         return Response(generate_latest(runtime.metrics.registry), media_type=CONTENT_TYPE_LATEST)
