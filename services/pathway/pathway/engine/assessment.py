@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from care_shared import drugs
 from pathway.engine import staging
 from pathway.engine import strategies as st
 from pathway.engine.adequacy import TrialReview, review
@@ -24,9 +25,26 @@ def urgency(facts: PatientFacts) -> tuple[str, str]:
 
 
 def distinct_failed_trials(reviews: list[TrialReview]) -> int:
-    """Failed adequate antidepressant and combination trials of distinct agents."""
-    keys = {"+".join(sorted(r.agents)) for r in staging.failed_antidepressant_reviews(reviews)}
-    return len(keys)
+    """Failed adequate antidepressant and combination trials of distinct antidepressant
+    agents (CLINICAL.md 3): the most such trials that can each be paired with an agent of
+    its own, augmenters not counted. Sertraline twice is 1; sertraline, then sertraline with
+    lithium is 1; sertraline, then sertraline with mirtazapine is 2."""
+    trials = [
+        [a for a in r.agents if (d := drugs.lookup(a)) is None or not d.is_augmenter]
+        for r in staging.failed_antidepressant_reviews(reviews)
+    ]
+    paired_with: dict[str, int] = {}
+
+    def pair(i: int, seen: set[str]) -> bool:  # augmenting path (bipartite matching)
+        for agent in trials[i]:
+            if agent not in seen:
+                seen.add(agent)
+                if agent not in paired_with or pair(paired_with[agent], seen):
+                    paired_with[agent] = i
+                    return True
+        return False
+
+    return sum(pair(i, set()) for i in range(len(trials)))
 
 
 def in_remission(facts: PatientFacts, reviews: list[TrialReview]) -> str | None:
@@ -102,7 +120,10 @@ def referral_advice(level: str, status_name: str, episode, recs: list[st.Recomme
         capabilities.append("mood_disorder_clinic")
         if any(r.strategy == "ect" and r.options and r.rationale.endswith("ECT is first-line") for r in recs):
             capabilities.append("ect")
-        if any(r.strategy == "specialised_centre" for r in recs):
+        centre = next((r for r in recs if r.strategy == "specialised_centre"), None)
+        if centre:
+            # The receiving centre must offer what the recommendation names (CLINICAL.md 6, 7).
+            capabilities += [c for c, option in (("vns", "VNS"), ("dbs", "DBS")) if option in centre.options]
             capabilities.append("clinical_trials")
     return {"advised": bool(reasons), "capabilities": capabilities, "reasons": reasons}
 

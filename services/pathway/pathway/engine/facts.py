@@ -95,6 +95,7 @@ class PatientFacts:
     last_clinical_date: date | None = None
     as_of_event: str | None = None
     applied_through: int = 0
+    unattached_phq9: list[tuple[date, int]] = field(default_factory=list)
 
     @classmethod
     def empty(cls, patient_id: str) -> PatientFacts:
@@ -152,11 +153,20 @@ class PatientFacts:
             last_clinical_date=date.fromisoformat(raw["last_clinical_date"]) if raw["last_clinical_date"] else None,
             as_of_event=raw["as_of_event"],
             applied_through=raw["applied_through"],
+            unattached_phq9=[(date.fromisoformat(on), score) for on, score in raw.get("unattached_phq9", [])],
         )
 
 
+def _json_value(v: Any) -> Any:
+    if isinstance(v, date):
+        return v.isoformat()
+    if isinstance(v, list | tuple):
+        return [_json_value(x) for x in v]
+    return v
+
+
 def _json_dict(items: list[tuple[str, Any]]) -> dict[str, Any]:
-    return {k: v.isoformat() if isinstance(v, date) else v for k, v in items}
+    return {k: _json_value(v) for k, v in items}
 
 
 def _later(a: date | None, b: date | None) -> date | None:
@@ -183,6 +193,14 @@ def apply(facts: PatientFacts, event: EventData, *, event_id: str | None = None,
             facts.current_episode_id = event.episode_id
             # A new episode starts its own clinical timeline.
             facts.last_clinical_date = event.onset_date
+            # PHQ-9s recorded before the episode was: the earliest inside it is its first.
+            inside = [(on, score) for on, score in facts.unattached_phq9 if on >= event.onset_date]
+            if inside:
+                on, score = min(inside)
+                episode = facts.episodes[event.episode_id]
+                episode.first_phq9, episode.first_phq9_on = score, on
+                facts.last_clinical_date = _later(facts.last_clinical_date, max(on for on, _ in inside))
+            facts.unattached_phq9 = []
         case EpisodeRevised():
             episode = facts.episodes.get(event.episode_id)
             if episode is not None:
@@ -237,7 +255,13 @@ def apply(facts: PatientFacts, event: EventData, *, event_id: str | None = None,
                 if seen.newer_than(facts.latest_phq9):
                     facts.latest_phq9 = seen
                 episode = facts.episode
-                if episode is not None and (episode.first_phq9_on is None or seen.taken_on < episode.first_phq9_on):
+                if episode is None:
+                    # Kept until an episode opens (clinics may record a PHQ-9 first); only
+                    # then is it known whether it falls inside the episode.
+                    facts.unattached_phq9.append((seen.taken_on, seen.score))
+                elif seen.taken_on >= episode.onset_date and (
+                    episode.first_phq9_on is None or seen.taken_on < episode.first_phq9_on
+                ):
                     episode.first_phq9, episode.first_phq9_on = seen.score, seen.taken_on
             if facts.episode is None or seen.taken_on >= facts.episode.onset_date:
                 facts.last_clinical_date = _later(facts.last_clinical_date, seen.taken_on)

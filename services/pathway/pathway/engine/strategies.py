@@ -127,8 +127,8 @@ def pseudo_resistance_checks(s: Situation) -> list[Recommendation]:
 def after_one_failure(s: Situation) -> list[Recommendation]:
     if s.status != "inadequate_response":
         return []
-    failed = [r for r in s.reviews if r.failed_adequately]
-    agents = sorted({a for r in failed for a in r.agents})
+    # The antidepressants that failed at their dose; never an augmenter (buspirone included).
+    agents = sorted(s.failed_agents)
     switch_to, _ = _without_failed(SWITCH_CLASSES, set(s.failed_classes))
     return [
         Recommendation("raise_dose", agents, "one adequate trial failed: a higher dose may still help", "NICE NG222 1.9", "primary_care"),
@@ -161,7 +161,7 @@ def trd_strategies(s: Situation) -> list[Recommendation]:
         Recommendation("combine", combos, f"{why}; add mirtazapine or bupropion to an SSRI/SNRI", "NICE NG222 1.9.9", "specialist", tried=combo_tried),
         Recommendation("switch", switch_to, f"{why}; switch class, including a TCA or MAOI in specialist care", "NICE NG222 1.9", "specialist"),
     ]
-    if not s.failed_adequately("antidepressant", "vortioxetine"):
+    if "vortioxetine" not in s.failed_agents:  # failed alone or in a combination
         recs.append(Recommendation("switch", ["vortioxetine"], f"{why}; vortioxetine after two failures", "NICE NG222 1.9.7", "specialist"))
     recs.append(
         Recommendation("psychotherapy", ["CBT", "IPT", "ISTDP", "group DBT"], f"{why}; add a psychological therapy", "Cochrane 2018", "specialist")
