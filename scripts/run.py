@@ -40,15 +40,29 @@ def port_free(port: int) -> bool:
     return True
 
 
-def pick_port(name: str, wanted: int, taken: set[int]) -> int:
-    """The wanted port, or the next free one above it, said out loud: never a stack trace."""
-    port = wanted
-    while port in taken or not port_free(port):
-        port += 1
-    if port != wanted:
-        say(f"  port {wanted} for {name} is taken; using {port}")
-    taken.add(port)
-    return port
+def env_port(variable: str, default: int) -> int:
+    value = os.environ.get(variable, str(default))
+    if not value.isdigit() or not 0 < int(value) < 65536:
+        say(f"{variable}={value!r} is not a port number")
+        sys.exit(1)
+    return int(value)
+
+
+def pick_ports(wanted: dict[str, int]) -> dict[str, int]:
+    """Each wanted port, or the next free one above it, said out loud: never a stack trace.
+    Free wanted ports are claimed first, so one busy port moves only its own service."""
+    chosen = {name: port for name, port in wanted.items() if port_free(port)}
+    claimed = set(chosen.values())
+    for name, port in wanted.items():
+        if name in chosen:
+            continue
+        free = port + 1
+        while free in claimed or not port_free(free):
+            free += 1
+        say(f"  port {port} for {name} is taken; using {free}")
+        chosen[name] = free
+        claimed.add(free)
+    return {name: chosen[name] for name in wanted}
 
 
 def start(name: str, argv: list[str], env: dict[str, str] | None = None) -> subprocess.Popen:
@@ -139,10 +153,11 @@ def main() -> int:
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))
 
     say("TRD Care Network: starting")
-    taken: set[int] = set()
-    nats_port = pick_port("nats", int(os.environ.get("CARE_NATS_PORT", "4322")), taken)
-    monitor_port = pick_port("nats monitoring", nats_port + 4000, taken)
-    ports = {name: pick_port(name, int(os.environ.get(f"{name.upper()}_PORT", default)), taken) for name, default in SERVICES.items()}
+    wanted = {"nats": env_port("CARE_NATS_PORT", 4322)}
+    wanted["nats monitoring"] = wanted["nats"] + 4000
+    wanted |= {name: env_port(f"{name.upper()}_PORT", default) for name, default in SERVICES.items()}
+    ports = pick_ports(wanted)
+    nats_port, monitor_port = ports.pop("nats"), ports.pop("nats monitoring")
 
     nats_bin = BIN / "nats-server"
     nats = start("nats", [str(nats_bin), "-js", "-a", "127.0.0.1", "-p", str(nats_port), "-m", str(monitor_port), "-sd", str(VAR / "nats")])
@@ -194,6 +209,7 @@ def main() -> int:
         "       -H 'Content-Type: application/json' \\\n"
         "       -d '{\"external_id\":\"demo-1\",\"birth_year\":1980,\"sex\":\"female\",\"timezone\":\"Europe/London\"}'"
     )
+    say(f"  curl -s {intake}/v1/patients/<patient_id> -H 'Authorization: Bearer {key}'")
     say("\nCtrl-C stops everything.")
 
     try:
@@ -212,6 +228,8 @@ def main() -> int:
 if __name__ == "__main__":
     try:
         sys.exit(main())
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM while still starting
+        say("\nstopping...")
         stop_all()
-        sys.exit(130)
+        say("stopped")
+        sys.exit(0)
