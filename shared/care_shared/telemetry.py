@@ -107,11 +107,31 @@ class JsonLogFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
+# Libraries that log SQL parameters, request bodies or message payloads when debugging:
+# they stay at WARNING whatever LOG_LEVEL says, so debugging never writes patient data.
+DATA_LOGGING_LIBRARIES = (
+    "aiosqlite",
+    "asyncpg",
+    "sqlalchemy",
+    "httpx",
+    "httpcore",
+    "nats",
+    "faststream",
+    "mail.log",
+    "aiosmtpd",
+    "urllib3",
+)
+
+
 def configure_logging(settings: ServiceSettings) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonLogFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(settings.log_level)
+    for name in DATA_LOGGING_LIBRARIES:
+        logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
+    # The broker's own logger reports each message's subject and id, never its body, at INFO.
+    logging.getLogger(f"{settings.service_name}.broker").setLevel(max(logging.INFO, root.level))
     # uvicorn's access log prints full paths and query strings; ours go through spans.
     logging.getLogger("uvicorn.access").disabled = True

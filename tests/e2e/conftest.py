@@ -18,13 +18,29 @@ SERVICES = ("intake", "pathway", "referral", "notify")
 
 
 class Network:
-    def __init__(self, nats: NatsServer, workdir: Path) -> None:
+    def __init__(self, nats: NatsServer, workdir: Path, extra_env: dict[str, dict[str, str]] | None = None) -> None:
         self.nats = nats
         self.workdir = workdir
+        extra_env = extra_env or {}
         self.services = {
-            name: ServiceProcess(name, {"DATABASE_URL": sqlite_url_for(workdir / f"{name}.db"), "NATS_URL": nats.url}, workdir)
+            name: ServiceProcess(
+                name,
+                {"DATABASE_URL": sqlite_url_for(workdir / f"{name}.db"), "NATS_URL": nats.url, **extra_env.get(name, {})},
+                workdir,
+            )
             for name in SERVICES
         }
+
+    def start(self) -> Network:
+        for svc in self.services.values():
+            svc.start()
+        for svc in self.services.values():
+            svc.wait_ready()
+        return self
+
+    def stop(self) -> None:
+        for svc in self.services.values():
+            svc.stop()
 
     def add_clinic(self, name: str) -> str:
         out = subprocess.run(
@@ -51,14 +67,9 @@ class Network:
 @pytest.fixture
 def network(own_nats: NatsServer, tmp_path: Path) -> Iterator[Network]:
     net = Network(own_nats, tmp_path)
-    for svc in net.services.values():
-        svc.start()
     try:
-        for svc in net.services.values():
-            svc.wait_ready()
-        yield net
+        yield net.start()
     finally:
-        for svc in net.services.values():
-            svc.stop()
+        net.stop()
 
 
