@@ -1,10 +1,28 @@
-"""`python -m referral [serve|relay|migrate]`"""
+"""`python -m referral [serve|relay|migrate|coordinator add --name NAME|demo-seed]`"""
 
 import sys
 
 from care_shared import cli
 from referral.bootstrap import create_app, make_runtime
+from referral.operations import add_coordinator_command, demo_seed_command
 from referral.settings import ReferralSettings
 
+
+def _commands(sub) -> None:  # noqa: ANN001
+    coordinator = sub.add_parser("coordinator", help="referral coordinators and their API keys")
+    coordinator_sub = coordinator.add_subparsers(dest="coordinator_command", required=True)
+    add = coordinator_sub.add_parser("add", help="register a coordinator and print the API key (shown once)")
+    add.add_argument("--name", required=True)
+    add.add_argument("--key-file", help="keep the key in this file and reuse it next time (demo only)")
+    add.set_defaults(handler=lambda args: add_coordinator_command(make_runtime(), args.name, args.key_file))
+
+    seed = sub.add_parser("demo-seed", help="demo directory clinics and a demo coordinator (idempotent)")
+    seed.add_argument("--key-file", default="var/demo-coordinator.key", help="where the coordinator's key is kept")
+    seed.add_argument("--partner-clinic-id", help="link the first demo clinic to this partner clinic (its region becomes its patients')")
+    seed.set_defaults(handler=lambda args: demo_seed_command(make_runtime(), args.key_file, args.partner_clinic_id))
+
+
 if __name__ == "__main__":
-    sys.exit(cli.main(sys.argv[1:], settings=ReferralSettings(), make_runtime=make_runtime, make_app=create_app))
+    sys.exit(
+        cli.main(sys.argv[1:], settings=ReferralSettings(), make_runtime=make_runtime, make_app=create_app, extra=_commands)
+    )

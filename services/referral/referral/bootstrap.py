@@ -1,7 +1,12 @@
-"""referral's composition root."""
+"""referral's composition root: runtime, consumers, routes, and the service's own background
+work (the escalation sweep) and stream (the clinics' work queue). Tests build it with their
+own settings and clock."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -9,8 +14,11 @@ from fastapi import FastAPI
 from care_shared.clock import Clock
 from care_shared.seen import seen_router
 from care_shared.service import Runtime, build_runtime, create_service_app, current_clinic, runtime_of
-from referral.handlers import on_intake_event, on_pathway_event
+from referral import api
+from referral.escalation import EscalationSweep
+from referral.handlers import on_intake_event, pathway_handler
 from referral.settings import ReferralSettings
+from referral.work_queue import ensure_task_stream
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -18,14 +26,35 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 def make_runtime(settings: ReferralSettings | None = None, clock: Clock | None = None) -> Runtime:
     runtime = build_runtime(settings or ReferralSettings(), source="/referral", migrations=MIGRATIONS, clock=clock)
     runtime.consumers.subscribe("access", "INTAKE", "intake.>", on_intake_event)
-    runtime.consumers.subscribe("pathway", "PATHWAY", "pathway.>", on_pathway_event)
+    runtime.consumers.subscribe("pathway", "PATHWAY", "pathway.>", pathway_handler(runtime.store, runtime.clock))
     return runtime
 
 
 def create_app(runtime: Runtime | None = None) -> FastAPI:
-    return create_service_app(
-        runtime or make_runtime(),
+    runtime = runtime or make_runtime()
+    app = create_service_app(
+        runtime,
         title="TRD Care Network: referral",
-        description="Routes specialist referrals to the right clinic and queues tasks for coordinators.",
-        routers=[seen_router(current_clinic, runtime_of)],
+        description=(
+            "The clinic directory, specialist referrals routed to the clinic that fits, and the "
+            "coordinators' task queue (and its web page at /coordinator). Coordinators and partner "
+            "clinics authenticate with `Authorization: Bearer <key>`."
+        ),
+        routers=[api.router, api.page, seen_router(current_clinic, runtime_of)],
     )
+    shared_lifespan = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with shared_lifespan(app):  # migrations, NATS, consumers, relay
+            await ensure_task_stream(runtime.broker.connection.jetstream())
+            sweep = EscalationSweep(runtime, runtime.settings.escalation_sweep_seconds)
+            task = asyncio.create_task(sweep.run(), name="escalation-sweep")
+            try:
+                yield
+            finally:
+                sweep.stop()
+                await task
+
+    app.router.lifespan_context = lifespan
+    return app

@@ -1,15 +1,19 @@
-"""referral's event handlers. Routing and the coordinators' queue land with issue 4; for
-now the service keeps clinic access from intake and records the assessments it receives."""
+"""referral's event handlers: clinic access from intake, and pathway's referral advice."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from care_shared.clock import Clock
 from care_shared.contracts import EventData
 from care_shared.contracts.pathway import AssessmentChanged
 from care_shared.envelope import Envelope
+from care_shared.eventstore import EventStore
 from care_shared.seen import record_seen
 from care_shared.service import project_access
+from referral.records import Referrals
 
 PATHWAY_CONSUMER = "referral-pathway"
 
@@ -19,7 +23,13 @@ async def on_intake_event(session: AsyncSession, envelope: Envelope, payload: Ev
     await project_access(session, envelope, payload)
 
 
-async def on_pathway_event(session: AsyncSession, envelope: Envelope, payload: EventData) -> None:
-    await project_access(session, envelope, payload)
-    if isinstance(payload, AssessmentChanged):
-        await record_seen(session, PATHWAY_CONSUMER, envelope, payload.patient_id, caused_by=payload.as_of_event)
+def pathway_handler(store: EventStore, clock: Clock) -> Callable:
+    referrals = Referrals(store)
+
+    async def on_pathway_event(session: AsyncSession, envelope: Envelope, payload: EventData) -> None:
+        await project_access(session, envelope, payload)
+        if isinstance(payload, AssessmentChanged):
+            await record_seen(session, PATHWAY_CONSUMER, envelope, payload.patient_id, caused_by=payload.as_of_event)
+            await referrals.take_advice(session, envelope.clinicid, payload, clock.now())
+
+    return on_pathway_event

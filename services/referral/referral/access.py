@@ -1,0 +1,95 @@
+"""Who is asking: a referral coordinator (their own key, kept here) or a partner clinic (its
+key from intake's events). Coordinators work the whole network's queue; a clinic sees its own
+patients' referrals and those sent to it, and changes nothing.
+
+Keys are random tokens stored only as SHA-256 hashes (see care_shared.auth for why that is
+enough); a coordinator's key is shown once, when it is made.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from fastapi import Request
+from sqlalchemy import insert, select
+
+from care_shared.auth import Clinic, bearer_key, clinic_for_key, generate_api_key, hash_key
+from care_shared.contracts.referral import CoordinatorRegistered
+from care_shared.envelope import new_id
+from care_shared.eventstore import NewEvent
+from care_shared.problems import ProblemError, Unauthorized
+from care_shared.service import Runtime, runtime_of
+from referral.tables import coordinators
+
+
+class Forbidden(ProblemError):
+    status = 403
+    title = "Forbidden"
+    slug = "forbidden"
+
+
+@dataclass(frozen=True)
+class Coordinator:
+    coordinator_id: str
+    name: str
+
+
+Actor = Coordinator | Clinic
+
+
+def coordinator_stream(coordinator_id: str) -> str:
+    return f"coordinator-{coordinator_id}"
+
+
+async def current_actor(request: Request) -> Actor:
+    key = bearer_key(request)
+    async with runtime_of(request).db.read() as session:
+        row = (
+            await session.execute(
+                select(coordinators.c.coordinator_id, coordinators.c.name).where(
+                    coordinators.c.key_sha256 == hash_key(key), coordinators.c.active.is_(True)
+                )
+            )
+        ).first()
+        if row:
+            return Coordinator(row.coordinator_id, row.name)
+        clinic = await clinic_for_key(session, key)
+    if clinic is None:
+        raise Unauthorized("unknown or revoked API key", field="Authorization")
+    return clinic
+
+
+async def current_coordinator(request: Request) -> Coordinator:
+    actor = await current_actor(request)
+    if not isinstance(actor, Coordinator):
+        raise Forbidden("only a referral coordinator may do this", field="Authorization")
+    return actor
+
+
+async def add_coordinator(runtime: Runtime, name: str, key: str | None = None) -> dict[str, str]:
+    """Register a coordinator; the key is returned once and stored only as its hash."""
+    coordinator_id = new_id()
+    api_key = key or generate_api_key()
+    event = CoordinatorRegistered(coordinator_id=coordinator_id, name=name, key_sha256=hash_key(api_key))
+    async with runtime.db.transaction() as session:
+        # Not published: a coordinator's key concerns no other service.
+        await runtime.store.append(
+            session,
+            coordinator_stream(coordinator_id),
+            0,
+            [NewEvent(type=event.event_type, subject=coordinator_id, data=event.to_data())],
+            publish=False,
+        )
+        await session.execute(
+            insert(coordinators).values(
+                coordinator_id=coordinator_id, name=name, key_sha256=event.key_sha256, active=True, created_at=datetime.now(UTC)
+            )
+        )
+    return {"coordinator_id": coordinator_id, "name": name, "api_key": api_key}
+
+
+async def coordinator_key_known(runtime: Runtime, key: str) -> bool:
+    async with runtime.db.read() as session:
+        row = (await session.execute(select(coordinators.c.coordinator_id).where(coordinators.c.key_sha256 == hash_key(key)))).first()
+    return row is not None

@@ -1,0 +1,85 @@
+"""Escalation: a task left unclaimed past its urgency's limit is escalated (an event; it moves
+up the queue). The sweep asks the injectable clock for the time, so tests move the clock and
+call `escalate_due` instead of waiting."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime
+
+from sqlalchemy import select
+
+from care_shared.eventstore import ConcurrencyError
+from care_shared.service import Runtime
+from referral import domain
+from referral.records import Referrals, utc
+from referral.tables import tasks
+
+log = logging.getLogger(__name__)
+
+
+def _maybe_due(row, now: datetime) -> bool:  # noqa: ANN001
+    """A cheap look at the queue row; the referral's own fold has the last word."""
+    since = utc(row.waiting_since)
+    if row.status == domain.CLAIMED:
+        lease = utc(row.lease_until)
+        if lease is None or lease > now:
+            return False
+        since = lease
+    if since is None:
+        return False
+    escalated = utc(row.escalated_at)
+    return now - since >= domain.ESCALATE_AFTER[domain.Urgency(row.urgency)] and (escalated is None or escalated < since)
+
+
+async def escalate_due(runtime: Runtime) -> list[str]:
+    """Escalate every task due now; returns the referral ids escalated by this call."""
+    now = runtime.clock.now()
+    referrals = Referrals(runtime.store)
+    async with runtime.db.read() as session:
+        rows = (
+            await session.execute(
+                select(tasks.c.referral_id, tasks.c.status, tasks.c.urgency, tasks.c.waiting_since, tasks.c.lease_until, tasks.c.escalated_at)
+                .where(tasks.c.status.in_((*domain.WAITING, domain.CLAIMED)))
+            )
+        ).all()
+    escalated = []
+    for row in rows:
+        if not _maybe_due(row, now):
+            continue
+        try:
+            async with runtime.db.transaction() as session:
+                referral, owner = await referrals.load(session, row.referral_id)
+                decided = domain.escalate(referral, now) if referral else []
+                if decided:
+                    await referrals.append(session, referral, owner, decided)
+                    escalated.append(row.referral_id)
+        except ConcurrencyError:
+            continue  # someone acted on it meanwhile: the next sweep looks again
+    if escalated:
+        log.info("tasks escalated", extra={"count": len(escalated)})
+    return escalated
+
+
+class EscalationSweep:
+    """Runs `escalate_due` every few seconds inside the service."""
+
+    def __init__(self, runtime: Runtime, every_seconds: float) -> None:
+        self.runtime = runtime
+        self.every_seconds = every_seconds
+        self._stop = asyncio.Event()
+
+    async def run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                await escalate_due(self.runtime)
+            except Exception as exc:  # the database may be away for a moment: try next round
+                log.warning("escalation sweep failed", extra={"error": type(exc).__name__})
+            try:
+                await asyncio.wait_for(self._stop.wait(), timeout=self.every_seconds)
+            except TimeoutError:
+                pass
+
+    def stop(self) -> None:
+        self._stop.set()

@@ -1,0 +1,345 @@
+"""Adapters: loading a referral from its stream and appending what the domain decided, the
+directory and its streams, and the read models written in the same transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from care_shared.contracts import EventData, decode
+from care_shared.contracts.pathway import AssessmentChanged
+from care_shared.contracts.referral import (
+    DirectoryClinicChanged,
+    DirectoryClinicRegistered,
+    TaskDispatched,
+)
+from care_shared.envelope import new_id
+from care_shared.eventstore import EventStore, NewEvent
+from care_shared.problems import Conflict, InvalidField, NotFound
+from referral import domain
+from referral.tables import directory_clinics, referral_needs, tasks
+
+
+def referral_stream(referral_id: str) -> str:
+    return f"referral-{referral_id}"
+
+
+def directory_stream(clinic_id: str) -> str:
+    return f"directory-clinic-{clinic_id}"
+
+
+def utc(value: datetime | None) -> datetime | None:
+    """SQLite hands back naive datetimes; everything here is UTC."""
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _iso(value: datetime | None) -> str | None:
+    return utc(value).isoformat() if value else None
+
+
+def week_start(now: datetime) -> datetime:
+    """Capacity is weekly: Monday 00:00 UTC of the clock's current week."""
+    day = utc(now).replace(hour=0, minute=0, second=0, microsecond=0)
+    return day - timedelta(days=day.weekday())
+
+
+def _upsert(session: AsyncSession):  # noqa: ANN202
+    return pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
+
+
+@contextmanager
+def referral_rules() -> Iterator[None]:
+    """The domain's refusals as the problems a coordinator sees."""
+    try:
+        yield
+    except domain.IllegalTransition as exc:
+        raise Conflict(exc.reason, field=exc.field or "status") from None
+    except domain.Rejected as exc:
+        raise InvalidField(exc.reason, field=exc.field) from None
+
+
+# --- the directory ---------------------------------------------------------------------------
+
+
+def _directory_clinic(row: Any) -> domain.DirectoryClinic:
+    return domain.DirectoryClinic(
+        clinic_id=row.clinic_id,
+        name=row.name,
+        region=row.region,
+        capabilities=frozenset(row.capabilities),
+        weekly_capacity=row.weekly_capacity,
+        partner_clinic_id=row.partner_clinic_id,
+    )
+
+
+async def directory(session: AsyncSession) -> list[domain.DirectoryClinic]:
+    rows = (await session.execute(select(directory_clinics).order_by(directory_clinics.c.name))).all()
+    return [_directory_clinic(r) for r in rows]
+
+
+async def directory_clinic(session: AsyncSession, clinic_id: str) -> domain.DirectoryClinic | None:
+    row = (await session.execute(select(directory_clinics).where(directory_clinics.c.clinic_id == clinic_id))).first()
+    return _directory_clinic(row) if row else None
+
+
+async def register_directory_clinic(
+    session: AsyncSession,
+    store: EventStore,
+    *,
+    name: str,
+    region: str,
+    capabilities: Sequence[str],
+    weekly_capacity: int,
+    partner_clinic_id: str | None,
+    now: datetime,
+) -> DirectoryClinicRegistered:
+    clinic_id = new_id()
+    event = DirectoryClinicRegistered(
+        clinic_id=clinic_id,
+        name=name,
+        region=region,
+        capabilities=sorted(set(capabilities)),
+        weekly_capacity=weekly_capacity,
+        partner_clinic_id=partner_clinic_id,
+    )
+    await store.append(
+        session,
+        directory_stream(clinic_id),
+        0,
+        [NewEvent(type=event.event_type, subject=clinic_id, data=event.to_data(), meta={"clinicid": partner_clinic_id} if partner_clinic_id else {})],
+    )
+    await session.execute(
+        insert(directory_clinics).values(
+            clinic_id=clinic_id,
+            name=name,
+            region=region,
+            capabilities=[str(c) for c in event.capabilities],
+            weekly_capacity=weekly_capacity,
+            partner_clinic_id=partner_clinic_id,
+            registered_at=utc(now),
+        )
+    )
+    return event
+
+
+async def change_directory_clinic(session: AsyncSession, store: EventStore, clinic_id: str, changes: dict[str, Any]) -> DirectoryClinicChanged | None:
+    version = await store.current_version(session, directory_stream(clinic_id))
+    if version == 0:
+        raise NotFound("no such clinic in the directory", field="clinic_id")
+    if "capabilities" in changes:
+        changes["capabilities"] = sorted(set(changes["capabilities"]))
+    event = DirectoryClinicChanged(clinic_id=clinic_id, **changes)
+    if not changes:
+        return None
+    await store.append(session, directory_stream(clinic_id), version, [NewEvent(type=event.event_type, subject=clinic_id, data=event.to_data())])
+    values = {k: ([str(c) for c in v] if k == "capabilities" else v) for k, v in changes.items()}
+    await session.execute(update(directory_clinics).where(directory_clinics.c.clinic_id == clinic_id).values(**values))
+    return event
+
+
+async def clinic_loads(session: AsyncSession, now: datetime) -> dict[str, domain.ClinicLoad]:
+    """Per clinic: referrals routed to it this week (capacity used) and its open queue."""
+    routed = dict(
+        (
+            await session.execute(
+                select(tasks.c.clinic_id, func.count())
+                .where(tasks.c.clinic_id.is_not(None), tasks.c.routed_at >= week_start(now), tasks.c.status != domain.CANCELLED)
+                .group_by(tasks.c.clinic_id)
+            )
+        ).all()
+    )
+    queue = dict(
+        (
+            await session.execute(
+                select(tasks.c.clinic_id, func.count())
+                .where(tasks.c.clinic_id.is_not(None), tasks.c.status.in_(domain.OPEN_STATUSES))
+                .group_by(tasks.c.clinic_id)
+            )
+        ).all()
+    )
+    return {c: domain.ClinicLoad(routed.get(c, 0), queue.get(c, 0)) for c in set(routed) | set(queue)}
+
+
+async def patient_region(session: AsyncSession, referring_clinic_id: str | None) -> str | None:
+    """Intake records no address, so a patient's region is taken to be that of the clinic
+    that refers them, when that clinic is in the directory (linked by its partner key)."""
+    if not referring_clinic_id:
+        return None
+    return (
+        await session.execute(
+            select(directory_clinics.c.region)
+            .where(directory_clinics.c.partner_clinic_id == referring_clinic_id)
+            .order_by(directory_clinics.c.registered_at)
+            .limit(1)
+        )
+    ).scalar_one_or_none()
+
+
+# --- referrals -----------------------------------------------------------------------------
+
+
+class Referrals:
+    """Load a referral, append what the domain decided, and keep the queue row in step."""
+
+    def __init__(self, store: EventStore) -> None:
+        self.store = store
+
+    async def load(self, session: AsyncSession, referral_id: str) -> tuple[domain.Referral | None, str | None]:
+        stored = await self.store.read_stream(session, referral_stream(referral_id))
+        if not stored:
+            return None, None
+        return domain.fold(decode(e.type, e.data) for e in stored), stored[0].meta.get("clinicid")
+
+    async def load_or_404(self, session: AsyncSession, referral_id: str) -> tuple[domain.Referral, str | None]:
+        referral, owner = await self.load(session, referral_id)
+        if referral is None:
+            raise NotFound("no such task", field="task_id")
+        return referral, owner
+
+    async def append(
+        self, session: AsyncSession, referral: domain.Referral | None, owner: str | None, new_events: Sequence[EventData]
+    ) -> domain.Referral:
+        """Append at the version the decision was made on: a concurrent writer makes this
+        raise ConcurrencyError, so of two coordinators claiming at once exactly one wins."""
+        version = referral.version if referral else 0
+        rid = new_events[0].referral_id  # type: ignore[attr-defined]
+        await self.store.append(
+            session,
+            referral_stream(rid),
+            version,
+            [
+                NewEvent(
+                    type=e.event_type,
+                    # The clinic's pulled copy is addressed to the clinic; all else to the patient.
+                    subject=e.clinic_id if isinstance(e, TaskDispatched) else e.patient_id,  # type: ignore[attr-defined]
+                    data=e.to_data(),
+                    # clinicid stays the referring clinic: other services key patient access on it.
+                    meta={"clinicid": owner} if owner else {},
+                )
+                for e in new_events
+            ],
+        )
+        after = referral
+        for e in new_events:
+            after = domain.apply(after, e)
+        assert after is not None
+        await self._save_task(session, after, owner)
+        return after
+
+    async def view(self, session: AsyncSession, r: domain.Referral) -> dict[str, Any]:
+        clinic = await directory_clinic(session, r.clinic_id) if r.clinic_id else None
+        return task_view(r, clinic)
+
+    async def _save_task(self, session: AsyncSession, r: domain.Referral, owner: str | None) -> None:
+        clinic = await directory_clinic(session, r.clinic_id) if r.clinic_id else None
+        view = task_view(r, clinic)
+        row = {
+            "patient_id": r.patient_id,
+            "owner_clinic_id": owner,
+            "need": r.need,
+            "urgency": str(r.urgency),
+            "status": r.status,
+            "clinic_id": r.clinic_id,
+            "partner_clinic_id": clinic.partner_clinic_id if clinic else None,
+            "region": clinic.region if clinic else r.region,
+            "claimed_by": r.claimed_by,
+            "lease_until": utc(r.lease_until),
+            "waiting_since": utc(r.unclaimed_since),
+            "escalated_at": utc(r.escalated_at),
+            "routed_at": utc(r.routed_at),
+            "opened_at": utc(r.opened_at),
+            "version": r.version,
+            "view": view,
+        }
+        stmt = _upsert(session)(tasks).values(referral_id=r.referral_id, **row)
+        await session.execute(stmt.on_conflict_do_update(index_elements=[tasks.c.referral_id], set_=row))
+
+    async def take_advice(self, session: AsyncSession, referring_clinic_id: str | None, changed: AssessmentChanged, now: datetime) -> None:
+        """Pathway's assessment changed: open the patient's referral for the need it
+        advises, or update the one already open. Redelivered and reordered events converge:
+        the referral's id is derived from patient and need, the (patient, need) key is
+        unique, and advice older than what the referral already reflects changes nothing."""
+        advice = changed.assessment.referral
+        if not advice.advised:
+            return
+        wanted = domain.Advice(
+            urgency=changed.assessment.urgency,
+            capabilities=tuple(advice.capabilities),
+            reasons=tuple(advice.reasons),
+            as_of_event=changed.as_of_event,
+        )
+        need = domain.need_of(wanted.capabilities)
+        referral_id = domain.referral_id_for(changed.patient_id, need)
+        referral, owner = await self.load(session, referral_id)
+        clinics = await directory(session)
+        loads = await clinic_loads(session, now)
+        if referral is None:
+            region = await patient_region(session, referring_clinic_id)
+            decided = domain.open_referral(patient_id=changed.patient_id, advice=wanted, region=region, now=now, clinics=clinics, loads=loads)
+            await session.execute(insert(referral_needs).values(patient_id=changed.patient_id, need=need, referral_id=referral_id))
+            owner = referring_clinic_id
+        else:
+            decided = domain.reassess(referral, wanted, now, clinics, loads)
+        if decided:
+            await self.append(session, referral, owner, decided)
+
+
+def task_view(r: domain.Referral, clinic: domain.DirectoryClinic | None) -> dict[str, Any]:
+    """The task as the API shows it (stored; `present` adds what depends on the time)."""
+    return {
+        "id": r.referral_id,
+        "referral_id": r.referral_id,
+        "patient_id": r.patient_id,
+        "need": r.need,
+        "urgency": str(r.urgency),
+        "capabilities": list(r.capabilities),
+        "reasons": list(r.reasons),
+        "status": r.status,
+        "clinic": {"id": clinic.clinic_id, "name": clinic.name, "region": clinic.region} if clinic else None,
+        "clinic_id": r.clinic_id,
+        "region": clinic.region if clinic else r.region,
+        "patient_region": r.region,
+        "missing_capabilities": list(r.missing),
+        "declined_by": list(r.declined_by),
+        "declines": list(r.declines),
+        "claimed_by": r.claimed_by,
+        "lease_until": _iso(r.lease_until),
+        "appointment_at": _iso(r.appointment_at),
+        "waiting_since": _iso(r.unclaimed_since),
+        "escalated": r.is_escalated(),
+        "escalated_at": _iso(r.escalated_at),
+        "opened_at": _iso(r.opened_at),
+        "routed_at": _iso(r.routed_at),
+        "version": r.version,
+        "history": [{k: (_iso(v) if isinstance(v, datetime) else v) for k, v in h.items()} for h in r.history],
+    }
+
+
+def present(view: dict[str, Any], now: datetime) -> dict[str, Any]:
+    """A claim whose lease has run out shows as back in the queue, waiting since then."""
+    lease = view.get("lease_until")
+    if view["status"] == domain.CLAIMED and lease and datetime.fromisoformat(lease) <= now:
+        return {
+            **view,
+            "status": domain.QUEUED if view["clinic_id"] else domain.UNROUTABLE,
+            "claimed_by": None,
+            "lease_expired": True,
+            "waiting_since": lease,
+        }
+    return view
+
+
+def queue_key(view: dict[str, Any]) -> tuple:
+    def at(key: str) -> datetime | None:
+        return datetime.fromisoformat(view[key]) if view.get(key) else None
+
+    return domain.queue_order(domain.Urgency(view["urgency"]), view["escalated"], at("waiting_since"), at("opened_at"))

@@ -1,0 +1,171 @@
+"""The referral rules, pure: routing for a table of clinics and needs, the state machine,
+escalation limits and queue order. Readable without knowing the service."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from care_shared.contracts.pathway import Urgency
+from referral import domain
+from referral.domain import Advice, ClinicLoad, DirectoryClinic, choose_clinic
+
+NOW = datetime(2026, 6, 15, 12, 0, tzinfo=UTC)
+
+
+def clinic(cid: str, region: str, caps: str, capacity: int = 10) -> DirectoryClinic:
+    return DirectoryClinic(cid, cid, region, frozenset(caps.split()), capacity)
+
+
+DIRECTORY = [
+    clinic("north-mdc", "north", "mood_disorder_clinic psychotherapy", 10),
+    clinic("north-ect", "north", "mood_disorder_clinic ect esketamine", 5),
+    clinic("south-ect", "south", "mood_disorder_clinic ect", 20),
+    clinic("south-trials", "south", "mood_disorder_clinic vns dbs clinical_trials rtms", 4),
+    clinic("east-therapy", "east", "psychotherapy", 30),
+]
+
+
+@pytest.mark.parametrize(
+    "needs, region, loads, excluded, expected",
+    [
+        # every needed capability, in the patient's region first
+        ("mood_disorder_clinic", "north", {}, (), "north-mdc"),
+        ("mood_disorder_clinic ect", "north", {}, (), "north-ect"),
+        ("mood_disorder_clinic ect", "south", {}, (), "south-ect"),
+        # only one clinic anywhere has it: region does not matter then
+        ("mood_disorder_clinic clinical_trials", "north", {}, (), "south-trials"),
+        # same region: most remaining capacity this week wins
+        ("mood_disorder_clinic", "north", {"north-mdc": ClinicLoad(routed_this_week=8)}, (), "north-ect"),
+        # same remaining capacity: shortest queue wins
+        ("mood_disorder_clinic", "north", {"north-mdc": ClinicLoad(5, queue=9), "north-ect": ClinicLoad(0, queue=1)}, (), "north-ect"),
+        # region comes before capacity
+        ("mood_disorder_clinic ect", "north", {"north-ect": ClinicLoad(routed_this_week=5)}, (), "north-ect"),
+        # unknown region: capacity decides
+        ("mood_disorder_clinic ect", None, {}, (), "south-ect"),
+        # never back to a clinic that declined
+        ("mood_disorder_clinic ect", "north", {}, ("north-ect",), "south-ect"),
+        ("psychotherapy", "east", {}, (), "east-therapy"),
+    ],
+)
+def test_routing_table(needs: str, region: str | None, loads: dict, excluded: tuple, expected: str) -> None:
+    route = choose_clinic(needs.split(), region, DIRECTORY, loads, excluded)
+    assert route.clinic is not None and route.clinic.clinic_id == expected
+
+
+@pytest.mark.parametrize(
+    "needs, excluded, missing",
+    [
+        ("mood_disorder_clinic ketamine", (), ("ketamine",)),  # nobody offers ketamine
+        ("ect clinical_trials", (), ("clinical_trials",)),  # offered, never together: closest clinic's gap
+        ("mood_disorder_clinic clinical_trials", ("south-trials",), ("clinical_trials",)),  # the only one declined
+    ],
+)
+def test_no_fit_names_the_missing_capabilities(needs: str, excluded: tuple, missing: tuple) -> None:
+    route = choose_clinic(needs.split(), "north", DIRECTORY, {}, excluded)
+    assert route.clinic is None and route.missing == missing
+
+
+def test_need_is_one_per_kind_of_clinic_whatever_the_details() -> None:
+    assert domain.need_of(["mood_disorder_clinic"]) == domain.need_of(["ect", "mood_disorder_clinic", "clinical_trials"])
+    assert domain.need_of(["rtms", "psychotherapy"]) == domain.need_of(["psychotherapy", "rtms"]) == "psychotherapy+rtms"
+    assert domain.referral_id_for("p1", "mood_disorder_clinic") == domain.referral_id_for("p1", "mood_disorder_clinic")
+
+
+def opened(urgency: Urgency = Urgency.ROUTINE, caps: tuple = ("mood_disorder_clinic",), directory=DIRECTORY) -> domain.Referral:  # noqa: ANN001
+    events = domain.open_referral(
+        patient_id="p1", advice=Advice(urgency, caps, ("status trd",), "0001"), region="north", now=NOW, clinics=directory, loads={}
+    )
+    return domain.fold(events)
+
+
+def then(r: domain.Referral, events: list) -> domain.Referral:
+    for e in events:
+        r = domain.apply(r, e)
+    return r
+
+
+def test_a_referral_through_its_life() -> None:
+    r = opened()
+    assert (r.status, r.clinic_id) == ("queued", "north-mdc")
+    r = then(r, domain.claim(r, "c1", NOW))
+    r = then(r, domain.schedule(r, "c1", NOW + timedelta(days=3), NOW))
+    r = then(r, domain.complete(r, NOW))
+    assert r.status == "completed"
+    assert [h["event"] for h in r.history] == ["opened", "routed", "task-queued", "claimed", "scheduled", "completed"]
+
+
+@pytest.mark.parametrize(
+    "setup, command",
+    [
+        ("queued", lambda r: domain.complete(r, NOW)),
+        ("queued", lambda r: domain.schedule(r, "c1", NOW + timedelta(days=1), NOW)),
+        ("claimed-by-c1", lambda r: domain.claim(r, "c2", NOW)),
+        ("claimed-by-c1", lambda r: domain.schedule(r, "c2", NOW + timedelta(days=1), NOW)),
+        ("completed", lambda r: domain.claim(r, "c1", NOW)),
+        ("completed", lambda r: domain.cancel(r, "no longer needed", NOW)),
+        ("unroutable", lambda r: domain.decline(r, "c1", "full", NOW, DIRECTORY, {})),
+    ],
+)
+def test_illegal_transitions_are_refused(setup: str, command) -> None:  # noqa: ANN001
+    r = opened(caps=("ketamine",)) if setup == "unroutable" else opened()
+    if setup.startswith("claimed") or setup == "completed":
+        r = then(r, domain.claim(r, "c1", NOW))
+    if setup == "completed":
+        r = then(r, domain.schedule(r, "c1", NOW + timedelta(days=1), NOW))
+        r = then(r, domain.complete(r, NOW))
+    with pytest.raises(domain.IllegalTransition):
+        command(r)
+
+
+def test_a_lease_runs_out_and_the_task_is_back_in_the_queue() -> None:
+    r = opened()
+    r = then(r, domain.claim(r, "c1", NOW))
+    assert r.status_at(NOW + timedelta(minutes=14)) == "claimed"
+    assert r.status_at(NOW + timedelta(minutes=15)) == "queued"
+    later = NOW + timedelta(minutes=16)
+    r = then(r, domain.claim(r, "c2", later))  # another coordinator may take it now
+    assert (r.claimed_by, r.status_at(later)) == ("c2", "claimed")
+
+
+@pytest.mark.parametrize(
+    "urgency, limit",
+    [(Urgency.EMERGENCY, timedelta(minutes=15)), (Urgency.URGENT, timedelta(hours=24)), (Urgency.ROUTINE, timedelta(days=5))],
+)
+def test_escalation_after_the_limit_for_its_urgency(urgency: Urgency, limit: timedelta) -> None:
+    r = opened(urgency)
+    assert domain.escalate(r, NOW + limit - timedelta(seconds=1)) == []
+    [escalated] = domain.escalate(r, NOW + limit)
+    r = then(r, [escalated])
+    assert r.is_escalated() and domain.escalate(r, NOW + 2 * limit) == []  # once per wait
+
+
+def test_decline_reroutes_and_never_returns_to_a_decliner() -> None:
+    r = opened(caps=("mood_disorder_clinic", "ect"))
+    assert r.clinic_id == "north-ect"
+    r = then(r, domain.decline(r, "c1", "no ECT slots", NOW, DIRECTORY, {}))
+    assert r.clinic_id == "south-ect" and r.declined_by == ("north-ect",)
+    r = then(r, domain.decline(r, "c1", "full", NOW, DIRECTORY, {}))
+    assert (r.status, r.clinic_id, r.missing) == ("unroutable", None, ("ect",))
+
+
+def test_older_advice_arriving_late_changes_nothing() -> None:
+    r = opened(Urgency.URGENT)
+    older = Advice(Urgency.ROUTINE, ("mood_disorder_clinic",), ("status trd",), "0000")
+    assert domain.reassess(r, older, NOW, DIRECTORY, {}) == []
+    newer = Advice(Urgency.EMERGENCY, ("mood_disorder_clinic",), ("suicidality (emergency)",), "0002")
+    assert then(r, domain.reassess(r, newer, NOW, DIRECTORY, {})).urgency == Urgency.EMERGENCY
+
+
+def test_queue_order_emergency_urgent_routine_then_oldest_and_escalated_moves_up() -> None:
+    t = NOW
+    tasks = {
+        "routine-old": domain.queue_order(Urgency.ROUTINE, False, t - timedelta(days=2), None),
+        "routine-new": domain.queue_order(Urgency.ROUTINE, False, t, None),
+        "urgent": domain.queue_order(Urgency.URGENT, False, t, None),
+        "emergency": domain.queue_order(Urgency.EMERGENCY, False, t, None),
+        "routine-escalated": domain.queue_order(Urgency.ROUTINE, True, t - timedelta(days=6), None),
+    }
+    order = sorted(tasks, key=tasks.get)
+    assert order == ["emergency", "urgent", "routine-escalated", "routine-old", "routine-new"]
