@@ -133,18 +133,13 @@ def stop_all() -> None:
     children.clear()
 
 
-def demo_clinic_key(env: dict[str, str]) -> str:
-    out = subprocess.run(
-        [sys.executable, "-m", "intake", "clinic", "add", "--name", "Demo clinic", "--key-file", str(VAR / "demo-clinic.key")],
-        cwd=ROOT,
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-    )
+def operator_command(what: str, argv: list[str], env: dict[str, str]) -> dict:
+    """Run a service's operator command; it prints one JSON line on stdout."""
+    out = subprocess.run([sys.executable, "-m", *argv], cwd=ROOT, env={**os.environ, **env}, capture_output=True, text=True)
     if out.returncode != 0:
         say(out.stderr[-2000:])
-        fail("could not create the demo clinic")
-    return json.loads(out.stdout.strip().splitlines()[-1])["api_key"]
+        fail(f"could not create the {what}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def main() -> int:
@@ -165,7 +160,18 @@ def main() -> int:
     nats_url = f"nats://127.0.0.1:{nats_port}"
 
     databases = {name: f"sqlite+aiosqlite:///{VAR / name}.db" for name in SERVICES}
-    key = demo_clinic_key({"DATABASE_URL": databases["intake"]})
+    clinic = operator_command(
+        "demo clinic",
+        ["intake", "clinic", "add", "--name", "Demo clinic", "--key-file", str(VAR / "demo-clinic.key")],
+        {"DATABASE_URL": databases["intake"]},
+    )
+    key = clinic["api_key"]
+    # A few directory clinics with varied capabilities, and a demo referral coordinator.
+    seeded = operator_command(
+        "demo coordinator",
+        ["referral", "demo-seed", "--key-file", str(VAR / "demo-coordinator.key"), "--partner-clinic-id", clinic["clinic_id"]],
+        {"DATABASE_URL": databases["referral"]},
+    )
 
     for name in SERVICES:
         env = {
@@ -201,9 +207,7 @@ def main() -> int:
     say(f"  nats      {nats_url}   monitoring http://127.0.0.1:{monitor_port}")
     say("\n  logs var/logs/   traces var/traces/ (carectl trace --last)   data var/*.db, var/nats/")
     say(f"\n  Demo clinic API key: {key}")
-    coordinator = VAR / "demo-coordinator.key"
-    if coordinator.exists():
-        say(f"  Demo coordinator key: {coordinator.read_text().strip()}")
+    say(f"  Demo coordinator key: {seeded['coordinator_key']}   (queue page http://127.0.0.1:{ports['referral']}/coordinator)")
     say(
         f"\n  Try:\n  curl -s -X POST {intake}/v1/patients -H 'Authorization: Bearer {key}' \\\n"
         "       -H 'Content-Type: application/json' \\\n"

@@ -79,11 +79,11 @@ def rotate_key_command(runtime: Runtime, current_key: str) -> int:
     return 0
 
 
-async def key_is_registered(runtime: Runtime, key: str) -> bool:
+async def clinic_of_key(runtime: Runtime, key: str) -> str | None:
     await migrate(runtime.db, runtime.migrations)
     async with runtime.db.read() as session:
         row = (await session.execute(select(clinic_keys.c.clinic_id).where(clinic_keys.c.key_sha256 == hash_key(key)))).first()
-    return row is not None
+    return row.clinic_id if row else None
 
 
 def add_clinic_command(runtime: Runtime, name: str, key_file: str | None) -> int:
@@ -96,8 +96,8 @@ def add_clinic_command(runtime: Runtime, name: str, key_file: str | None) -> int
         try:
             if existing_key:
                 key = existing_key
-                if await key_is_registered(runtime, key):
-                    return {"name": name, "api_key": key, "existing": "true"}
+                if clinic_id := await clinic_of_key(runtime, key):
+                    return {"clinic_id": clinic_id, "name": name, "api_key": key, "existing": "true"}
             return await add_clinic(runtime, name)
         finally:
             await runtime.db.dispose()
