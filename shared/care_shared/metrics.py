@@ -35,10 +35,27 @@ class ServiceMetrics:
         self.consumer_ack_pending = Gauge("care_consumer_ack_pending", "Messages delivered and not yet acknowledged", ["consumer"], registry=r)
         # Refreshers run at scrape time (backlog, lag): they ask the database and JetStream.
         self.refreshers: list[Callable[[], Awaitable[None]]] = []
+        self._event_counters: list[tuple[Counter, dict[str, str]]] = []
 
     def counter(self, name: str, documentation: str, labels: list[str] | None = None) -> Counter:
-        """A service's own counter (reminders sent, tasks claimed...), on this registry."""
+        """A service's own counter, on this registry."""
         return Counter(name, documentation, labels or [], registry=self.registry)
+
+    def count_events(self, name: str, documentation: str, label: str, types: dict[str, str]) -> Counter:
+        """A counter of domain steps read off the events a service commits, e.g. reminders
+        {outcome="sent"} from reminder-sent: counted once the transaction is durable."""
+        counter = self.counter(name, documentation, [label])
+        for value in types.values():
+            counter.labels(value)  # present at 0 before the first one
+        self._event_counters.append((counter, types))
+        return counter
+
+    def on_appended(self, types: list[str]) -> None:
+        for t in types:
+            self.events_appended.labels(t).inc()
+            for counter, mapping in self._event_counters:
+                if t in mapping:
+                    counter.labels(mapping[t]).inc()
 
     async def refresh(self) -> None:
         for refresh in self.refreshers:

@@ -87,7 +87,7 @@ def build_runtime(
         fetch_batch=settings.consumer_fetch_batch,
     )
     metrics = ServiceMetrics(settings.service_name)
-    db.on_commit(lambda types: [metrics.events_appended.labels(t).inc() for t in types])
+    db.on_commit(metrics.on_appended)
     consumers = EventConsumers(settings.service_name, broker, db, policy, metrics)
     relay = OutboxRelay(
         db,

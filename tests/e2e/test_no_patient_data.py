@@ -5,6 +5,7 @@ e-mail addresses and phone numbers, then everything exported and logged is searc
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -92,6 +93,11 @@ async def test_a_full_flow_with_fake_identities_leaves_none_in_spans_or_logs(
 
         clock.write_text("2026-03-30T12:00:00+00:00")  # weeks 1 and 4 are due now
         await eventually(lambda: _true(len(box.messages) >= 2 and len(gateway.sms) >= 2), timeout=30, what="e-mails and SMS to go out")
+
+    async with httpx.AsyncClient() as http:
+        metrics = (await http.get(f"{network.url('notify')}/metrics")).text
+    sent = float(re.search(r'care_reminders_total\{outcome="sent"\} ([0-9.]+)', metrics).group(1))
+    assert sent >= 4  # two e-mails and two SMS at least
 
     messages = box.texts() + [str(m) for m in gateway.sms.values()]
     assert any("988" in m for m in messages)  # crisis resources: urgency is urgent

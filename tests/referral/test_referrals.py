@@ -172,6 +172,9 @@ async def test_claim_schedule_complete_and_illegal_transitions_are_409(referral:
     async with h.runtime.db.read() as s:
         schedules = (await s.execute(select(func.count()).select_from(events).where(events.c.type == "care.referral.referral-scheduled.v1", events.c.subject == pid))).scalar_one()
     assert schedules == 1  # the idempotent retry stored nothing
+    metrics = (await h.client.get("/metrics")).text
+    for step in ("queued", "claimed", "scheduled", "completed"):
+        assert f'care_referral_tasks_total{{step="{step}"}} 1.0' in metrics, step
 
 
 async def test_escalation_by_the_clock_moves_tasks_up(referral: Harness) -> None:

@@ -11,7 +11,9 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from care_shared.clock import Clock, SystemClock
+from care_shared.clock import Clock
+from care_shared.contracts import SystemClock
+from care_shared.contracts import notify as notify_events
 from care_shared.seen import seen_router
 from care_shared.service import Runtime, build_runtime, create_service_app, current_clinic, runtime_of
 from notify import api
@@ -47,6 +49,18 @@ def make_runtime(settings: NotifySettings | None = None, clock: Clock | None = N
     if clock is None and settings.notify_clock_file:
         clock = FileClock(settings.notify_clock_file)
     runtime = build_runtime(settings, source="/notify", migrations=MIGRATIONS, clock=clock)
+    runtime.metrics.count_events(
+        "care_reminders",
+        "Reminders by what happened to them",
+        "outcome",
+        {
+            notify_events.ReminderScheduled.event_type: "scheduled",
+            notify_events.ReminderMoved.event_type: "moved",
+            notify_events.ReminderSent.event_type: "sent",
+            notify_events.ReminderFailed.event_type: "failed",
+            notify_events.ReminderCancelled.event_type: "cancelled",
+        },
+    )
     for upstream, stream in (("intake", "INTAKE"), ("pathway", "PATHWAY"), ("referral", "REFERRAL")):
         runtime.consumers.subscribe(
             upstream, stream, f"{upstream}.>", recorder(f"notify-{upstream}", runtime.store, runtime.clock)

@@ -12,6 +12,7 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from care_shared.clock import Clock
+from care_shared.contracts import referral as referral_events
 from care_shared.seen import seen_router
 from care_shared.service import Runtime, build_runtime, create_service_app, current_clinic, runtime_of
 from referral import api
@@ -25,6 +26,19 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 def make_runtime(settings: ReferralSettings | None = None, clock: Clock | None = None) -> Runtime:
     runtime = build_runtime(settings or ReferralSettings(), source="/referral", migrations=MIGRATIONS, clock=clock)
+    runtime.metrics.count_events(
+        "care_referral_tasks",
+        "Coordinator tasks by step",
+        "step",
+        {
+            referral_events.TaskQueued.event_type: "queued",
+            referral_events.TaskClaimed.event_type: "claimed",
+            referral_events.ReferralEscalated.event_type: "escalated",
+            referral_events.ReferralScheduled.event_type: "scheduled",
+            referral_events.ReferralCompleted.event_type: "completed",
+            referral_events.ReferralDeclined.event_type: "declined",
+        },
+    )
     runtime.consumers.subscribe("access", "INTAKE", "intake.>", on_intake_event)
     runtime.consumers.subscribe("pathway", "PATHWAY", "pathway.>", pathway_handler(runtime.store, runtime.clock))
     return runtime
