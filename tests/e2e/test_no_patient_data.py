@@ -5,6 +5,7 @@ e-mail addresses and phone numbers, then everything exported and logged is searc
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -98,6 +99,13 @@ async def test_a_full_flow_with_fake_identities_leaves_none_in_spans_or_logs(
         metrics = (await http.get(f"{network.url('notify')}/metrics")).text
     sent = float(re.search(r'care_reminders_total\{outcome="sent"\} ([0-9.]+)', metrics).group(1))
     assert sent >= 4  # two e-mails and two SMS at least
+
+    # Each delivery continues the trace of a clinic request that led to its reminder.
+    spans = [json.loads(line) for svc in network.services.values() for line in svc.trace_file.read_text().splitlines() if line]
+    request_traces = {s["trace_id"] for s in spans if s["kind"] == "SERVER" and s["service"] in {"intake", "notify"}}
+    deliveries = [s for s in spans if s["service"] == "notify" and s["name"].startswith("deliver ")]
+    assert len(deliveries) >= 4
+    assert all(d["trace_id"] in request_traces and d["parent_span_id"] for d in deliveries)
 
     messages = box.texts() + [str(m) for m in gateway.sms.values()]
     assert any("988" in m for m in messages)  # crisis resources: urgency is urgent

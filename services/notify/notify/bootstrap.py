@@ -11,8 +11,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from care_shared.clock import Clock
-from care_shared.contracts import SystemClock
+from care_shared.clock import Clock, SystemClock
 from care_shared.contracts import notify as notify_events
 from care_shared.seen import seen_router
 from care_shared.service import Runtime, build_runtime, create_service_app, current_clinic, runtime_of
@@ -92,6 +91,7 @@ def delivery_loop(runtime: Runtime, channels: Sequence[ChannelSender] | None = N
         channels_from(settings) if channels is None else channels,
         policy,
         fault=settings.notify_delivery_fault,
+        tracer_provider=runtime.tracer_provider,
     )
 
 

@@ -21,17 +21,28 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
 from sqlalchemy import func, insert, select, update
 
 from care_shared.clock import Clock
 from care_shared.contracts.notify import Channel, ReminderKind
 from care_shared.db import Database
-from care_shared.eventstore import ConcurrencyError, EventStore
+from care_shared.eventstore import ConcurrencyError, EventStore, events
+from care_shared.tracing import context_from_traceparent
 from notify import reminder as rem
 from notify.channels import ChannelSender, DeliveryError, Outgoing
 from notify.contact import ContactChannel
 from notify.messages import compose
-from notify.records import ReminderRecords, due_filter, load_contact, load_facts, lock_patient, replan
+from notify.records import (
+    ReminderRecords,
+    due_filter,
+    load_contact,
+    load_facts,
+    lock_patient,
+    reminder_stream,
+    replan,
+)
 from notify.tables import delivery_attempts, reminders
 
 log = logging.getLogger(__name__)
@@ -58,6 +69,7 @@ class Claimed:
     channel: Channel
     outgoing: Outgoing
     crisis: bool
+    traceparent: str | None = None
 
 
 class DeliveryLoop:
@@ -70,12 +82,14 @@ class DeliveryLoop:
         policy: DeliveryPolicy,
         *,
         fault: str | None = None,
+        tracer_provider: trace.TracerProvider | None = None,
     ) -> None:
         self.db, self.store, self.clock, self.policy = db, store, clock, policy
         self.channels = {c.channel: c for c in channels}
         self.records = ReminderRecords(store)
         self.fault = fault  # tests only: "kill_after_send:<email|sms>" SIGKILLs this process
         self._stopping = asyncio.Event()
+        self._tracer = trace.get_tracer("care.notify.delivery", tracer_provider=tracer_provider)
         self.sent = 0
 
     def stop(self) -> None:
@@ -115,6 +129,19 @@ class DeliveryLoop:
         claimed = await self._claim(reminder_id)
         if claimed is None:
             return
+        with self._tracer.start_as_current_span(
+            f"deliver {claimed.channel.value}",
+            context=context_from_traceparent(claimed.traceparent),
+            kind=SpanKind.CLIENT,
+            attributes={"care.reminder.id": reminder_id, "care.delivery.attempt": claimed.attempt, "care.delivery.channel": claimed.channel.value},
+        ) as span:
+            error = await self._send(claimed)
+            if error is not None:
+                span.set_status(Status(StatusCode.ERROR, "delivery failed"))
+            await self._record(claimed, error)
+
+    async def _send(self, claimed: Claimed) -> str | None:
+        reminder_id = claimed.reminder_id
         sender = self.channels.get(claimed.channel)
         error: str | None = None
         try:
@@ -128,7 +155,7 @@ class DeliveryLoop:
         if error is None and self.fault == f"kill_after_send:{claimed.channel.value}":
             log.warning("fault injection: SIGKILL after send", extra={"reminder_id": reminder_id})
             os.kill(os.getpid(), signal.SIGKILL)
-        await self._record(claimed, error)
+        return error
 
     async def _claim(self, reminder_id: str) -> Claimed | None:
         now, wall = self.clock.now(), datetime.now(UTC)
@@ -164,6 +191,15 @@ class DeliveryLoop:
                 )
             ).first()
             attempt = (last.attempt + 1) if last else 1
+            # The delivery continues the trace of the clinic request that led to the reminder.
+            scheduled_in = (
+                await session.execute(
+                    select(events.c.meta)
+                    .where(events.c.stream_id == reminder_stream(reminder_id))
+                    .order_by(events.c.version.desc())
+                    .limit(1)
+                )
+            ).scalar_one_or_none() or {}
             # One key per reminder, whatever the try: what makes a resend harmless.
             key = reminder_id
             await session.execute(
@@ -179,6 +215,7 @@ class DeliveryLoop:
             channel=channel,
             outgoing=Outgoing(key, to or "", message.subject, message.text),
             crisis=facts.crisis_resources,
+            traceparent=scheduled_in.get("traceparent"),
         )
 
     async def _record(self, claimed: Claimed, error: str | None) -> None:
