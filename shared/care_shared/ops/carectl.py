@@ -9,6 +9,7 @@
     carectl trace --last            the newest clinic request's trace
     carectl clinic add --name N     register a partner clinic; its API key is shown once
     carectl clinic rotate-key       replace the key in $CLINIC_KEY; the new one is shown once
+    carectl coordinator add --name N  register a referral coordinator; the key is shown once
 
 NATS comes from --nats, else NATS_URL, else var/run.json (written by `make run`).
 """
@@ -162,6 +163,14 @@ def clinic(args: argparse.Namespace) -> int:
     return subprocess.call([sys.executable, "-m", "intake", "clinic", "rotate-key"], env=env)
 
 
+def coordinator(args: argparse.Namespace) -> int:
+    env = dict(os.environ)
+    db = args.database_url or run_info().get("databases", {}).get("referral")
+    if db:
+        env["DATABASE_URL"] = db
+    return subprocess.call([sys.executable, "-m", "referral", "coordinator", "add", "--name", args.name], env=env)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="carectl", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--nats", help="NATS URL (default: NATS_URL, then var/run.json)")
@@ -194,6 +203,12 @@ def main(argv: list[str] | None = None) -> int:
     k = csub.add_parser("rotate-key", help="replace the key in $CLINIC_KEY; the new key is printed once")
     k.add_argument("--database-url", help="intake's database (default: DATABASE_URL, then var/run.json)")
     p.set_defaults(run=clinic)
+    p = sub.add_parser("coordinator", help="referral coordinators")
+    rsub = p.add_subparsers(dest="coordinator_command", required=True)
+    a = rsub.add_parser("add", help="register a coordinator; the key is printed once")
+    a.add_argument("--name", required=True)
+    a.add_argument("--database-url", help="referral's database (default: DATABASE_URL, then var/run.json)")
+    p.set_defaults(run=coordinator)
     args = parser.parse_args(argv)
     return args.run(args)
 
