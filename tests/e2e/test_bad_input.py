@@ -9,11 +9,13 @@ import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
+from care_shared.testing.nats_server import NatsServer
 from care_shared.testing.polling import eventually
 from tests.e2e.conftest import SERVICES, Network
 
@@ -42,7 +44,19 @@ def run_schemathesis(url: str, key: str, max_examples: int, workdir: Path) -> tu
     return out.returncode, out.stdout + out.stderr
 
 
-async def test_generated_requests_never_break_a_service(network: Network) -> None:
+@pytest.fixture
+def quiet_network(own_nats: NatsServer, tmp_path: Path) -> Iterator[Network]:
+    """The four services without the span file: thousands of requests would only fill it."""
+    off = {"CARE_TRACE_FILE": ""}
+    net = Network(own_nats, tmp_path, {s: off for s in SERVICES})
+    try:
+        yield net.start()
+    finally:
+        net.stop()
+
+
+async def test_generated_requests_never_break_a_service(quiet_network: Network) -> None:
+    network = quiet_network
     key = network.add_clinic("Fuzz clinic")
     async with httpx.AsyncClient() as http:
         async def everyone_knows_the_key() -> bool:
