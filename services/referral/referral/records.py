@@ -240,28 +240,10 @@ class Referrals:
         return task_view(r, clinic)
 
     async def _save_task(self, session: AsyncSession, r: domain.Referral, owner: str | None) -> None:
-        clinic = await directory_clinic(session, r.clinic_id) if r.clinic_id else None
-        view = task_view(r, clinic)
-        row = {
-            "patient_id": r.patient_id,
-            "owner_clinic_id": owner,
-            "need": r.need,
-            "urgency": str(r.urgency),
-            "status": r.status,
-            "clinic_id": r.clinic_id,
-            "partner_clinic_id": clinic.partner_clinic_id if clinic else None,
-            "region": clinic.region if clinic else r.region,
-            "claimed_by": r.claimed_by,
-            "lease_until": utc(r.lease_until),
-            "waiting_since": utc(r.unclaimed_since),
-            "escalated_at": utc(r.escalated_at),
-            "routed_at": utc(r.routed_at),
-            "opened_at": utc(r.opened_at),
-            "version": r.version,
-            "view": view,
-        }
+        row = await task_row(session, r, owner)
         stmt = _upsert(session)(tasks).values(referral_id=r.referral_id, **row)
         await session.execute(stmt.on_conflict_do_update(index_elements=[tasks.c.referral_id], set_=row))
+
 
     async def take_advice(self, session: AsyncSession, referring_clinic_id: str | None, changed: AssessmentChanged, now: datetime) -> None:
         """Pathway's assessment changed: open the patient's referral for the need it
@@ -291,6 +273,31 @@ class Referrals:
             decided = domain.reassess(referral, wanted, now, clinics, loads)
         if decided:
             await self.append(session, referral, owner, decided)
+
+
+async def task_row(session: AsyncSession, r: domain.Referral, owner: str | None) -> dict[str, Any]:
+    """The queue row of a referral: a projection of its events (and its clinic's directory
+    entry), the same live and on a rebuild."""
+    clinic = await directory_clinic(session, r.clinic_id) if r.clinic_id else None
+    view = task_view(r, clinic)
+    return {
+        "patient_id": r.patient_id,
+        "owner_clinic_id": owner,
+        "need": r.need,
+        "urgency": str(r.urgency),
+        "status": r.status,
+        "clinic_id": r.clinic_id,
+        "partner_clinic_id": clinic.partner_clinic_id if clinic else None,
+        "region": clinic.region if clinic else r.region,
+        "claimed_by": r.claimed_by,
+        "lease_until": utc(r.lease_until),
+        "waiting_since": utc(r.unclaimed_since),
+        "escalated_at": utc(r.escalated_at),
+        "routed_at": utc(r.routed_at),
+        "opened_at": utc(r.opened_at),
+        "version": r.version,
+        "view": view,
+    }
 
 
 def task_view(r: domain.Referral, clinic: domain.DirectoryClinic | None) -> dict[str, Any]:
