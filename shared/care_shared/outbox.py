@@ -121,70 +121,88 @@ class OutboxRelay:
         with suppress_instrumentation():
             return await self._publish_batch()
 
+    def _pending_query(self):  # noqa: ANN202
+        return (
+            select(outbox.c.position, events)
+            .join(events, events.c.position == outbox.c.position)
+            .order_by(outbox.c.position)
+            .limit(self.batch_size)
+        )
+
     async def _publish_batch(self) -> int:
-        async with self.db.transaction() as session:
-            query = (
-                select(outbox.c.position, events)
-                .join(events, events.c.position == outbox.c.position)
-                .order_by(outbox.c.position)
-                .limit(self.batch_size)
-            )
-            if not self.db.is_sqlite:
-                # Several relays (replicas) share the outbox without publishing a row twice.
-                query = query.with_for_update(of=outbox, skip_locked=True)
-            rows = (await session.execute(query)).all()
+        if self.db.is_sqlite:
+            # SQLite has one writer: read, publish with no transaction open, then forget the
+            # published rows in a short write, so clinics' writes never wait on NATS.
+            async with self.db.read() as session:
+                rows = (await session.execute(self._pending_query())).all()
             if not rows:
                 return 0
-            js = self._jetstream()
-            pending = []
-            for row in rows:
-                subject = nats_subject(row.type, row.subject)
-                span = self._tracer.start_span(
-                    f"send {subject.split('.', 2)[0]}.{subject.split('.', 2)[1]}",
-                    context=context_from_traceparent(row.meta.get("traceparent")),
-                    kind=SpanKind.PRODUCER,
-                    attributes={
-                        "messaging.system": "nats",
-                        "messaging.operation.type": "send",
-                        "messaging.destination.name": subject,
-                        "messaging.message.id": row.event_id,
-                        "care.event.type": row.type,
-                    },
-                )
-                headers = {"Nats-Msg-Id": row.event_id}
-                propagate.inject(headers, context=trace.set_span_in_context(span))
-                future = await js.publish_async(
-                    subject, envelope_bytes(self.source, row), headers=headers
-                )
-                pending.append((row, span, future))
-            results = await asyncio.wait_for(
-                asyncio.gather(*(f for _, _, f in pending), return_exceptions=True),
-                timeout=self.ack_timeout,
-            )
-            done, failed = [], []
-            for (row, span, _), result in zip(pending, results, strict=True):
-                if isinstance(result, BaseException):
-                    span.set_status(Status(StatusCode.ERROR, type(result).__name__))
-                    failed.append((row, result))
-                else:
-                    done.append(row.position)
-                    if self.metrics:
-                        self.metrics.events_published.labels(row.type).inc()
-                span.end()
-            if os.environ.get(FAULT_ENV) == "kill_after_publish":
-                os.kill(os.getpid(), signal.SIGKILL)
-            if done:
-                await session.execute(delete(outbox).where(outbox.c.position.in_(done)))
-            for row, error in failed:
-                await session.execute(
-                    update(outbox)
-                    .where(outbox.c.position == row.position)
-                    .values(attempts=outbox.c.attempts + 1, last_error=type(error).__name__)
-                )
-            self.published_total += len(done)
+            done, failed = await self._publish(rows)
+            async with self.db.transaction() as session:
+                await self._forget(session, done, failed)
+        else:
+            async with self.db.transaction() as session:
+                # Several relays (replicas) share the outbox without publishing a row twice.
+                query = self._pending_query().with_for_update(of=outbox, skip_locked=True)
+                rows = (await session.execute(query)).all()
+                if not rows:
+                    return 0
+                done, failed = await self._publish(rows)
+                await self._forget(session, done, failed)
+        self.published_total += len(done)
         if failed:  # after the commit, so the published rows stay published
             raise RuntimeError(f"{len(failed)} of {len(rows)} publishes failed")
         return len(rows)
+
+    async def _publish(self, rows) -> tuple[list[int], list[tuple]]:  # noqa: ANN001
+        """Publish a batch to JetStream; which positions it acknowledged, which failed."""
+        js = self._jetstream()
+        pending = []
+        for row in rows:
+            subject = nats_subject(row.type, row.subject)
+            span = self._tracer.start_span(
+                f"send {subject.split('.', 2)[0]}.{subject.split('.', 2)[1]}",
+                context=context_from_traceparent(row.meta.get("traceparent")),
+                kind=SpanKind.PRODUCER,
+                attributes={
+                    "messaging.system": "nats",
+                    "messaging.operation.type": "send",
+                    "messaging.destination.name": subject,
+                    "messaging.message.id": row.event_id,
+                    "care.event.type": row.type,
+                },
+            )
+            headers = {"Nats-Msg-Id": row.event_id}
+            propagate.inject(headers, context=trace.set_span_in_context(span))
+            future = await js.publish_async(subject, envelope_bytes(self.source, row), headers=headers)
+            pending.append((row, span, future))
+        results = await asyncio.wait_for(
+            asyncio.gather(*(f for _, _, f in pending), return_exceptions=True),
+            timeout=self.ack_timeout,
+        )
+        done, failed = [], []
+        for (row, span, _), result in zip(pending, results, strict=True):
+            if isinstance(result, BaseException):
+                span.set_status(Status(StatusCode.ERROR, type(result).__name__))
+                failed.append((row, result))
+            else:
+                done.append(row.position)
+                if self.metrics:
+                    self.metrics.events_published.labels(row.type).inc()
+            span.end()
+        if os.environ.get(FAULT_ENV) == "kill_after_publish":
+            os.kill(os.getpid(), signal.SIGKILL)
+        return done, failed
+
+    async def _forget(self, session, done: list[int], failed: list[tuple]) -> None:  # noqa: ANN001
+        if done:
+            await session.execute(delete(outbox).where(outbox.c.position.in_(done)))
+        for row, error in failed:
+            await session.execute(
+                update(outbox)
+                .where(outbox.c.position == row.position)
+                .values(attempts=outbox.c.attempts + 1, last_error=type(error).__name__)
+            )
 
     async def backlog(self) -> int:
         async with self.db.read() as session:
