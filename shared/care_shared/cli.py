@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import signal
 import socket
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import nats
 import uvicorn
@@ -16,6 +18,7 @@ from fastapi import FastAPI
 from care_shared.db import Database
 from care_shared.migrations import migrate
 from care_shared.outbox import OutboxRelay
+from care_shared.rebuild import RebuildReport
 from care_shared.service import Runtime
 from care_shared.settings import ServiceSettings
 from care_shared.telemetry import build_tracer_provider, configure_logging
@@ -79,6 +82,26 @@ async def run_relay(settings: ServiceSettings, source: str) -> None:
         provider.shutdown()
 
 
+Rebuild = Callable[[Database, ServiceSettings, bool], Awaitable[RebuildReport]]
+
+
+def rebuild_command(settings: ServiceSettings, migrations: Path, rebuild: Rebuild, progress: bool) -> int:
+    """Replay the service's events into a fresh projection, compare with the live one, print
+    the report; exit 1 when they differ."""
+
+    async def run() -> dict:
+        db = Database(settings.database_url)
+        try:
+            await migrate(db, migrations)
+            return (await rebuild(db, settings, progress)).to_json()
+        finally:
+            await db.dispose()
+
+    report = asyncio.run(run())
+    print(json.dumps(report, indent=2))
+    return 0 if report["identical_to_live"] else 1
+
+
 def main(
     argv: list[str] | None,
     *,
@@ -86,12 +109,17 @@ def main(
     make_runtime: Callable[[], Runtime],
     make_app: Callable[[Runtime], FastAPI],
     extra: Callable[[argparse._SubParsersAction], None] | None = None,
+    rebuild: Rebuild | None = None,
 ) -> int:
     parser = argparse.ArgumentParser(prog=f"python -m {settings.service_name}")
     sub = parser.add_subparsers(dest="command")
     sub.add_parser("serve", help="run the HTTP API, its consumers and its outbox relay (default)")
     sub.add_parser("relay", help="run only the outbox relay, as its own process")
     sub.add_parser("migrate", help="apply database migrations and exit")
+    if rebuild:
+        p = sub.add_parser("rebuild", help="replay events into a fresh projection and compare it with the live one")
+        p.add_argument("--progress", action="store_true", help="draw a progress bar on stderr")
+        p.set_defaults(handler=lambda args: rebuild_command(settings, make_runtime().migrations, rebuild, args.progress))
     if extra:
         extra(sub)
     args = parser.parse_args(argv)

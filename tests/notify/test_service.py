@@ -231,3 +231,26 @@ async def test_reminder_events_are_published_without_contact_details(notify: Not
     types = {e["type"] for e in events}
     assert {"care.notify.reminder-scheduled.v1", "care.notify.reminder-sent.v1"} <= types
     assert "secret-pat" not in json.dumps(events)
+
+
+async def test_rebuild_from_the_reminders_events_matches_the_live_rows_and_names_a_drift(notify: Notify) -> None:
+    from sqlalchemy import update
+
+    from notify.rebuild import rebuild_and_compare
+    from notify.tables import reminders
+
+    pid, tid = ids()
+    pid = await patient(notify, birth_year=1980)
+    await notify.put_contact(pid, email="pat@example.org", channel="email", reminders=True)
+    await notify.processed(pid, await notify.send("intake", started(pid, tid)))
+    assert await notify.at(datetime(2026, 3, 16, 9, 0, tzinfo=UTC)) == 1  # the week-2 review goes
+    await notify.processed(pid, await notify.send("intake", TrialCompleted(patient_id=pid, trial_id=tid, ended_on=date(2026, 3, 20))))
+
+    report = await rebuild_and_compare(notify.runtime.db)
+    assert report.ok and report.compared == 3 and report.identical == 3, report.to_json()
+
+    drifted = next(r["id"] for r in await notify.reminders(pid) if r["status"] == "cancelled")
+    async with notify.runtime.db.transaction() as s:
+        await s.execute(update(reminders).where(reminders.c.reminder_id == drifted).values(status="scheduled"))
+    report = await rebuild_and_compare(notify.runtime.db)
+    assert report.different == [drifted]

@@ -126,7 +126,7 @@ async def test_shuffled_and_redelivered_events_converge_and_rebuild_is_identical
         report = json.loads(out.stdout)
         assert out.returncode == 0, out.stdout + out.stderr
         assert report["identical_to_live"] is True
-        assert report["patients"] == len(expected) and report["identical"] == len(expected)
+        assert report["compared"] == len(expected) and report["identical"] == len(expected)
         assert report["events"] == len(delivery) + 1
 
         # A projection that drifted from its events is reported, not passed.

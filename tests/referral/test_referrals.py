@@ -321,3 +321,26 @@ async def test_directory_changes_are_events_and_a_referral_can_be_accepted_or_ca
     cancelled = await h.post(f"/v1/tasks/{task_id}/cancel", {"reason": "patient moved away"})
     assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
     assert (await h.post(f"/v1/tasks/{task_id}/accept")).status_code == 409
+
+
+async def test_rebuild_from_the_referrals_events_matches_the_live_queue_and_names_a_drift(referral: Harness) -> None:
+    from sqlalchemy import update
+
+    from referral.rebuild import rebuild_and_compare
+    from referral.tables import tasks
+
+    h = referral
+    await h.add_clinic("MDC", "north", ["mood_disorder_clinic"])
+    pids = [new_patient() for _ in range(3)]
+    for pid in pids:
+        await h.advise(pid)
+    first = (await h.referral_of(pids[0]))["id"]
+    await h.post(f"/v1/tasks/{first}/claim")
+    await h.post(f"/v1/tasks/{first}/schedule", {"appointment_at": "2026-06-20T09:00:00Z"})
+
+    report = await rebuild_and_compare(h.runtime.db)
+    assert report.ok and report.identical == 3, report.to_json()
+
+    async with h.runtime.db.transaction() as s:
+        await s.execute(update(tasks).where(tasks.c.referral_id == first).values(status="queued"))
+    assert (await rebuild_and_compare(h.runtime.db)).different == [first]

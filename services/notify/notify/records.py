@@ -5,6 +5,7 @@ service, a contact update, a reminder sent."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import and_, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -107,6 +108,32 @@ async def adherence_done_until(session: AsyncSession, patient_id: str) -> dict[s
     return {trial_id: utc(due) for trial_id, due in rows}
 
 
+# The reminder columns its events decide; the rest is the delivery queue's working state.
+FROM_EVENTS = (
+    "patient_id", "kind", "status", "due_at", "deliver_at", "trial_id", "referral_id",
+    "channel", "sent_at", "failed_at", "reason", "crisis_resources",
+)
+
+
+def reminder_row(after: rem.Reminder) -> dict[str, Any]:
+    """What a reminder's events decide of its row (the rest is the delivery queue's working
+    state): the same live and on a rebuild."""
+    return {
+        "patient_id": after.patient_id,
+        "kind": after.kind.value,
+        "status": after.status,
+        "due_at": after.due_at,
+        "deliver_at": after.deliver_at,
+        "trial_id": after.trial_id,
+        "referral_id": after.referral_id,
+        "channel": after.channel.value if after.channel else None,
+        "sent_at": after.sent_at,
+        "failed_at": after.failed_at,
+        "reason": after.reason,
+        "crisis_resources": after.crisis_resources,
+    }
+
+
 class ReminderRecords:
     """A reminder's events in its own stream (`reminder-<id>`), and its row in the read model
     written in the same transaction."""
@@ -134,22 +161,7 @@ class ReminderRecords:
         )
         after, _ = await self.load(session, reminder_id)  # the stream is the truth: fold it
         assert after is not None
-        row = {
-            "patient_id": after.patient_id,
-            "kind": after.kind.value,
-            "status": after.status,
-            "due_at": after.due_at,
-            "deliver_at": after.deliver_at,
-            "trial_id": after.trial_id,
-            "referral_id": after.referral_id,
-            "channel": after.channel.value if after.channel else None,
-            "sent_at": after.sent_at,
-            "failed_at": after.failed_at,
-            "reason": after.reason,
-            "crisis_resources": after.crisis_resources,
-            "version": version + 1,
-            **(queue or {}),
-        }
+        row = {**reminder_row(after), "version": version + 1, **(queue or {})}
         if isinstance(event, ReminderScheduled | ReminderMoved):
             row.setdefault("next_attempt_at", after.deliver_at)
         if isinstance(event, ReminderScheduled):

@@ -4,9 +4,7 @@ the live one. Identical means the live assessments are exactly what the events i
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import nats
@@ -16,16 +14,9 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from care_shared.contracts import decode
 from care_shared.db import Database
 from care_shared.envelope import Envelope, EnvelopeError, parse_envelope
+from care_shared.rebuild import RebuildReport, compare, progress_bar
 from pathway.projection import PatientProjection
 from pathway.tables import patient_assessments
-
-
-def progress_bar(done: int, total: int) -> None:
-    width = 40
-    filled = width * done // max(total, 1)
-    print(f"\rreplaying intake [{'#' * filled}{'.' * (width - filled)}] {done}/{total}", end="", file=sys.stderr, flush=True)
-    if done >= total:
-        print(file=sys.stderr)
 
 
 async def read_stream(
@@ -78,23 +69,6 @@ def project(envelopes: list[Envelope]) -> dict[str, dict[str, Any]]:
     return {pid: json.loads(json.dumps(p.assessment())) for pid, p in projections.items() if p.facts.applied_through > 0}
 
 
-@dataclass
-class RebuildReport:
-    events: int
-    patients: int
-    identical: int
-    different: list[str] = field(default_factory=list)
-    missing_in_live: list[str] = field(default_factory=list)
-    only_in_live: list[str] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return not (self.different or self.missing_in_live or self.only_in_live)
-
-    def to_json(self) -> dict[str, Any]:
-        return {**self.__dict__, "identical_to_live": self.ok}
-
-
 async def live_assessments(db: Database) -> dict[str, dict[str, Any]]:
     async with db.read() as session:
         rows = await session.execute(sa.select(patient_assessments.c.patient_id, patient_assessments.c.assessment))
@@ -102,16 +76,5 @@ async def live_assessments(db: Database) -> dict[str, dict[str, Any]]:
 
 
 async def rebuild_and_compare(db: Database, nats_url: str | list[str], *, progress: bool = False) -> RebuildReport:
-    envelopes = await read_stream(nats_url, progress=progress_bar if progress else None)
-    rebuilt = project(envelopes)
-    live = await live_assessments(db)
-    report = RebuildReport(events=len(envelopes), patients=len(rebuilt), identical=0)
-    for pid, assessment in rebuilt.items():
-        if pid not in live:
-            report.missing_in_live.append(pid)
-        elif live[pid] == assessment:
-            report.identical += 1
-        else:
-            report.different.append(pid)
-    report.only_in_live = sorted(set(live) - set(rebuilt))
-    return report
+    envelopes = await read_stream(nats_url, progress=progress_bar("replaying intake") if progress else None)
+    return compare(await live_assessments(db), project(envelopes), events=len(envelopes))

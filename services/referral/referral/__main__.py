@@ -1,10 +1,12 @@
-"""`python -m referral [serve|relay|migrate|coordinator add --name NAME|demo-seed]`"""
+"""`python -m referral [serve|relay|migrate|rebuild|coordinator add --name NAME|demo-seed]`"""
 
 import sys
 
 from care_shared import cli
+from care_shared.rebuild import progress_bar
 from referral.bootstrap import create_app, make_runtime
 from referral.operations import add_coordinator_command, demo_seed_command
+from referral.rebuild import rebuild_and_compare
 from referral.settings import ReferralSettings
 
 
@@ -24,5 +26,12 @@ def _commands(sub) -> None:  # noqa: ANN001
 
 if __name__ == "__main__":
     sys.exit(
-        cli.main(sys.argv[1:], settings=ReferralSettings(), make_runtime=make_runtime, make_app=create_app, extra=_commands)
+        cli.main(
+            sys.argv[1:],
+            settings=ReferralSettings(),
+            make_runtime=make_runtime,
+            make_app=create_app,
+            extra=_commands,
+            rebuild=lambda db, _settings, progress: rebuild_and_compare(db, progress_bar("replaying referrals") if progress else None),
+        )
     )

@@ -4,7 +4,8 @@
     carectl consumers               durable consumers: lag, pending acks, redeliveries
     carectl dlq list                dead letters with their reasons
     carectl dlq replay <seq|all>    put dead letters back on their subject after a fix
-    carectl rebuild pathway         replay intake's events into a fresh projection and compare
+    carectl rebuild <service>       replay events into a fresh projection and compare
+                                    (pathway from intake's stream; referral, notify from their own)
     carectl trace <trace id>        a trace as a tree with timings, from var/traces
     carectl trace --last            the newest clinic request's trace
     carectl clinic add --name N     register a partner clinic; its API key is shown once
@@ -131,14 +132,11 @@ async def dlq(args: argparse.Namespace) -> int:
 
 
 def rebuild(args: argparse.Namespace) -> int:
-    if args.service != "pathway":
-        print(f"rebuild {args.service}: not available yet (pathway only)", file=sys.stderr)
-        return 2
     env = {**os.environ, "NATS_URL": nats_url(args)}
-    db = args.database_url or os.environ.get("DATABASE_URL") or run_info().get("databases", {}).get("pathway")
+    db = args.database_url or os.environ.get("DATABASE_URL") or run_info().get("databases", {}).get(args.service)
     if db:
         env["DATABASE_URL"] = db
-    return subprocess.call([sys.executable, "-m", "pathway", "rebuild", "--progress"], env=env)
+    return subprocess.call([sys.executable, "-m", args.service, "rebuild", "--progress"], env=env)
 
 
 def trace(args: argparse.Namespace) -> int:
