@@ -12,6 +12,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger(__name__)
@@ -107,6 +108,7 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
     404: _problem("No such resource for this clinic"),
     409: _problem("Conflicts with the current state"),
     422: _problem("A field failed validation; `field` names it"),
+    503: _problem("Briefly unavailable (e.g. the database connection was lost): retry with the same Idempotency-Key"),
 }
 
 
@@ -119,6 +121,20 @@ def _field_name(loc: tuple[Any, ...]) -> str:
     if parts and parts[0] in {"body", "query", "path", "header"}:
         parts = parts[1:]
     return ".".join(parts) or "body"
+
+
+# SQLSTATE class 08 (connection exception) and 57P01-03 (the server is shutting down, or a
+# backend was terminated by an administrator).
+_CONNECTION_SQLSTATES = ("08", "57P01", "57P02", "57P03")
+
+
+def connection_lost(exc: DBAPIError) -> bool:
+    sqlstate = getattr(exc.orig, "sqlstate", None) or ""
+    return (
+        exc.connection_invalidated
+        or isinstance(exc, OperationalError | InterfaceError)
+        or sqlstate.startswith(_CONNECTION_SQLSTATES)
+    )
 
 
 def install_problem_handlers(app: FastAPI) -> None:
@@ -171,6 +187,25 @@ def install_problem_handlers(app: FastAPI) -> None:
             },
             getattr(exc, "headers", None),
         )
+
+    @app.exception_handler(DBAPIError)
+    async def _database_away(request: Request, exc: DBAPIError) -> JSONResponse:
+        # A lost connection (failover, a terminated backend) rolled the request back whole:
+        # tell the client to retry, with the same Idempotency-Key, rather than report a bug.
+        if connection_lost(exc):
+            log.warning("database unavailable", extra={"error": type(exc).__name__, "path": request.url.path})
+            return problem_response(
+                503,
+                {
+                    "type": PROBLEM_BASE + "unavailable",
+                    "title": "Temporarily unavailable",
+                    "status": 503,
+                    "detail": "The database connection was lost; nothing was stored. Retry with the same Idempotency-Key.",
+                    "instance": request.url.path,
+                },
+                {"Retry-After": "1"},
+            )
+        return await _unexpected(request, exc)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

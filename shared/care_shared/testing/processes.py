@@ -66,7 +66,7 @@ class ServiceProcess:
             if self.process and self.process.poll() is not None:
                 raise RuntimeError(f"{self.name} exited with {self.process.returncode}:\n{self.log_tail()}")
             try:
-                if httpx.get(f"{self.url}/readyz", timeout=1.0).status_code == 200:
+                if httpx.get(f"{self.url}/readyz", timeout=5.0).status_code == 200:
                     return self
             except httpx.HTTPError:
                 pass
