@@ -4,8 +4,16 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from care_shared.db import Database
+from care_shared.eventstore import events
 
 
 @dataclass
@@ -39,9 +47,41 @@ def compare(live: dict[str, Any], rebuilt: dict[str, Any], *, events: int) -> Re
     return report
 
 
+async def refold_streams(
+    db: Database,
+    prefix: str,
+    project: Callable[[AsyncSession, str], Awaitable[Any | None]],
+    live: Callable[[AsyncSession], Awaitable[dict[str, Any]]],
+    progress: Callable[[int, int], None] | None = None,
+) -> RebuildReport:
+    """Fold every stream named `<prefix><id>` in this service's own store again with
+    `project(session, id)`, and compare with `live(session)`: both keyed by id."""
+    rebuilt: dict[str, Any] = {}
+    named = events.c.stream_id.like(f"{prefix}%")
+    async with db.read() as session:
+        stream_ids = sorted((await session.execute(sa.select(events.c.stream_id).where(named).distinct())).scalars())
+        n_events = (await session.execute(sa.select(sa.func.count()).select_from(events).where(named))).scalar_one()
+        for i, stream_id in enumerate(stream_ids, 1):
+            key = stream_id.removeprefix(prefix)
+            row = await project(session, key)
+            if row is not None:
+                rebuilt[key] = row
+            if progress:
+                progress(i, len(stream_ids))
+        current = await live(session)
+    return compare(current, rebuilt, events=n_events)
+
+
 def as_json(value: Any) -> Any:
-    """Dates and datetimes as ISO strings, as a projection stores them."""
-    return json.loads(json.dumps(value, default=lambda v: v.isoformat()))
+    """Dates and datetimes as ISO strings, as a projection stores them; a naive datetime (as
+    SQLite hands them back) is UTC, as everything here stores."""
+
+    def iso(v: Any) -> str:
+        if isinstance(v, datetime):
+            return (v if v.tzinfo else v.replace(tzinfo=UTC)).astimezone(UTC).isoformat()
+        return v.isoformat()
+
+    return json.loads(json.dumps(value, default=iso))
 
 
 def progress_bar(label: str):  # noqa: ANN201
