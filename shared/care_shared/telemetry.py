@@ -70,7 +70,8 @@ def build_tracer_provider(settings: ServiceSettings) -> TracerProvider:
     if settings.otel_exporter_otlp_endpoint:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
-        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+        endpoint = settings.otel_exporter_otlp_endpoint.rstrip("/") + "/v1/traces"
+        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint)))
     if settings.care_trace_file:
         # Simple (synchronous) so a span is on disk the moment it ends: operators and tests
         # read the file while the service runs.
