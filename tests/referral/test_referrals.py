@@ -344,3 +344,13 @@ async def test_rebuild_from_the_referrals_events_matches_the_live_queue_and_name
     async with h.runtime.db.transaction() as s:
         await s.execute(update(tasks).where(tasks.c.referral_id == first).values(status="queued"))
     assert (await rebuild_and_compare(h.runtime.db)).different == [first]
+
+
+async def test_a_rotated_coordinator_key_stops_working_and_the_new_one_works(referral: Harness) -> None:
+    from referral.access import rotate_coordinator_key
+
+    h = referral
+    old = h.coordinator
+    rotated = await rotate_coordinator_key(h.runtime, old)
+    assert (await h.get("/v1/tasks", key=old)).status_code == 401
+    assert (await h.get("/v1/tasks", key=rotated["api_key"])).status_code == 200

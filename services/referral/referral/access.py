@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from fastapi import Request
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, update
 
 from care_shared.auth import Clinic, bearer_key, clinic_for_key, generate_api_key, hash_key
-from care_shared.contracts.referral import CoordinatorRegistered
+from care_shared.contracts.referral import CoordinatorKeyRotated, CoordinatorRegistered
 from care_shared.envelope import new_id
 from care_shared.eventstore import NewEvent
 from care_shared.problems import ProblemError, Unauthorized
@@ -87,6 +87,33 @@ async def add_coordinator(runtime: Runtime, name: str, key: str | None = None) -
             )
         )
     return {"coordinator_id": coordinator_id, "name": name, "api_key": api_key}
+
+
+async def rotate_coordinator_key(runtime: Runtime, current_key: str) -> dict[str, str]:
+    """Replace a coordinator's key; the old one stops working at once, the new one is shown once."""
+    old_hash = hash_key(current_key)
+    async with runtime.db.transaction() as session:
+        row = (
+            await session.execute(
+                select(coordinators.c.coordinator_id).where(coordinators.c.key_sha256 == old_hash, coordinators.c.active.is_(True))
+            )
+        ).first()
+        if row is None:
+            raise LookupError("no active coordinator key matches")
+        new_key = generate_api_key()
+        event = CoordinatorKeyRotated(coordinator_id=row.coordinator_id, key_sha256=hash_key(new_key), replaces_sha256=old_hash)
+        stream = coordinator_stream(row.coordinator_id)
+        await runtime.store.append(
+            session,
+            stream,
+            await runtime.store.current_version(session, stream),
+            [NewEvent(type=event.event_type, subject=row.coordinator_id, data=event.to_data())],
+            publish=False,  # a coordinator's key concerns no other service
+        )
+        await session.execute(
+            update(coordinators).where(coordinators.c.coordinator_id == row.coordinator_id).values(key_sha256=event.key_sha256)
+        )
+    return {"coordinator_id": row.coordinator_id, "api_key": new_key}
 
 
 async def coordinator_key_known(runtime: Runtime, key: str) -> bool:

@@ -6,11 +6,12 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import sys
 from pathlib import Path
 
 from care_shared.migrations import migrate
 from care_shared.service import Runtime
-from referral.access import add_coordinator, coordinator_key_known
+from referral.access import add_coordinator, coordinator_key_known, rotate_coordinator_key
 from referral.records import directory, register_directory_clinic
 
 DEMO_CLINICS = (
@@ -54,6 +55,22 @@ def add_coordinator_command(runtime: Runtime, name: str, key_file: str | None) -
             await runtime.db.dispose()
 
     print(json.dumps(asyncio.run(run())))
+    return 0
+
+
+def rotate_coordinator_key_command(runtime: Runtime, current_key: str) -> int:
+    async def run() -> dict[str, str]:
+        try:
+            await migrate(runtime.db, runtime.migrations)
+            return await rotate_coordinator_key(runtime, current_key)
+        finally:
+            await runtime.db.dispose()
+
+    try:
+        print(json.dumps(asyncio.run(run())))
+    except LookupError as exc:
+        print(str(exc), file=sys.stderr)
+        return 1
     return 0
 
 

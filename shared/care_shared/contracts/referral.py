@@ -72,6 +72,16 @@ class CoordinatorRegistered(EventData):
     key_sha256: str
 
 
+@event
+class CoordinatorKeyRotated(EventData):
+    """The coordinator's key was replaced: `replaces_sha256` stops working."""
+
+    event_type = "care.referral.coordinator-key-rotated.v1"
+    coordinator_id: str
+    key_sha256: str
+    replaces_sha256: str
+
+
 # --- a referral's life ---------------------------------------------------------------------
 
 

@@ -11,6 +11,7 @@
     carectl clinic add --name N     register a partner clinic; its API key is shown once
     carectl clinic rotate-key       replace the key in $CLINIC_KEY; the new one is shown once
     carectl coordinator add --name N  register a referral coordinator; the key is shown once
+    carectl coordinator rotate-key  replace the key in $COORDINATOR_KEY
 
 NATS comes from --nats, else NATS_URL, else var/run.json (written by `make run`).
 """
@@ -166,7 +167,10 @@ def coordinator(args: argparse.Namespace) -> int:
     db = args.database_url or run_info().get("databases", {}).get("referral")
     if db:
         env["DATABASE_URL"] = db
-    return subprocess.call([sys.executable, "-m", "referral", "coordinator", "add", "--name", args.name], env=env)
+    if args.coordinator_command == "add":
+        return subprocess.call([sys.executable, "-m", "referral", "coordinator", "add", "--name", args.name], env=env)
+    # The current key comes from the environment (COORDINATOR_KEY), never the command line.
+    return subprocess.call([sys.executable, "-m", "referral", "coordinator", "rotate-key"], env=env)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -206,6 +210,8 @@ def main(argv: list[str] | None = None) -> int:
     a = rsub.add_parser("add", help="register a coordinator; the key is printed once")
     a.add_argument("--name", required=True)
     a.add_argument("--database-url", help="referral's database (default: DATABASE_URL, then var/run.json)")
+    k = rsub.add_parser("rotate-key", help="replace the key in $COORDINATOR_KEY; the new key is printed once")
+    k.add_argument("--database-url", help="referral's database (default: DATABASE_URL, then var/run.json)")
     p.set_defaults(run=coordinator)
     args = parser.parse_args(argv)
     return args.run(args)
