@@ -4,14 +4,18 @@ What it measures, each beside the bare limit it is a ratio of:
 - intake POST throughput and latency (16 clients, a realistic mix) on SQLite and PostgreSQL,
   against a bare FastAPI endpoint served the same way and driven by the same harness;
 - end-to-end latency from a trial completion's POST to pathway's assessment reflecting it at
-  a fixed offered load, and the highest offered load pathway sustains without a growing
-  consumer backlog (offered load ramped in steps);
+  a fixed offered load; at the same offered load, from the POST of a patient's second failed
+  adequate trial's completion (pathway then advises a referral) to referral's task for that
+  patient being queued (GET /v1/referrals?patient_id=... shows it queued or unroutable); and
+  the highest offered load pathway sustains without a growing consumer backlog (offered load
+  ramped in steps, with referral consuming pathway's events alongside);
 - the outbox relay's events/s against raw JetStream async publishing;
 - pathway's and notify's consumer events/s against a raw pull consumer;
 - the event store's append rate against the `eventsourcing` library on the same databases;
 - pathway's engine micro-benchmarks (bench_pathway.py).
 
-Real processes (`python -m intake serve|relay`, pathway, notify), our own nats-server on free
+Real processes (`python -m intake serve|relay`, pathway, referral, notify; referral's directory
+from `python -m referral demo-seed`), our own nats-server on free
 loopback ports, and `bench_<random>` PostgreSQL databases that are dropped at the end. Every
 loop is bounded by a count and a deadline; the whole run stays under ~6 minutes.
 
@@ -192,12 +196,22 @@ async def scope(name: str):
         await s.close()
 
 
-def add_clinic(env: dict[str, str], workdir: Path) -> str:
+def operator_command(args: list[str], env: dict[str, str], workdir: Path) -> dict:
+    """`python -m <args>`; its last line of output, as JSON."""
     out = subprocess.run(
-        [sys.executable, "-m", "intake", "clinic", "add", "--name", "Bench clinic"],
+        [sys.executable, "-m", *args],
         env={**os.environ, "CARE_TRACE_FILE": "", **env}, cwd=workdir, capture_output=True, text=True, timeout=60, check=True,
     )
-    return json.loads(out.stdout.strip().splitlines()[-1])["api_key"]
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def new_clinic(env: dict[str, str], workdir: Path) -> dict:
+    """intake's `clinic add`: {"clinic_id", "name", "api_key"}."""
+    return operator_command(["intake", "clinic", "add", "--name", "Bench clinic"], env, workdir)
+
+
+def add_clinic(env: dict[str, str], workdir: Path) -> str:
+    return new_clinic(env, workdir)["api_key"]
 
 
 async def metric(http: httpx.AsyncClient, base: str, name: str, label: str | None = None) -> float:
@@ -609,7 +623,12 @@ async def consumer(service: str, patients: int, events_each: int, budget: float)
             await nc.close()
 
 
-# --- end to end: intake -> relay -> JetStream -> pathway -------------------------------------
+# --- end to end: intake -> relay -> JetStream -> pathway (-> referral) -------------------------
+
+# A second antidepressant trial, of another agent and class than IntakeFlow's sertraline, that
+# fails adequately: with the first failure, pathway's status becomes trd and it advises a referral.
+SECOND_TRIAL = {"kind": "antidepressant", "agent": "venlafaxine", "dose_mg_per_day": 150, "started_on": "2025-09-02"}
+SECOND_COMPLETION = {"ended_on": "2025-11-01", "max_dose_mg_per_day": 150, "adherence_pct": 90, "outcome": "no_response"}
 
 
 async def open_loop(rate: float, seconds: float, fire: Callable[[int], Awaitable[None]], max_in_flight: int) -> dict:
@@ -650,18 +669,33 @@ async def end_to_end(fixed_rate: float, fixed_seconds: float, ramp: list[float],
     async with scope("e2e") as s:
         server = s.start_nats()
         intake_env = {"DATABASE_URL": sqlite_url_for(s.dir / "intake.db"), "NATS_URL": server.url}
+        referral_env = {"DATABASE_URL": sqlite_url_for(s.dir / "referral.db"), "NATS_URL": server.url}
         intake = s.service("intake", intake_env)
         pathway = s.service("pathway", {"DATABASE_URL": sqlite_url_for(s.dir / "pathway.db"), "NATS_URL": server.url})
         intake.wait_ready()
+        clinic = new_clinic(intake_env, s.dir)
+        key = clinic["api_key"]
+        # referral's directory (clinics of varied capabilities, the first one the bench clinic's
+        # partner, so its patients' region is known) and a coordinator, as `make run` seeds them.
+        seeded = operator_command(["referral", "demo-seed", "--key-file", str(s.dir / "coordinator.key"),
+                                   "--partner-clinic-id", clinic["clinic_id"]], referral_env, s.dir)
+        referral = s.service("referral", referral_env)
         pathway.wait_ready()
-        key = add_clinic(intake_env, s.dir)
+        referral.wait_ready()
         auth = {"Authorization": f"Bearer {key}"}
+        coordinator = {"Authorization": f"Bearer {seeded['coordinator_key']}"}
         limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
         async with httpx.AsyncClient(timeout=15, headers=auth, limits=limits) as http:
             # pathway learns the clinic's key from intake's clinic-registered event.
             async def knows_key() -> bool:
                 return (await http.get(f"{pathway.url}/v1/patients/{uuid.uuid4()}/assessment")).status_code == 404
             await wait_for(knows_key, 30, "pathway to learn the clinic key", every=0.1)
+
+            async def referrals_of(pid: str) -> list[dict]:
+                r = await http.get(f"{referral.url}/v1/referrals", params={"patient_id": pid}, headers=coordinator)
+                if r.status_code != 200:
+                    raise RuntimeError(f"referral GET /v1/referrals: {r.status_code} {r.text[:200]}")
+                return r.json()
 
             async def post(path: str, body: dict) -> dict:
                 r = await http.post(f"{intake.url}{path}", json=body)
@@ -673,31 +707,38 @@ async def end_to_end(fixed_rate: float, fixed_seconds: float, ramp: list[float],
                 r = await http.get(f"{pathway.url}/v1/patients/{pid}/assessment")
                 return r.json() if r.status_code == 200 else None
 
-            # A pool of patients, each with an episode and a started trial.
+            # A pool of patients, each with an episode and a started trial; and a referral pool,
+            # each with one failed adequate trial (no referral advised yet) and a second started.
             sem = asyncio.Semaphore(8)
             pool_rows: list[dict] = []
+            referral_rows: list[dict] = []
 
-            async def make_patient(_: int) -> None:
+            async def make_patient(_: int, second_trial: bool = False) -> None:
                 async with sem:
                     flow = IntakeFlow(intake.url)
-                    trial = None
-                    for _step in range(3):
+                    answer = None
+                    for _step in range(4 if second_trial else 3):  # patient, episode, trial (, completion)
                         kind, url, body = flow.next()
                         answer = await post(url.removeprefix(intake.url), body)
                         flow.ok(kind, answer)
-                        trial = answer
-                    pool_rows.append({"pid": flow.pid, "trial": flow.trial, "trial_event": trial["event_id"]})
+                    if second_trial:
+                        answer = await post(f"/v1/patients/{flow.pid}/trials", SECOND_TRIAL)
+                        referral_rows.append({"pid": flow.pid, "trial": answer["id"], "trial_event": answer["event_id"]})
+                    else:
+                        pool_rows.append({"pid": flow.pid, "trial": flow.trial, "trial_event": answer["event_id"]})
 
-            await asyncio.gather(*(make_patient(i) for i in range(pool)))
+            await asyncio.gather(*(make_patient(i) for i in range(pool)), *(make_patient(i, second_trial=True) for i in range(pool)))
 
             async def caught_up() -> bool:
                 if await metric(http, pathway.url, "care_consumer_lag", 'consumer="pathway-intake"') != 0:
                     return False
-                for r in pool_rows:
+                if await metric(http, referral.url, "care_consumer_lag", 'consumer="referral-pathway"') != 0:
+                    return False
+                for r in pool_rows + referral_rows:
                     if ((await assessment(r["pid"])) or {}).get("as_of_event") != r["trial_event"]:
                         return False
                 return True
-            await wait_for(caught_up, 60, "pathway to take in the pool", every=0.2)
+            await wait_for(caught_up, 60, "pathway and referral to take in the pools", every=0.2)
 
             # 1. Fixed offered load: trial completions, each followed until pathway reflects it.
             e2e: list[float] = []
@@ -735,6 +776,65 @@ async def end_to_end(fixed_rate: float, fixed_seconds: float, ramp: list[float],
                 "post_answer_to_assessment": latency_summary(after_post),
                 "poll_interval_ms": 10,
             }
+
+            # 1b. The same offered load, each completion a patient's second failed adequate trial:
+            # followed until pathway reflects it, then until referral shows the patient's task queued.
+            # Before: no referral open for anyone (one failed trial advises none).
+            r_before = await http.get(f"{referral.url}/v1/tasks", params={"status": "open"}, headers=coordinator)
+            open_before = len(r_before.json()) if r_before.status_code == 200 else None
+            r_e2e: list[float] = []
+            r_assessed: list[float] = []
+            r_assessed_to_task: list[float] = []
+            r_post: list[float] = []
+            r_failures: Counter = Counter()
+            r_statuses: Counter = Counter()
+
+            async def complete_second(i: int) -> None:
+                row = referral_rows[i % len(referral_rows)]
+                t0 = time.perf_counter()
+                try:
+                    answer = await post(f"/v1/patients/{row['pid']}/trials/{row['trial']}/completion", SECOND_COMPLETION)
+                except Exception as exc:
+                    r_failures[type(exc).__name__] += 1
+                    return
+                r_post.append(time.perf_counter() - t0)
+                t_assessed = None
+                while time.perf_counter() - t0 < 30:
+                    if t_assessed is None:
+                        a = await assessment(row["pid"])
+                        if a and a.get("as_of_event") == answer["event_id"]:
+                            t_assessed = time.perf_counter()
+                            r_assessed.append(t_assessed - t0)
+                            if not (a.get("referral") or {}).get("advised"):
+                                r_failures[f"pathway advised no referral (status {a.get('status')})"] += 1
+                                return
+                            continue
+                    else:
+                        queued = [x for x in await referrals_of(row["pid"]) if x.get("status") in ("queued", "unroutable")]
+                        if queued:
+                            now = time.perf_counter()
+                            r_e2e.append(now - t0)
+                            r_assessed_to_task.append(now - t_assessed)
+                            r_statuses[queued[0]["status"]] += 1
+                            return
+                    await asyncio.sleep(0.01)
+                r_failures["no assessment in 30 s" if t_assessed is None else "no queued task in 30 s"] += 1
+
+            n_ref = min(int(fixed_rate * fixed_seconds), len(referral_rows))
+            sent = await open_loop(fixed_rate, n_ref / fixed_rate, complete_second, max_in_flight=64)
+            referral_fixed = {
+                "offered_completions_per_s": fixed_rate, **sent, "failures": dict(r_failures),
+                "open_referrals_before": open_before,
+                "post_to_task_queued": latency_summary(r_e2e),
+                "post_answer": latency_summary(r_post),
+                "post_to_assessment": latency_summary(r_assessed),
+                "assessment_to_task_queued": latency_summary(r_assessed_to_task),
+                "task_status_seen": dict(r_statuses),
+                "poll_interval_ms": 10,
+                "queued_when": "GET referral /v1/referrals?patient_id= (coordinator key) lists the patient's referral as queued or unroutable; "
+                               "polled only once pathway's assessment reflects the completion",
+            }
+            log(f"  referral: POST -> task queued p50 {referral_fixed['post_to_task_queued']['p50_ms']} ms, statuses {dict(r_statuses)}, failures {dict(r_failures)}")
 
             # 2. Ramp: assessments on the pool at rising rates; backlog = pathway's consumer lag.
             steps = []
@@ -801,10 +901,13 @@ async def end_to_end(fixed_rate: float, fixed_seconds: float, ramp: list[float],
                     break
                 sustained = rate
             return {
-                "databases": "sqlite (intake and pathway)",
+                "databases": "sqlite (intake, pathway and referral)",
                 "pool_patients": len(pool_rows),
+                "referral_pool_patients": len(referral_rows),
+                "referral_directory_clinics": len(seeded.get("clinics", [])),
                 "fixed_load": fixed,
-                "ramp": {"event": "assessment POSTs to intake, one intake event each, consumed by pathway", "step_seconds": step_seconds,
+                "referral_fixed_load": referral_fixed,
+                "ramp": {"event": "assessment POSTs to intake, one intake event each, consumed by pathway (referral consuming pathway's events alongside)", "step_seconds": step_seconds,
                          "growing_when": "least-squares slope of pathway-intake care_consumer_lag over the step > max(1, 5% of rate)/s and final lag > max(20, rate/2)",
                          "steps": steps, "highest_sustained_per_s": sustained},
             }
@@ -899,8 +1002,7 @@ async def run() -> dict:
         await section(report, "relay_postgresql", relay("postgresql", 5000), 90)
     await section(report, "consumer_pathway", consumer("pathway", 30, 20, 60), 80)
     await section(report, "consumer_notify", consumer("notify", 30, 20, 60), 80)
-    await section(report, "end_to_end", end_to_end(5, 10, [5, 10, 15, 20, 30, 45, 60], 6, 60), 170)
-    report["skipped"] = {**report.get("skipped", {}), "referral_task_queue_latency": "services/referral is being rebuilt (uncommitted work in the tree); not measured"}
+    await section(report, "end_to_end", end_to_end(5, 10, [5, 10, 15, 20, 30, 45, 60], 6, 60), 200)
 
     # pathway's own micro-benchmarks (bench_pathway.py), CPU only.
     if left() > 15:
@@ -984,6 +1086,9 @@ def readme_section(r: dict) -> str:
     fixed = ("end_to_end", "fixed_load", "post_to_assessment")
     lines.append(f"| completion POST → pathway assessment at {v('end_to_end', 'fixed_load', 'offered_completions_per_s')}/s, p50 / p95 / p99 | "
                  f"{v(*fixed, 'p50_ms')} / {v(*fixed, 'p95_ms')} / {v(*fixed, 'p99_ms')} ms | | |")
+    queued = ("end_to_end", "referral_fixed_load", "post_to_task_queued")
+    lines.append(f"| 2nd failed trial's completion POST → referral task queued at {v('end_to_end', 'referral_fixed_load', 'offered_completions_per_s')}/s, p50 / p95 / p99 | "
+                 f"{v(*queued, 'p50_ms')} / {v(*queued, 'p95_ms')} / {v(*queued, 'p99_ms')} ms | | |")
     lines.append(f"| highest sustained offered load, intake → pathway (sqlite) | {v('end_to_end', 'ramp', 'highest_sustained_per_s')} events/s | "
                  f"{v('consumer_pathway', 'events_per_s')}/s pathway consumer | {v('ratios', 'e2e_sustained_to_pathway_consumer')} |")
     lines += [
