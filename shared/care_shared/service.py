@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,11 +15,13 @@ from pathlib import Path
 from fastapi import APIRouter, FastAPI, Request, Response
 from faststream.nats import NatsBroker
 from faststream.nats.opentelemetry import NatsTelemetryMiddleware
+from nats.errors import Error as NatsError
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
 from opentelemetry.sdk.trace import TracerProvider
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 
 from care_shared.asyncapi import asyncapi_document
 from care_shared.auth import (
@@ -39,7 +41,13 @@ from care_shared.eventstore import EventStore
 from care_shared.metrics import HttpMetricsMiddleware, ServiceMetrics
 from care_shared.migrations import current_revision, head_revision, migrate
 from care_shared.outbox import OutboxRelay
-from care_shared.problems import PROBLEM_RESPONSES, Unauthorized, install_problem_handlers, problem_response
+from care_shared.problems import (
+    PROBLEM_RESPONSES,
+    Unauthorized,
+    connection_lost,
+    install_problem_handlers,
+    problem_response,
+)
 from care_shared.settings import ServiceSettings
 from care_shared.telemetry import build_tracer_provider, configure_logging
 from care_shared.topology import ensure_streams
@@ -118,6 +126,34 @@ def build_runtime(
     )
 
 
+def _transient(exc: BaseException) -> bool:
+    """A failure that passes by itself: the database connection dropped (a restart, a failover,
+    an administrator's pg_terminate_backend) or NATS not answering yet."""
+    if isinstance(exc, DBAPIError):
+        return connection_lost(exc)
+    return isinstance(exc, NatsError | TimeoutError | OSError)
+
+
+async def until_done(what: str, step: Callable[[], Awaitable[None]]) -> None:
+    """Run a start-up step again after transient failures, however long they last: a service
+    whose database blinked while it migrated should wait and go on, not exit and lose its turn.
+    Anything else (a broken migration, a bad configuration) still fails the start at once."""
+    delay = 0.2
+    while True:
+        try:
+            await step()
+            return
+        except Exception as exc:
+            if not _transient(exc):
+                raise
+            log.warning(
+                "start-up step failed; retrying",
+                extra={"step": what, "error": type(exc).__name__, "retry_in_s": delay},
+            )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+
 async def connect_broker(broker: NatsBroker, url: str) -> None:
     """Wait for NATS at start-up, however long it takes: the service is not ready until then."""
     delay = 0.2
@@ -140,10 +176,15 @@ def create_service_app(
 ) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await migrate(runtime.db, runtime.migrations)
+        await until_done("migrations", lambda: migrate(runtime.db, runtime.migrations))
         runtime.head = head_revision(runtime.migrations)
         await connect_broker(runtime.broker, runtime.settings.nats_url)
-        await ensure_streams(runtime.broker.connection.jetstream(), runtime.settings.nats_stream_replicas)
+        await until_done(
+            "streams",
+            lambda: ensure_streams(
+                runtime.broker.connection.jetstream(), runtime.settings.nats_stream_replicas
+            ),
+        )
         await runtime.broker.start()
         relay_task = None
         if runtime.settings.relay_enabled:
@@ -199,7 +240,12 @@ def create_service_app(
         tags=["operations"],
         summary="Prometheus metrics",
         response_class=Response,
-        responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}, "description": "Prometheus text format"}},
+        responses={
+            200: {
+                "content": {"text/plain": {"schema": {"type": "string"}}},
+                "description": "Prometheus text format",
+            }
+        },
     )
     async def metrics() -> Response:
         await runtime.metrics.refresh()
@@ -238,7 +284,9 @@ async def project_access(session, envelope: Envelope, payload: EventData) -> Non
     if isinstance(payload, ClinicRegistered):
         await record_clinic_key(session, payload.clinic_id, payload.key_sha256)
     elif isinstance(payload, ClinicKeyRotated):
-        await record_clinic_key(session, payload.clinic_id, payload.key_sha256, replaces_sha256=payload.replaces_sha256)
+        await record_clinic_key(
+            session, payload.clinic_id, payload.key_sha256, replaces_sha256=payload.replaces_sha256
+        )
     patient_id = getattr(payload, "patient_id", None)
     if patient_id and envelope.clinicid:
         await record_patient_clinic(session, patient_id, envelope.clinicid)
