@@ -89,6 +89,9 @@ class Outcome:
             "fault_log": self.net.faults.entries,
             "lost": lost,
             "duplicated": duplicated,
+            # Not counted above, and not hidden: SMTP cannot be asked whether it took a message,
+            # so a crash between its 250 and notify's record resends the e-mail (same Message-ID).
+            "email_resent_after_crash": self.checks["reminders"].counts.get("smtp_resends_same_message_id", 0),
             "quiescent": self.quiet.reached,
             "settled_after_s": self.quiet.waited_s,
             "durations_s": self.durations,
