@@ -52,7 +52,15 @@ class JsonLinesSpanExporter(SpanExporter):
                         "start_ns": span.start_time,
                         "end_ns": span.end_time,
                         "status": span.status.status_code.name,
+                        "status_description": span.status.description,
                         "attributes": dict(span.attributes or {}),
+                        # Events (an exception's message, say) and the resource are exported
+                        # by OTLP too: kept here so what is searched for patient data is all of it.
+                        "events": [
+                            {"name": e.name, "time_ns": e.timestamp, "attributes": dict(e.attributes or {})}
+                            for e in span.events
+                        ],
+                        "resource": dict(span.resource.attributes),
                     },
                     default=str,
                 )

@@ -30,18 +30,31 @@ def last_request_trace(spans: list[dict]) -> str | None:
     return max(onward or roots, key=lambda s: s["start_ns"])["trace_id"]
 
 
+def _noise(span: dict) -> bool:
+    """Database statements make the tree hard to read (their time shows in their parents), and
+    so do the ASGI send/receive steps. Other CLIENT spans stay: a reminder's delivery is one."""
+    attributes = span.get("attributes") or {}
+    database = "db.system" in attributes or "db.system.name" in attributes
+    return database or span["name"].endswith((" http send", " http receive"))
+
+
 def render_tree(spans: list[dict], trace_id: str, *, include_db: bool = False) -> str:
-    mine = [s for s in spans if s["trace_id"] == trace_id]
-    if not include_db:
-        # Database statements make the tree hard to read; their time shows in their parents.
-        mine = [s for s in mine if s["kind"] != "CLIENT" and not s["name"].endswith(" http send") and not s["name"].endswith(" http receive")]
+    everything = {s["span_id"]: s for s in spans if s["trace_id"] == trace_id}
+    hidden = set() if include_db else {i for i, s in everything.items() if _noise(s)}
+    mine = [s for i, s in everything.items() if i not in hidden]
     if not mine:
         return f"no spans for trace {trace_id}"
-    ids = {s["span_id"] for s in mine}
+
+    def shown_parent(span: dict) -> str | None:
+        """The nearest ancestor that is drawn, so hiding a span never splits the tree."""
+        parent = span.get("parent_span_id")
+        while parent in hidden:
+            parent = everything[parent].get("parent_span_id")
+        return parent if parent in everything else None
+
     children: dict[str | None, list[dict]] = defaultdict(list)
     for s in mine:
-        parent = s.get("parent_span_id")
-        children[parent if parent in ids else None].append(s)
+        children[shown_parent(s)].append(s)
     t0 = min(s["start_ns"] for s in mine)
     lines = [f"trace {trace_id}"]
 
@@ -49,7 +62,9 @@ def render_tree(spans: list[dict], trace_id: str, *, include_db: bool = False) -
         start = (span["start_ns"] - t0) / 1e6
         took = (span["end_ns"] - span["start_ns"]) / 1e6
         status = "" if span["status"] != "ERROR" else "  ERROR"
-        lines.append(f"{'  ' * depth}├─ [{span['service']}] {span['name']} ({span['kind'].lower()}) +{start:.1f} ms, {took:.1f} ms{status}")
+        lines.append(
+            f"{'  ' * depth}├─ [{span['service']}] {span['name']} ({span['kind'].lower()}) +{start:.1f} ms, {took:.1f} ms{status}"
+        )
         for child in sorted(children[span["span_id"]], key=lambda c: c["start_ns"]):
             walk(child, depth + 1)
 
