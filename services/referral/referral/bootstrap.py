@@ -61,7 +61,7 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with shared_lifespan(app):  # migrations, NATS, consumers, relay
-            await ensure_task_stream(runtime.broker.connection.jetstream())
+            await ensure_task_stream(runtime.broker.connection.jetstream(), runtime.settings.nats_stream_replicas)
             sweep = EscalationSweep(runtime, runtime.settings.escalation_sweep_seconds)
             task = asyncio.create_task(sweep.run(), name="escalation-sweep")
             try:
