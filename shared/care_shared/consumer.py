@@ -9,6 +9,10 @@ For every message:
    and run the handler, which writes its state and any events of its own.
 3. Ack only after that commit. A failure naks with backoff; the last permitted delivery
    that still fails goes to the dead-letter subject with the reason instead.
+4. JetStream itself never gives up on a message (its max_deliver is unlimited): a delivery
+   that was never answered (the handler outlived ack_wait, or the process died) comes back,
+   and once past our limit it is dead-lettered before the handler runs. With a JetStream
+   limit, such a message would be dropped silently, with no dead letter and no reason.
 """
 
 from __future__ import annotations
@@ -110,7 +114,7 @@ class EventConsumers:
                 durable_name=durable,
                 ack_policy=JsAckPolicy.EXPLICIT,
                 deliver_policy=DeliverPolicy.ALL,
-                max_deliver=policy.max_deliver,
+                max_deliver=-1,  # never dropped by JetStream; see step 4 above
                 ack_wait=policy.ack_wait_seconds,
                 max_ack_pending=1000,
             ),
@@ -126,6 +130,10 @@ class EventConsumers:
     async def process(self, durable: str, handler: Handler, msg: NatsMessage) -> None:
         raw = msg.raw_message
         delivered = raw.metadata.num_delivered or 1
+        if delivered > self.policy.max_deliver:
+            reason = f"no answer after {delivered - 1} deliveries (timed out or the process died)"
+            await self._dead_letter(msg, durable, reason, delivered)
+            return
         try:
             envelope = parse_envelope(raw.data)
             payload = decode(envelope.type, envelope.data)
@@ -159,7 +167,9 @@ class EventConsumers:
                 self.metrics.events_redelivered.labels(durable).inc()
                 await msg.nack(delay=self.policy.delay_after(delivered))
 
-    async def _handle_once(self, durable: str, handler: Handler, envelope: Envelope, payload: EventData) -> bool:
+    async def _handle_once(
+        self, durable: str, handler: Handler, envelope: Envelope, payload: EventData
+    ) -> bool:
         """The inbox claim and the handler in one transaction. A lost race with another
         replica (optimistic concurrency, or the same row inserted twice) is normal under
         scale-out: try again at once from a fresh read, a few times, before it counts as a
@@ -185,9 +195,7 @@ class EventConsumers:
             self.metrics.consumer_pending.labels(durable).set(info.num_pending or 0)
             self.metrics.consumer_ack_pending.labels(durable).set(info.num_ack_pending or 0)
 
-    async def _dead_letter(
-        self, msg: NatsMessage, durable: str, reason: str, delivered: int
-    ) -> None:
+    async def _dead_letter(self, msg: NatsMessage, durable: str, reason: str, delivered: int) -> None:
         raw = msg.raw_message
         stream_seq = raw.metadata.sequence.stream
         headers = {
@@ -204,9 +212,7 @@ class EventConsumers:
                 dlq_subject(durable), raw.data, headers=headers, timeout=5.0
             )
         except Exception as exc:  # the DLQ is away: keep the message, try again later
-            log.error(
-                "dead-letter publish failed", extra={"consumer": durable, "error": type(exc).__name__}
-            )
+            log.error("dead-letter publish failed", extra={"consumer": durable, "error": type(exc).__name__})
             await msg.nack(delay=self.policy.delay_after(delivered))
             return
         log.warning(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections import Counter
@@ -35,7 +36,13 @@ MIGRATIONS = Path(__import__("pathway").__file__).parent / "migrations"
 POLICY = ConsumerPolicy(max_deliver=3, ack_wait_seconds=5, backoff_seconds=(0.05, 0.1), fetch_batch=8)
 
 
-def assessment(patient_id: str, *, event_id: str | None = None, type_: str = "care.intake.assessment-recorded.v1", data: dict | None = None) -> dict:
+def assessment(
+    patient_id: str,
+    *,
+    event_id: str | None = None,
+    type_: str = "care.intake.assessment-recorded.v1",
+    data: dict | None = None,
+) -> dict:
     return {
         "specversion": "1.0",
         "id": event_id or new_event_id(),
@@ -59,22 +66,34 @@ def assessment(patient_id: str, *, event_id: str | None = None, type_: str = "ca
 
 
 class Harness:
-    def __init__(self, server: NatsServer, db: Database, patient_id: str) -> None:
+    def __init__(
+        self,
+        server: NatsServer,
+        db: Database,
+        patient_id: str,
+        policy: ConsumerPolicy = POLICY,
+        service: str | None = None,
+    ) -> None:
         self.server = server
         self.db = db
         self.patient_id = patient_id
-        self.service = f"t{uuid.uuid4().hex[:8]}"
+        self.service = service or f"t{uuid.uuid4().hex[:8]}"
         self.calls: Counter[str] = Counter()
         self.fail_times: dict[str, int] = {}
         self.poison: set[str] = set()
+        self.hang: set[str] = set()  # handled until `released`: an answer that never comes in time
+        self.released = asyncio.Event()
         self.broker = NatsBroker(server.url)
-        self.consumers = EventConsumers(self.service, self.broker, db, POLICY)
+        self.consumers = EventConsumers(self.service, self.broker, db, policy)
         self.durable = self.consumers.subscribe("intake", "INTAKE", f"intake.*.{patient_id}", self.handle)
 
     async def handle(self, session, envelope, payload) -> None:  # noqa: ANN001
         self.calls[envelope.id] += 1
         if envelope.id in self.poison:
             raise PoisonEvent("assessment refers to no known trial")
+        if envelope.id in self.hang:
+            await self.released.wait()
+            raise RuntimeError("gave up after the ack deadline")
         if self.calls[envelope.id] <= self.fail_times.get(envelope.id, 0):
             raise RuntimeError("database briefly away")
         await record_seen(session, self.durable, envelope, payload.patient_id)
@@ -88,13 +107,17 @@ class Harness:
         raw = body if isinstance(body, bytes) else json.dumps(body).encode()
         js = self.broker.connection.jetstream()
         await js.publish(
-            f"intake.assessment-recorded.{self.patient_id}", raw, headers={"Nats-Msg-Id": msg_id or uuid.uuid4().hex}
+            f"intake.assessment-recorded.{self.patient_id}",
+            raw,
+            headers={"Nats-Msg-Id": msg_id or uuid.uuid4().hex},
         )
 
     async def effects(self, event_id: str) -> int:
         async with self.db.read() as s:
             return (
-                await s.execute(select(func.count()).select_from(seen_events).where(seen_events.c.event_id == event_id))
+                await s.execute(
+                    select(func.count()).select_from(seen_events).where(seen_events.c.event_id == event_id)
+                )
             ).scalar_one()
 
     async def dead_letters(self) -> list[nats.aio.msg.Msg]:
@@ -102,7 +125,10 @@ class Harness:
         try:
             js = nc.jetstream()
             sub = await js.pull_subscribe(
-                f"dlq.{self.durable}", durable=None, stream="DLQ", config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL)
+                f"dlq.{self.durable}",
+                durable=None,
+                stream="DLQ",
+                config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL),
             )
             try:
                 return await sub.fetch(100, timeout=0.5)
@@ -128,18 +154,27 @@ async def test_the_same_event_delivered_twice_has_one_effect(harness: Harness) -
     # Two different message ids defeat JetStream's dedupe: only the inbox stands between us and a double effect.
     await harness.publish(event, msg_id="first")
     await harness.publish(event, msg_id="second")
-    await eventually(lambda: _async(harness.calls[event["id"]] >= 1 and harness.consumers.processed >= 2), what="both deliveries")
+    await eventually(
+        lambda: _async(harness.calls[event["id"]] >= 1 and harness.consumers.processed >= 2),
+        what="both deliveries",
+    )
     assert await harness.effects(event["id"]) == 1
 
 
-async def test_poison_messages_go_to_the_dead_letter_subject_and_the_consumer_keeps_going(harness: Harness) -> None:
+async def test_poison_messages_go_to_the_dead_letter_subject_and_the_consumer_keeps_going(
+    harness: Harness,
+) -> None:
     pid = harness.patient_id
     poison = {
         b"{not json": "malformed JSON",
         json.dumps({"specversion": "1.0", "id": "x"}).encode(): "invalid envelope",
         json.dumps(assessment(pid, type_="care.intake.mystery-happened.v1")).encode(): "unknown event type",
-        json.dumps(assessment(pid, type_="care.intake.assessment-recorded.v9")).encode(): "understands up to v1",
-        json.dumps(assessment(pid, data={"patient_id": pid, "instrument": "PHQ-9"})).encode(): "failed validation",
+        json.dumps(
+            assessment(pid, type_="care.intake.assessment-recorded.v9")
+        ).encode(): "understands up to v1",
+        json.dumps(
+            assessment(pid, data={"patient_id": pid, "instrument": "PHQ-9"})
+        ).encode(): "failed validation",
         b"x" * (300 * 1024): "too large",
     }
     for body in poison:
@@ -167,7 +202,9 @@ async def test_a_transient_failure_is_redelivered_with_backoff_and_acted_on_once
     assert await harness.dead_letters() == []
 
 
-async def test_a_handler_that_never_succeeds_is_dead_lettered_after_the_last_delivery(harness: Harness) -> None:
+async def test_a_handler_that_never_succeeds_is_dead_lettered_after_the_last_delivery(
+    harness: Harness,
+) -> None:
     stuck = assessment(harness.patient_id)
     harness.fail_times[stuck["id"]] = 99
     rejected = assessment(harness.patient_id)
@@ -182,6 +219,44 @@ async def test_a_handler_that_never_succeeds_is_dead_lettered_after_the_last_del
     assert harness.calls[rejected["id"]] == 1  # a poison verdict is not retried
     assert [m.headers[DLQ_DELIVERIES] for m in letters if "failed after" in m.headers[DLQ_REASON]] == ["3"]
     assert await harness.effects(stuck["id"]) == 0
+
+
+async def test_a_message_never_answered_is_dead_lettered_not_dropped(
+    nats_server: NatsServer, tmp_path: Path
+) -> None:
+    """A delivery that is never answered (the handler hangs past ack_wait, or its process dies)
+    reports no failure. JetStream redelivers it to another replica; past the limit it must land
+    in the DLQ with a reason instead of being dropped in silence. Three replicas share the
+    durable: the first two hang on it, the third sees the third delivery."""
+    db = Database(sqlite_url_for(tmp_path / "consumer.db"))
+    await migrate(db, MIGRATIONS)
+    policy = ConsumerPolicy(max_deliver=2, ack_wait_seconds=1, backoff_seconds=(0.05,), fetch_batch=8)
+    patient_id = str(uuid.uuid4())
+    first = Harness(nats_server, db, patient_id, policy)
+    replicas = [first] + [
+        Harness(nats_server, db, patient_id, policy, service=first.service) for _ in range(2)
+    ]
+    silent = assessment(patient_id)
+    for h in replicas:
+        h.hang.add(silent["id"])
+        await h.start()
+    try:
+        await first.publish(silent)
+        letters = await eventually(
+            lambda: _len_at_least(first.dead_letters(), 1), what="the dead letter", timeout=30
+        )
+        assert [m.headers[DLQ_REASON] for m in letters] == [
+            "no answer after 2 deliveries (timed out or the process died)"
+        ]
+        assert [m.headers[DLQ_DELIVERIES] for m in letters] == ["3"]
+        # The third delivery never reached a handler (the second may still wait on the write lock).
+        assert 1 <= sum(h.calls[silent["id"]] for h in replicas) <= policy.max_deliver
+    finally:
+        for h in replicas:
+            h.released.set()
+        for h in replicas:
+            await h.broker.stop()
+        await db.dispose()
 
 
 async def _async(value):  # noqa: ANN001, ANN202
