@@ -408,7 +408,7 @@ async def jetstream_limits(n_sync: int = 2000, n_async: int = 20000) -> dict:
                 while got < total and time.perf_counter() < deadline:
                     try:
                         fetched = await sub.fetch(batch, timeout=2)
-                    except nats.errors.TimeoutError:
+                    except TimeoutError:  # nats-py raises its own or the built-in one
                         continue
                     for m in fetched:
                         await m.ack()

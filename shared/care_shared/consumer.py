@@ -142,12 +142,13 @@ class EventConsumers:
             return
         try:
             first_time = await self._handle_once(durable, handler, envelope, payload)
-            await msg.ack()
-            self.processed += 1
+            # Counted at the commit: if the ack below is lost, the redelivery is a duplicate.
             if first_time:
                 self.metrics.events_consumed.labels(durable, envelope.type).inc()
             else:
                 self.metrics.events_duplicate.labels(durable).inc()
+            await msg.ack()
+            self.processed += 1
         except PoisonEvent as exc:
             await self._dead_letter(msg, durable, f"rejected by handler: {exc}", delivered)
         except Exception as exc:

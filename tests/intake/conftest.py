@@ -49,7 +49,7 @@ class Intake:
             )
             try:
                 return [json.loads(m.data) for m in await sub.fetch(1000, timeout=0.3)]
-            except nats.errors.TimeoutError:
+            except TimeoutError:  # nats-py raises its own or the built-in one
                 return []
         finally:
             await nc.close()

@@ -132,7 +132,7 @@ class Harness:
             )
             try:
                 return await sub.fetch(100, timeout=0.5)
-            except nats.errors.TimeoutError:
+            except TimeoutError:  # nats-py raises its own or the built-in one
                 return []
         finally:
             await nc.close()

@@ -97,7 +97,7 @@ async def _dead_letters(js) -> list:  # noqa: ANN001
     while len(letters) < info.state.messages:
         try:
             batch = await sub.fetch(200, timeout=2)
-        except nats.errors.TimeoutError:
+        except TimeoutError:  # nats-py raises its own or the built-in one
             break
         letters += batch
     await sub.unsubscribe()
