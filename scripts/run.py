@@ -18,7 +18,8 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-VAR = ROOT / "var"
+# Everything this run writes; CARE_VAR_DIR moves it (the test of this script uses a temp dir).
+VAR = Path(os.environ.get("CARE_VAR_DIR") or ROOT / "var").resolve()
 BIN = Path(sys.executable).parent
 SERVICES = {"intake": 8001, "pathway": 8002, "referral": 8003, "notify": 8004}
 READY_TIMEOUT_S = 90
@@ -89,7 +90,7 @@ def log_tail(name: str, lines: int = 20) -> str:
 def fail(message: str, name: str | None = None) -> None:
     say(f"\n{message}")
     if name:
-        say(f"--- last lines of var/logs/{name}.log ---\n{log_tail(name)}")
+        say(f"--- last lines of {VAR / 'logs' / name}.log ---\n{log_tail(name)}")
     stop_all()
     sys.exit(1)
 
@@ -205,7 +206,7 @@ def main() -> int:
         url = f"http://127.0.0.1:{ports[name]}"
         say(f"  {name:<9} {url}   docs {url}/docs   events {url}/asyncapi.json")
     say(f"  nats      {nats_url}   monitoring http://127.0.0.1:{monitor_port}")
-    say("\n  logs var/logs/   traces var/traces/ (carectl trace --last)   data var/*.db, var/nats/")
+    say(f"\n  logs {VAR}/logs/   traces {VAR}/traces/ (carectl trace --last)   data {VAR}/*.db, {VAR}/nats/")
     say(f"\n  Demo clinic API key: {key}")
     say(f"  Demo coordinator key: {seeded['coordinator_key']}   (queue page http://127.0.0.1:{ports['referral']}/coordinator)")
     say(

@@ -33,7 +33,7 @@ from care_shared.consumer import DLQ_CONSUMER, DLQ_DELIVERIES, DLQ_REASON, DLQ_S
 from care_shared.ops.traces import last_request_trace, load_spans, render_tree
 from care_shared.topology import DLQ_STREAM
 
-RUN_FILE = Path("var/run.json")
+RUN_FILE = Path(os.environ.get("CARE_VAR_DIR") or "var") / "run.json"  # written by `make run`
 
 
 def run_info() -> dict:
