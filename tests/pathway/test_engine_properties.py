@@ -1,16 +1,19 @@
 """Engine properties over random, realistic patient histories (hypothesis).
 
-(a) delivery order: the service restores stream order (dedupe by event id, sort by sequence);
-    after that the assessment is the in-order one;
+(a) delivery order: the service's PatientProjection.add, fed shuffled and redelivered events
+    (stored as JSON between some of them, as the service does), gives the in-order assessment;
 (b) an event that is not an assessment never lowers urgency (CLINICAL.md 5);
 (c) nothing that clearly failed adequately is recommended again (CLINICAL.md 6);
 (d) facts survive their JSON round trip (they are stored between events) with an identical
-    assessment, also when the fold resumes from the stored facts.
+    assessment, also when the fold resumes from the stored facts;
+(e) flags name no event id and no date: they are compared to decide whether the assessment
+    changed (projection.same_assessment), and provenance must not count as a change.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from datetime import date, timedelta
 
 from hypothesis import HealthCheck, given, settings
@@ -26,6 +29,7 @@ from care_shared.contracts.intake import (
     Sex,
 )
 from pathway.engine import PatientFacts, apply, assess, fold
+from pathway.projection import PatientProjection
 from tests.pathway.builders import (
     PATIENT,
     Episode,
@@ -74,7 +78,11 @@ def scores(draw):
 
 @st.composite
 def trial_step(draw, start: date):
-    kind = draw(st.sampled_from(["antidepressant"] * 5 + ["augmentation"] * 2 + ["combination", "ect", "psychotherapy"]))
+    kind = draw(
+        st.sampled_from(
+            ["antidepressant"] * 5 + ["augmentation"] * 2 + ["combination", "ect", "psychotherapy"]
+        )
+    )
     days = draw(st.sampled_from([10, 27, 28, 42, 56, 56, 84, 84]))
     end = start + timedelta(days=days) if draw(st.integers(0, 9)) else None  # sometimes still running
     adherence = draw(st.sampled_from([None, 60, 79, 80, 90, 90, 95, 100]))
@@ -83,15 +91,31 @@ def trial_step(draw, start: date):
         agent = draw(st.sampled_from(ANTIDEPRESSANTS + ["hypericum"]))
         dose = draw(doses(agent))
         max_dose = draw(st.sampled_from([None, dose, round(dose * 1.5, 3)]))
-        return ad(agent, dose, start, end, adherence=adherence, outcome=outcome, max_dose=max_dose, baseline=baseline, final=final), days
+        return ad(
+            agent,
+            dose,
+            start,
+            end,
+            adherence=adherence,
+            outcome=outcome,
+            max_dose=max_dose,
+            baseline=baseline,
+            final=final,
+        ), days
     if kind == "augmentation":
         agent = draw(st.sampled_from(AUGMENTERS))
-        return aug(agent, draw(doses(agent)), start, end, adherence=adherence, outcome=outcome or "no_response"), days
+        return aug(
+            agent, draw(doses(agent)), start, end, adherence=adherence, outcome=outcome or "no_response"
+        ), days
     if kind == "combination":
-        base = draw(st.sampled_from(["sertraline", "escitalopram", "venlafaxine", "duloxetine", "fluoxetine"]))
+        base = draw(
+            st.sampled_from(["sertraline", "escitalopram", "venlafaxine", "duloxetine", "fluoxetine"])
+        )
         partner = draw(st.sampled_from(["mirtazapine", "bupropion", "vortioxetine", "nortriptyline"]))
         agents = [(base, draw(doses(base))), (partner, draw(doses(partner)))]
-        return combo(agents, start, end, adherence=adherence, outcome=outcome, baseline=baseline, final=final), days
+        return combo(
+            agents, start, end, adherence=adherence, outcome=outcome, baseline=baseline, final=final
+        ), days
     end = end or start + timedelta(days=days)
     sessions = draw(st.integers(2, 14))
     if kind == "ect":
@@ -106,13 +130,21 @@ def assessment_step(draw, on: date):
         item9 = draw(st.one_of(st.none(), st.integers(0, min(3, score))))
         risk = draw(st.sampled_from([None, None, "none", "flagged", "active_intent"]))
         return phq9(score, item9, on, risk=risk)
-    return madrs(draw(st.integers(0, 60)), on, risk=draw(st.sampled_from([None, "none", "flagged", "active_intent"])))
+    return madrs(
+        draw(st.integers(0, 60)), on, risk=draw(st.sampled_from([None, "none", "flagged", "active_intent"]))
+    )
 
 
 @st.composite
 def histories(draw, max_steps: int = 10, allow_new_episode: bool = True):
     onset = date(2023, 1, 1) + timedelta(days=draw(st.integers(0, 400)))
-    steps: list = [episode(onset, draw(st.sampled_from([None, "subsyndromal", "mild", "moderate", "severe"])), draw(st.booleans()))]
+    steps: list = [
+        episode(
+            onset,
+            draw(st.sampled_from([None, "subsyndromal", "mild", "moderate", "severe"])),
+            draw(st.booleans()),
+        )
+    ]
     cursor = onset + timedelta(days=draw(st.integers(0, 30)))
     # a resistant backbone: adequate 8-week trials of distinct agents that did not work, so that
     # TRD, chronic and the higher stages are well represented
@@ -131,7 +163,18 @@ def histories(draw, max_steps: int = 10, allow_new_episode: bool = True):
             steps.append(draw(assessment_step(cursor + timedelta(days=draw(st.integers(-40, 20))))))
             cursor += timedelta(days=draw(st.integers(0, 30)))
         elif what == "revise":
-            change = draw(st.sampled_from([{"diagnosis": "bipolar"}, {"severity": "severe"}, {"severity": "moderate"}, {"psychotic": False}, {"psychotic": True}, {"severity": "mild", "psychotic": False}]))
+            change = draw(
+                st.sampled_from(
+                    [
+                        {"diagnosis": "bipolar"},
+                        {"severity": "severe"},
+                        {"severity": "moderate"},
+                        {"psychotic": False},
+                        {"psychotic": True},
+                        {"severity": "mild", "psychotic": False},
+                    ]
+                )
+            )
             steps.append(revise(**change))
         elif allow_new_episode and draw(st.integers(0, 3)) == 0:
             cursor += timedelta(days=60)
@@ -148,24 +191,29 @@ def run(events) -> dict:
 
 
 # ------------------------------------------------------------------ (a) delivery order
-def reorder_buffer(delivered):
-    """What the service does before folding: drop redelivered event ids, restore stream order."""
-    first: dict[str, tuple[str, int, object]] = {}
-    for event_id, sequence, payload in delivered:
-        first.setdefault(event_id, (event_id, sequence, payload))
-    return sorted(first.values(), key=lambda t: t[1])
+def stored_and_loaded(projection: PatientProjection) -> PatientProjection:
+    """What the service does between two events: facts and pending events go to the database as JSON."""
+    return PatientProjection(
+        PatientFacts.from_json(json.loads(json.dumps(projection.facts.to_json()))),
+        json.loads(json.dumps(projection.pending)),
+    )
 
 
 @SETTINGS
 @given(steps=histories(), data=st.data())
 def test_a_shuffled_and_redelivered_events_give_the_in_order_assessment(steps, data):
     in_order = triples(payloads(steps))
-    delivered = data.draw(st.permutations(in_order))
-    dupes = data.draw(st.lists(st.sampled_from(in_order), max_size=5)) if in_order else []
-    delivered = list(delivered) + dupes
-    delivered = data.draw(st.permutations(delivered))
-    assert reorder_buffer(delivered) == in_order
-    assert assess(fold(PATIENT, reorder_buffer(delivered))) == assess(fold(PATIENT, in_order))
+    dupes = data.draw(st.lists(st.sampled_from(in_order), max_size=5))
+    delivered = data.draw(st.permutations(in_order + dupes))
+    projection = PatientProjection.new(PATIENT)
+    for event_id, sequence, payload in delivered:
+        # the service's own path: PatientProjection.add, with the event data as it travels (JSON)
+        projection.add(sequence, event_id, payload.event_type, payload.to_data())
+        if data.draw(st.booleans()):
+            projection = stored_and_loaded(projection)
+    assert projection.pending == {} and projection.waiting_for is None
+    assert projection.facts.applied_through == len(in_order)
+    assert projection.assessment() == assess(fold(PATIENT, in_order))
 
 
 # ------------------------------------------------------------------ (b) urgency
@@ -193,7 +241,12 @@ def test_b_inserting_a_non_assessment_event_anywhere_never_lowers_urgency(steps,
     if kind == "trial":
         step, _ = extra.draw(trial_step(date(2024, 6, 1)))
         new = [
-            p.model_copy(update={"trial_id": "t-extra", **({"episode_id": current} if hasattr(p, "episode_id") else {})})
+            p.model_copy(
+                update={
+                    "trial_id": "t-extra",
+                    **({"episode_id": current} if hasattr(p, "episode_id") else {}),
+                }
+            )
             for p in payloads([episode("2024-01-01"), step])
             if not isinstance(p, (PatientRegistered, EpisodeOpened))
         ]
@@ -202,7 +255,16 @@ def test_b_inserting_a_non_assessment_event_anywhere_never_lowers_urgency(steps,
     elif kind == "episode":
         new = [EpisodeOpened(patient_id=PATIENT, episode_id="ep-extra", onset_date=date(2025, 6, 1))]
     else:
-        new = [PatientRegistered(patient_id=PATIENT, clinic_id="c1", external_id="x1", birth_year=1980, sex=Sex.FEMALE, timezone="UTC")]
+        new = [
+            PatientRegistered(
+                patient_id=PATIENT,
+                clinic_id="c1",
+                external_id="x1",
+                birth_year=1980,
+                sex=Sex.FEMALE,
+                timezone="UTC",
+            )
+        ]
     at = extra.draw(st.integers(1, len(events)))  # after the registration
     later = events[:at] + new + events[at:]
     assert RANK[run(later)["urgency"]] >= RANK[before]
@@ -231,6 +293,8 @@ def clearly_failed_adequately(t: Trial) -> bool:
         return False
     if t.kind == "ect":
         return (t.sessions or 0) >= 6
+    if t.kind == "psychotherapy":
+        return (t.sessions or 0) >= 8 or (t.end - t.start).days >= 42
     if t.kind not in {"antidepressant", "augmentation", "combination"}:
         return False
     if (t.end - t.start).days < 28 or t.adherence is None or t.adherence < 80:
@@ -252,6 +316,9 @@ def current_episode_trials(steps) -> list[Trial]:
         elif isinstance(s, Trial):
             out.append(s)
     return out
+
+
+PSYCHOLOGICAL_THERAPIES = {"cbt", "ipt", "behavioural activation", "istdp", "group dbt"}  # CLINICAL.md 6
 
 
 def options(a: dict, strategy: str | None = None, *, but: set[str] = frozenset()) -> set[str]:
@@ -279,14 +346,22 @@ def test_c_nothing_that_failed_adequately_is_recommended_again(steps):
             assert agents[0] not in everywhere_but_raise
         if t.kind == "ect":
             assert "ect" not in options(a), "failed adequate ECT offered again"
+        if t.kind == "psychotherapy":
+            # The trial does not record which therapy: none is offered again.
+            offered = options(a) & PSYCHOLOGICAL_THERAPIES
+            assert not offered, f"psychotherapy failed adequately, yet {sorted(offered)} offered again"
         if t.kind == "antidepressant" and agents[0] == "vortioxetine":
             assert "vortioxetine" not in everywhere_but_raise, "failed vortioxetine offered again"
         if t.kind == "antidepressant":
-            assert drugs.lookup(agents[0]).drug_class.lower() not in options(a, "switch"), "switch to a failed class"
+            assert drugs.lookup(agents[0]).drug_class.lower() not in options(a, "switch"), (
+                "switch to a failed class"
+            )
         if t.kind == "combination":
             for partner in ("mirtazapine", "bupropion"):
                 if partner in agents:
-                    assert not any(partner in o for o in options(a, "combine")), f"failed combination with {partner} offered again"
+                    assert not any(partner in o for o in options(a, "combine")), (
+                        f"failed combination with {partner} offered again"
+                    )
     assert "buspirone" not in everywhere_but_raise
     assert any(r["strategy"] == "lifestyle" for r in a["recommendations"])
 
@@ -309,3 +384,12 @@ def test_d_facts_survive_the_json_round_trip(steps, data):
     for event_id, sequence, payload in events[cut:]:
         resumed = roundtrip(apply(resumed, payload, event_id=event_id, sequence=sequence))
     assert assess(resumed) == assess(facts)
+
+
+# ------------------------------------------------------------------ (e) flags carry no provenance
+@SETTINGS
+@given(steps=histories())
+def test_e_flags_name_no_event_and_no_date(steps):
+    for flag in run(payloads(steps))["flags"]:
+        text = json.dumps(flag)
+        assert not re.search(r"\bev\d+\b|\d{4}-\d{2}-\d{2}", text), f"provenance in a flag: {text}"

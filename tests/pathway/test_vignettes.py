@@ -44,7 +44,16 @@ T4 = ("2024-07-10", "2024-09-04")
 T5 = ("2024-09-10", "2024-11-05")
 ONSET = "2024-01-01"
 
-TRD_CORE = {"augment", "combine", "switch", "psychotherapy", "esketamine_or_ketamine", "rtms", "pseudo_resistance_checks", "lifestyle"}
+TRD_CORE = {
+    "augment",
+    "combine",
+    "switch",
+    "psychotherapy",
+    "esketamine_or_ketamine",
+    "rtms",
+    "pseudo_resistance_checks",
+    "lifestyle",
+}
 
 
 @dataclass
@@ -73,6 +82,8 @@ class V:
     adequate: list | object = ANY  # per trial, in order
     outcomes: list | object = ANY  # per trial, in order
     trial_agents: set = field(default_factory=set)  # agents that must be reported in trials
+    reason_mentions: set = field(default_factory=set)  # words the status reason must contain
+    reason_lacks: set = field(default_factory=set)  # words the status reason must not contain
     xfail: str | None = None
 
 
@@ -85,7 +96,12 @@ def two_failures(first="sertraline", first_dose=100, second="venlafaxine", secon
 
 
 def four_classes():
-    return [ad("sertraline", 100, *T1), ad("venlafaxine", 225, *T2), ad("nortriptyline", 100, *T3), ad("phenelzine", 60, *T4)]
+    return [
+        ad("sertraline", 100, *T1),
+        ad("venlafaxine", 225, *T2),
+        ad("nortriptyline", 100, *T3),
+        ad("phenelzine", 60, *T4),
+    ]
 
 
 def duration_story(assessed_on):
@@ -102,7 +118,12 @@ def duration_story(assessed_on):
 def first_phq9_story(first_score):
     """No clinician severity; the first PHQ-9 of the episode is `first_score`; sertraline failed;
     a later PHQ-9 of 14. Maudsley = 1 (2 months) + severity + 1 (one agent)."""
-    return [episode(ONSET, severity=None), phq9(first_score, 0, "2024-01-05"), ad("sertraline", 100, *T1), phq9(14, 0, "2024-03-10")]
+    return [
+        episode(ONSET, severity=None),
+        phq9(first_score, 0, "2024-01-05"),
+        ad("sertraline", 100, *T1),
+        phq9(14, 0, "2024-03-10"),
+    ]
 
 
 def chronic_story(last_phq9_on, aripiprazole_adherence=90):
@@ -115,6 +136,8 @@ def chronic_story(last_phq9_on, aripiprazole_adherence=90):
     ]
 
 
+# The table stays one row per vignette, as a clinician reads it: not reformatted.
+# fmt: off
 VIGNETTES: list[V] = [
     # ---------------------------------------------------------------- baseline
     V("new episode, nothing tried yet", "§3 no_adequate_failure; §4; §6 always; §7",
@@ -390,9 +413,39 @@ VIGNETTES: list[V] = [
       [episode(ONSET), *two_failures(), aug("aripiprazole", 5, *T3), combo([("venlafaxine", 225), ("bupropion", 300)], *T4)],
       status="trd", thase_rush=2, mgh=3.0, maudsley=maud(7),
       options_absent={"augment": {"aripiprazole"}}, mentions_absent={"combine": {"bupropion"}}),
-    V("failed adequate psychotherapy is not an antidepressant trial", "§1 psychotherapy adequacy; §3 counts antidepressant trials",
+    V("failed adequate psychotherapy is not an antidepressant trial", "§1 psychotherapy adequacy; §3 counts antidepressant trials; §6 never again",
       [episode(ONSET), ad("sertraline", 100, *T1), therapy(*T2, sessions=12)],
-      status="inadequate_response", failed_adequate=1, thase_rush=1),
+      status="inadequate_response", failed_adequate=1, thase_rush=1,
+      options_absent={"*": {"CBT", "IPT", "behavioural activation"}}),
+    # ---------------------------------------------------------------- psychotherapy that failed adequately (§1, §6)
+    # 8 sessions is adequate (§1, convention). One failed adequate antidepressant trial: inadequate_response,
+    # whose §6 row adds psychotherapy, but it already failed adequately: never recommended again.
+    # Maudsley 1 (onset to 5 May: 4 months) + 3 + 1 + 0 + 0 = 5; MGH 1 (psychotherapy is not scored).
+    V("after one failure, psychotherapy that failed adequately is not offered again",
+      "§1 psychotherapy at least 8 sessions; §3 inadequate_response; §6 never recommend what failed adequately",
+      [episode(ONSET), therapy(*T1, sessions=8), ad("sertraline", 100, *T2)],
+      status="inadequate_response", thase_rush=1, maudsley=maud(5), mgh=1, failed_adequate=1, adequate=[True, True],
+      must={"raise_dose", "switch", "pseudo_resistance_checks"},
+      options_absent={"*": {"CBT", "IPT", "behavioural activation"}}),
+    # 5 sessions over 56 days is adequate by duration (>= 6 weeks, §1). TRD (2 distinct agents); Maudsley
+    # 1 (onset to 5 July: 6 months) + 3 + 1 + 0 + 0 = 5; MGH 2.
+    V("TRD with a failed adequate psychotherapy: no psychological therapy offered again",
+      "§1 psychotherapy 6 weeks; §3 trd; §6 trd (add psychotherapy) and never again; §7",
+      [episode(ONSET), *two_failures(), therapy(*T3, sessions=5)],
+      status="trd", thase_rush=2, maudsley=maud(5), mgh=2, referral=True, reasons={"trd"},
+      must={"augment", "combine", "switch", "esketamine_or_ketamine", "rtms", "ect"},
+      options_absent={"*": {"CBT", "IPT", "ISTDP", "group DBT", "behavioural activation"}}),
+    V("only a psychotherapy failed adequately: the status reason says so", "§3 no_adequate_failure (antidepressant trials count)",
+      [episode(ONSET), therapy(*T1, sessions=10)],
+      status="no_adequate_failure", thase_rush=0, mgh=0, failed_adequate=0,
+      reason_lacks={"no failed adequate trial yet"}, reason_mentions={"psychotherapy"}),
+    V("only an augmentation failed adequately: the status reason says so", "§3 no_adequate_failure (augmentation does not count)",
+      [episode(ONSET), aug("aripiprazole", 5, *T1)],
+      status="no_adequate_failure", thase_rush=0, mgh=0.5, failed_adequate=0,
+      reason_lacks={"no failed adequate trial yet"}, reason_mentions={"augmentation"}),
+    V("nothing failed adequately: the status reason says no failed adequate trial yet", "§3 no_adequate_failure",
+      [episode(ONSET), ad("sertraline", 100, *T1, adherence=60)],
+      status="no_adequate_failure", reason_mentions={"no failed adequate trial yet"}),
     # ---------------------------------------------------------------- more edges
     V("sertraline, then sertraline + mirtazapine combination: two distinct agents -> TRD", "§3 trd counting combination trials",
       [episode(ONSET), ad("sertraline", 100, *T1), combo([("sertraline", 100), ("mirtazapine", 30)], *T2)],
@@ -406,9 +459,38 @@ VIGNETTES: list[V] = [
     V("failed T3 augmentation: liothyronine not offered again", "§6 augmentation options; §2 T3 alias",
       [episode(ONSET), *two_failures(), aug("T3", 0.05, *T3)],
       status="trd", mgh=2.5, options_absent={"augment": {"liothyronine", "T3"}}, options_present={"augment": {"lithium"}}),
-    V("a reassuring PHQ-9 during a trial that the clinic then calls a failure", "§3 in_remission uses the latest evidence",
+    # By the letter of §3 either clause puts the patient in remission: the PHQ-9 of 3 (< 5) on 1 April
+    # is the latest PHQ-9 and is dated after T1 ended (6 March), so in_remission, although T2 ended
+    # later in no_response. Staging keeps the history: C = {SSRI, SNRI}, Thase-Rush II; Maudsley
+    # 1 (onset to 5 May: 4 months) + 3 + 1 (2 agents) + 0 + 0 = 5; MGH 1 + 1 = 2. No referral: routine,
+    # not trd, nothing but continue_and_monitor and lifestyle recommended (§6, §7).
+    V("a PHQ-9 of 3 after the first failed trial, then a second failure: in remission by the letter",
+      "§3 in_remission (the latest PHQ-9 < 5 after a trial; after = on or after a completed trial's end, convention); §4",
       [episode(ONSET), ad("sertraline", 100, *T1), phq9(3, 0, "2024-04-01"), ad("venlafaxine", 225, *T2)],
-      status="trd"),
+      status="in_remission", thase_rush=2, maudsley=maud(5), mgh=2, referral=False,
+      must={"continue_and_monitor", "lifestyle"}, must_not={"augment", "switch", "psychotherapy"}),
+    # ---------------------------------------------------------------- in_remission by the letter (§3)
+    V("remission outcome, then a PHQ-9 of 15: in remission by the letter, flagged as a possible relapse",
+      "§3 in_remission (the latest completed trial ended in remission); §3 possible relapse flag (PHQ-9 >= 10, convention)",
+      [episode(ONSET), ad("sertraline", 100, *T1, outcome="remission"), phq9(15, 0, "2024-04-01")],
+      status="in_remission", thase_rush=0, maudsley=None, mgh=0, referral=False,
+      flags={"possible_relapse"}, flag_mentions={"possible_relapse": "§3"}, must={"continue_and_monitor"}),
+    V("remission outcome, then a PHQ-9 of 10: flagged (threshold is inclusive)", "§3; possible relapse at PHQ-9 >= 10 (convention)",
+      [episode(ONSET), ad("sertraline", 100, *T1, outcome="remission"), phq9(10, 0, "2024-04-01")],
+      status="in_remission", flags={"possible_relapse"}),
+    V("remission outcome, then a PHQ-9 of 9: in remission, no relapse flag", "§3; possible relapse at PHQ-9 >= 10 (convention)",
+      [episode(ONSET), ad("sertraline", 100, *T1, outcome="remission"), phq9(9, 0, "2024-04-01")],
+      status="in_remission", no_flags={"possible_relapse"}),
+    # No trial has completed, so neither clause of §3 can hold: a PHQ-9 during the first trial is a
+    # response check (§8 week 4), not "after a trial". Nothing failed: no_adequate_failure, stage 0.
+    V("a PHQ-9 of 3 during a first, unfinished trial: not yet in remission",
+      "§3 in_remission needs a completed trial (after = on or after a completed trial's end, convention); §3 no_adequate_failure",
+      [episode(ONSET), ad("sertraline", 100, "2024-01-10"), phq9(3, 0, "2024-02-07")],
+      status="no_adequate_failure", thase_rush=0, maudsley=None, mgh=0, referral=False,
+      must_not={"continue_and_monitor", "pseudo_resistance_checks"}),
+    V("a PHQ-9 of 4 on the day a failed trial ended counts as after it", "§3 in_remission (on or after the trial's end, convention)",
+      [episode(ONSET), ad("sertraline", 100, *T1), phq9(4, 0, "2024-03-06")],
+      status="in_remission", thase_rush=1, referral=False, must={"continue_and_monitor"}),
     V("a new episode starts from zero", "§3 computed from the current episode only; §4 months from the new onset",
       [episode("2023-01-01"), ad("sertraline", 100, "2023-01-10", "2023-03-07"), ad("venlafaxine", 225, "2023-03-10", "2023-05-05"),
        ad("mirtazapine", 30, "2023-05-10", "2023-07-05", outcome="remission"),
@@ -418,6 +500,7 @@ VIGNETTES: list[V] = [
       [episode(ONSET), therapy("2024-01-10", "2024-01-31", sessions=4)],
       status="no_adequate_failure", maudsley=None, flags={"pseudo_resistance"}, adequate=[False]),
 ]
+# fmt: on
 
 
 def _opts(assessment, strategy):
@@ -437,6 +520,12 @@ def check(v: V, a: dict) -> list[str]:
             problems.append(f"{what}: expected {want!r}, got {got!r}")
 
     expect("status", v.status, a["status"])
+    for word in v.reason_mentions:
+        if word.lower() not in a["status_reason"].lower():
+            problems.append(f"status reason lacks {word!r}: {a['status_reason']!r}")
+    for word in v.reason_lacks:
+        if word.lower() in a["status_reason"].lower():
+            problems.append(f"status reason says {word!r}, which is false here: {a['status_reason']!r}")
     expect("Thase-Rush stage", v.thase_rush, a["stages"]["thase_rush"]["stage"])
     m = a["stages"]["maudsley"]
     expect("Maudsley", v.maudsley, None if m is None else (m["score"], m["band"]))
@@ -507,6 +596,11 @@ def test_vignette(v: V):
     # recommendation carries its reasons and evidence, urgent/emergency always advises referral.
     assert "lifestyle" in [r["strategy"] for r in a["recommendations"]]
     assert "buspirone" not in {o.lower() for o in _opts(a, "*")}
-    assert all(r["rationale"] and r["evidence"] and r["setting"] in {"primary_care", "specialist", "mood_disorder_clinic"} for r in a["recommendations"])
+    assert all(
+        r["rationale"]
+        and r["evidence"]
+        and r["setting"] in {"primary_care", "specialist", "mood_disorder_clinic"}
+        for r in a["recommendations"]
+    )
     if a["urgency"] in {"urgent", "emergency"}:
         assert a["referral"]["advised"]

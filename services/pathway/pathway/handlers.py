@@ -1,5 +1,6 @@
 """pathway's event handler: load the patient's projection, take the event in, and when the
-assessment changed, append `assessment-changed` (published through the outbox)."""
+assessment changed in what is acted on (`same_assessment`), append `assessment-changed`
+(published through the outbox)."""
 
 from __future__ import annotations
 
@@ -30,7 +31,9 @@ class ProjectionChanged(ConcurrencyError):
     """Another replica updated this patient first: take the event in again from a fresh read."""
 
 
-async def load_projection(session: AsyncSession, patient_id: str) -> tuple[PatientProjection, dict | None, int | None]:
+async def load_projection(
+    session: AsyncSession, patient_id: str
+) -> tuple[PatientProjection, dict | None, int | None]:
     query = sa.select(patient_assessments).where(patient_assessments.c.patient_id == patient_id)
     if session.bind.dialect.name == "postgresql":
         # Replicas handling two events of one patient take turns instead of colliding.
@@ -38,7 +41,11 @@ async def load_projection(session: AsyncSession, patient_id: str) -> tuple[Patie
     row = (await session.execute(query)).first()
     if row is None:
         return PatientProjection.new(patient_id), None, None
-    return PatientProjection(PatientFacts.from_json(row.facts), dict(row.pending)), row.assessment, row.row_version
+    return (
+        PatientProjection(PatientFacts.from_json(row.facts), dict(row.pending)),
+        row.assessment,
+        row.row_version,
+    )
 
 
 async def save_projection(

@@ -33,7 +33,9 @@ class PatientProjection:
         applied = False
         while (nxt := str(self.facts.applied_through + 1)) in self.pending:
             item = self.pending.pop(nxt)
-            apply(self.facts, decode(item["type"], item["data"]), event_id=item["event_id"], sequence=int(nxt))
+            apply(
+                self.facts, decode(item["type"], item["data"]), event_id=item["event_id"], sequence=int(nxt)
+            )
             self.facts.applied_through = int(nxt)  # also for events with no clinical content
             applied = True
         return applied
@@ -46,9 +48,28 @@ class PatientProjection:
         return assess(self.facts)
 
 
+def acted_on(a: dict[str, Any]) -> dict[str, Any]:
+    """The part of an assessment a clinician or a downstream service (referral, notify) acts on:
+    status, each staging's values, urgency, flags, strategies and referral advice. Provenance is
+    left out: the event it is as of, the assessment date, and the reasons and rationales, which
+    cite event ids and dates that move with every event (so do the stagings' inputs)."""
+    return {
+        "status": a["status"],
+        "stages": {
+            name: None if s is None else {k: v for k, v in s.items() if k not in {"inputs", "source"}}
+            for name, s in a["stages"].items()
+        },
+        "urgency": a["urgency"],  # also the referral's urgency
+        "flags": a["flags"],  # their details name no event and no date
+        "strategies": [
+            {k: r[k] for k in ("strategy", "options", "setting", "priority")} for r in a["recommendations"]
+        ],
+        "referral": {k: a["referral"][k] for k in ("advised", "capabilities")},
+    }
+
+
 def same_assessment(a: dict[str, Any] | None, b: dict[str, Any] | None) -> bool:
-    """Equal in everything a clinician reads (the event it is as of does not count)."""
+    """Equal in everything acted on: publish AssessmentChanged only when this is False."""
     if a is None or b is None:
         return a is b
-    strip = lambda x: {k: v for k, v in x.items() if k != "as_of_event"}  # noqa: E731
-    return strip(a) == strip(b)
+    return acted_on(a) == acted_on(b)

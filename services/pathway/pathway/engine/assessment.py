@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from care_shared import drugs
+from pathway.engine import conventions as c
 from pathway.engine import staging
 from pathway.engine import strategies as st
 from pathway.engine.adequacy import TrialReview, review
@@ -47,19 +48,50 @@ def distinct_failed_trials(reviews: list[TrialReview]) -> int:
     return sum(pair(i, set()) for i in range(len(trials)))
 
 
-def in_remission(facts: PatientFacts, reviews: list[TrialReview]) -> str | None:
-    """The most recent evidence decides: the latest completed trial's outcome, or the latest
-    PHQ-9 taken after a trial started."""
+def latest_completed_trial(facts: PatientFacts, reviews: list[TrialReview]) -> TrialReview | None:
     completed = sorted((r for r in reviews if r.completed), key=lambda r: facts.trials[r.trial_id].ended_on)
-    last_trial = completed[-1] if completed else None
-    first_start = min((facts.trials[r.trial_id].started_on for r in reviews), default=None)
+    return completed[-1] if completed else None
+
+
+def in_remission(facts: PatientFacts, reviews: list[TrialReview]) -> str | None:
+    """CLINICAL.md 3, by its letter: the latest completed trial ended in remission, or the latest
+    PHQ-9 is < 5 and was taken after a trial (on or after a completed trial's end: conventions)."""
+    latest = latest_completed_trial(facts, reviews)
+    if latest is None:
+        return None  # no trial has completed: neither clause can hold
+    if latest.outcome == "remission":
+        return f"trial {latest.trial_id} ({latest.kind}), the latest completed, ended in remission"
     phq9 = facts.latest_phq9
-    if phq9 is not None and first_start is not None and phq9.taken_on >= first_start:
-        if last_trial is None or phq9.taken_on >= facts.trials[last_trial.trial_id].ended_on:
-            return f"latest PHQ-9 {phq9.score} < 5 on {phq9.taken_on.isoformat()}" if phq9.score < 5 else None
-    if last_trial is not None and last_trial.outcome == "remission":
-        return f"trial {last_trial.trial_id} ended in remission"
-    return None
+    if phq9 is None or phq9.score > c.REMISSION_BELOW_OR_AT["PHQ-9"]:
+        return None
+    before = [r for r in reviews if r.completed and facts.trials[r.trial_id].ended_on <= phq9.taken_on]
+    if not before:
+        return None
+    after = max(before, key=lambda r: facts.trials[r.trial_id].ended_on)
+    return f"latest PHQ-9 {phq9.score} < 5 on {phq9.taken_on.isoformat()}, after trial {after.trial_id} ended"
+
+
+def possible_relapse(facts: PatientFacts, reviews: list[TrialReview]) -> dict | None:
+    """CLINICAL.md 3 keeps in_remission while the latest completed trial ended in remission; a
+    later PHQ-9 at or above the relapse threshold (convention) is shown to the clinician."""
+    latest = latest_completed_trial(facts, reviews)
+    phq9 = facts.latest_phq9
+    if latest is None or latest.outcome != "remission" or phq9 is None:
+        return None
+    if (
+        phq9.taken_on < facts.trials[latest.trial_id].ended_on
+        or phq9.score < c.POSSIBLE_RELAPSE_PHQ9_AT_OR_ABOVE
+    ):
+        return None
+    # No event id or date in the detail: they would make every later PHQ-9 look like a change.
+    return {
+        "flag": "possible_relapse",
+        "trial_id": latest.trial_id,
+        "detail": (
+            f"the latest PHQ-9 is {phq9.score} (>= {c.POSSIBLE_RELAPSE_PHQ9_AT_OR_ABOVE}) after trial {latest.trial_id} "
+            "ended in remission: status stays in_remission by CLINICAL.md §3; review for relapse"
+        ),
+    }
 
 
 def status(facts: PatientFacts, reviews: list[TrialReview]) -> tuple[str, str]:
@@ -73,6 +105,13 @@ def status(facts: PatientFacts, reviews: list[TrialReview]) -> tuple[str, str]:
         return "in_remission", remission
     n = distinct_failed_trials(reviews)
     if n == 0:
+        # CLINICAL.md 3 counts antidepressant and combination trials of antidepressant agents only:
+        # say so when another trial (psychotherapy, augmentation, ECT) did fail adequately.
+        uncounted = [f"{r.kind} trial {r.trial_id}" for r in reviews if r.failed_adequately]
+        if uncounted:
+            return "no_adequate_failure", (
+                f"no failed adequate trial that counts toward TRD yet; failed adequately but not counted: {', '.join(uncounted)}"
+            )
         return "no_adequate_failure", "no failed adequate trial yet"
     if n == 1:
         return "inadequate_response", "1 failed adequate antidepressant trial"
@@ -84,22 +123,45 @@ def status(facts: PatientFacts, reviews: list[TrialReview]) -> tuple[str, str]:
     return "trd", f"{n} failed adequate trials of distinct antidepressant agents"
 
 
-def flags(facts: PatientFacts, reviews: list[TrialReview], urgency_level: str) -> list[dict]:
+def flags(
+    facts: PatientFacts, reviews: list[TrialReview], urgency_level: str, status_name: str
+) -> list[dict]:
     out = []
+    if status_name == "in_remission" and (relapse := possible_relapse(facts, reviews)):
+        out.append(relapse)
     for r in reviews:
         if r.failed_inadequately:
             out.append({"flag": "pseudo_resistance", "trial_id": r.trial_id, "detail": "; ".join(r.missing)})
         if r.early_intolerance:
-            out.append({"flag": "intolerance", "trial_id": r.trial_id, "detail": f"stopped after {r.duration_days} days for intolerance: not a failure (EU-PEARL)"})
+            out.append(
+                {
+                    "flag": "intolerance",
+                    "trial_id": r.trial_id,
+                    "detail": f"stopped after {r.duration_days} days for intolerance: not a failure (EU-PEARL)",
+                }
+            )
     for agent in st.unknown_agents(reviews):
-        out.append({"flag": "unknown_agent", "agent": agent, "detail": "not in the drug table: class and minimum dose unknown"})
+        out.append(
+            {
+                "flag": "unknown_agent",
+                "agent": agent,
+                "detail": "not in the drug table: class and minimum dose unknown",
+            }
+        )
     if st.buspirone_recorded(reviews):
-        out.append({"flag": "buspirone_recorded", "detail": "buspirone augmentation is not evidence-based (Cochrane 2019: no benefit)"})
+        out.append(
+            {
+                "flag": "buspirone_recorded",
+                "detail": "buspirone augmentation is not evidence-based (Cochrane 2019: no benefit)",
+            }
+        )
     episode = facts.episode
     if episode and episode.psychotic_features:
         out.append({"flag": "psychotic_features", "detail": "ECT first-line (CANMAT 2016)"})
     if urgency_level != "routine":
-        out.append({"flag": "suicidality", "detail": f"urgency {urgency_level}: crisis resources in every message"})
+        out.append(
+            {"flag": "suicidality", "detail": f"urgency {urgency_level}: crisis resources in every message"}
+        )
     return out
 
 
@@ -123,7 +185,9 @@ def referral_advice(level: str, status_name: str, episode, recs: list[st.Recomme
         centre = next((r for r in recs if r.strategy == "specialised_centre"), None)
         if centre:
             # The receiving centre must offer what the recommendation names (CLINICAL.md 6, 7).
-            capabilities += [c for c, option in (("vns", "VNS"), ("dbs", "DBS")) if option in centre.options]
+            capabilities += [
+                cap for cap, option in (("vns", "VNS"), ("dbs", "DBS")) if option in centre.options
+            ]
             capabilities.append("clinical_trials")
     return {"advised": bool(reasons), "capabilities": capabilities, "reasons": reasons}
 
@@ -157,13 +221,29 @@ def assess(facts: PatientFacts) -> dict:
     )
     recs: list[st.Recommendation] = []
     if status_name == "in_remission":
-        recs.append(st.Recommendation("continue_and_monitor", ["continue the treatment that worked", "monitor for relapse"], status_reason, "NICE NG222 (preventing relapse)", "primary_care"))
+        recs.append(
+            st.Recommendation(
+                "continue_and_monitor",
+                ["continue the treatment that worked", "monitor for relapse"],
+                status_reason,
+                "NICE NG222 (preventing relapse)",
+                "primary_care",
+            )
+        )
     else:
         first = st.ect_first(situation)
         if first:
             recs.append(first)
         if status_name == "diagnosis_review":
-            recs.append(st.Recommendation("diagnosis_review", ["bipolar assessment in a mood disorder clinic"], status_reason, "CLINICAL.md 1; CANMAT 2023", "mood_disorder_clinic"))
+            recs.append(
+                st.Recommendation(
+                    "diagnosis_review",
+                    ["bipolar assessment in a mood disorder clinic"],
+                    status_reason,
+                    "CLINICAL.md 1; CANMAT 2023",
+                    "mood_disorder_clinic",
+                )
+            )
         else:
             recs += st.optimise(situation)
             recs += st.pseudo_resistance_checks(situation)
@@ -181,7 +261,7 @@ def assess(facts: PatientFacts) -> dict:
         "failed_adequate_trials": distinct_failed_trials(reviews),
         "stages": stages,
         "trials": [r.to_json() for r in reviews],
-        "flags": flags(facts, reviews, level),
+        "flags": flags(facts, reviews, level, status_name),
         "recommendations": [r.to_json(i + 1) for i, r in enumerate(recs)],
         "referral": referral_advice(level, status_name, episode, recs),
         "assessment_date": assessment_date.isoformat() if assessment_date else None,

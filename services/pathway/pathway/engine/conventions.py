@@ -25,3 +25,12 @@ PARTIAL_RESPONSE_REDUCTION = 0.25
 # Urgency carried over: an assessment lowers a suicidality finding only if it assessed
 # suicidality itself (PHQ-9 item 9, or a clinician's suicide-risk rating): a MADRS total
 # alone says nothing about it (convention, CLINICAL.md 5: "only a newer assessment can lower it").
+
+# in_remission (CLINICAL.md 3): "the latest completed trial ended in remission (or the latest PHQ-9
+# < 5 after a trial)". "After a trial" (convention): dated on or after the end date of a completed
+# trial of the current episode, of any kind. A PHQ-9 taken while the first trial is still running
+# is a response check (CLINICAL.md 8, week 4), not an outcome, so it does not make a remission.
+# Possible relapse (convention): when the latest completed trial ended in remission, CLINICAL.md 3
+# keeps the status in_remission whatever follows; a later PHQ-9 at or above this (moderate, the
+# section 4 band) is flagged so that a clinician sees it.
+POSSIBLE_RELAPSE_PHQ9_AT_OR_ABOVE = 10

@@ -84,7 +84,14 @@ def ect_first(s: Situation) -> Recommendation | None:
         return None
     why = "psychotic features" if s.psychotic_features else "severe episode with suicidality"
     if s.failed_adequately("ect"):
-        return Recommendation("ect", [], f"{why}; an adequate ECT course already failed in this episode", "CANMAT 2016", "specialist", tried=["ect"])
+        return Recommendation(
+            "ect",
+            [],
+            f"{why}; an adequate ECT course already failed in this episode",
+            "CANMAT 2016",
+            "specialist",
+            tried=["ect"],
+        )
     return Recommendation("ect", ["ect"], f"{why}: ECT is first-line", "CANMAT 2016", "specialist")
 
 
@@ -124,6 +131,22 @@ def pseudo_resistance_checks(s: Situation) -> list[Recommendation]:
     ]
 
 
+PSYCHOLOGICAL_THERAPIES_AFTER_ONE_FAILURE = ["CBT", "IPT", "behavioural activation"]  # NICE NG222 1.9
+PSYCHOLOGICAL_THERAPIES_IN_TRD = ["CBT", "IPT", "ISTDP", "group DBT"]  # Cochrane 2018
+
+
+def psychotherapy(
+    s: Situation, options: list[str], rationale: str, evidence: str, setting: str
+) -> Recommendation:
+    # CLINICAL.md 6: never recommend what already failed adequately. A psychotherapy trial does
+    # not record which therapy it was, so after an adequate one failed none is offered again.
+    failed = [r.trial_id for r in s.reviews if r.kind == "psychotherapy" and r.failed_adequately]
+    if failed:
+        tried = f"an adequate psychotherapy trial ({', '.join(failed)}) already failed in this episode: not recommended again"
+        return Recommendation("psychotherapy", [], tried, evidence, setting, tried=["psychotherapy"])
+    return Recommendation("psychotherapy", options, rationale, evidence, setting)
+
+
 def after_one_failure(s: Situation) -> list[Recommendation]:
     if s.status != "inadequate_response":
         return []
@@ -131,16 +154,36 @@ def after_one_failure(s: Situation) -> list[Recommendation]:
     agents = sorted(s.failed_agents)
     switch_to, _ = _without_failed(SWITCH_CLASSES, set(s.failed_classes))
     return [
-        Recommendation("raise_dose", agents, "one adequate trial failed: a higher dose may still help", "NICE NG222 1.9", "primary_care"),
-        Recommendation("switch", switch_to, f"one adequate trial failed ({', '.join(s.failed_classes)}): switch to another class", "NICE NG222 1.9", "primary_care"),
-        Recommendation("psychotherapy", ["CBT", "IPT", "behavioural activation"], "add a psychological therapy to medication", "NICE NG222 1.9", "primary_care"),
+        Recommendation(
+            "raise_dose",
+            agents,
+            "one adequate trial failed: a higher dose may still help",
+            "NICE NG222 1.9",
+            "primary_care",
+        ),
+        Recommendation(
+            "switch",
+            switch_to,
+            f"one adequate trial failed ({', '.join(s.failed_classes)}): switch to another class",
+            "NICE NG222 1.9",
+            "primary_care",
+        ),
+        psychotherapy(
+            s,
+            PSYCHOLOGICAL_THERAPIES_AFTER_ONE_FAILURE,
+            "add a psychological therapy to medication",
+            "NICE NG222 1.9",
+            "primary_care",
+        ),
     ]
 
 
 def trd_strategies(s: Situation) -> list[Recommendation]:
     if s.status not in {"trd", "chronic_resistant"}:
         return []
-    why = f"TRD: {len(s.failed_agents)} antidepressant agents failed adequately ({', '.join(s.failed_agents)})"
+    why = (
+        f"TRD: {len(s.failed_agents)} antidepressant agents failed adequately ({', '.join(s.failed_agents)})"
+    )
     failed_aug = {a for r in s.reviews if r.kind == "augmentation" and r.failed_adequately for a in r.agents}
     aug_options, aug_tried = _without_failed(FIRST_LINE_AUGMENTERS + SECOND_LINE_AUGMENTERS, failed_aug)
     failed_combos = [set(r.agents) for r in s.reviews if r.kind == "combination" and r.failed_adequately]
@@ -158,15 +201,46 @@ def trd_strategies(s: Situation) -> list[Recommendation]:
             "specialist",
             tried=aug_tried,
         ),
-        Recommendation("combine", combos, f"{why}; add mirtazapine or bupropion to an SSRI/SNRI", "NICE NG222 1.9.9", "specialist", tried=combo_tried),
-        Recommendation("switch", switch_to, f"{why}; switch class, including a TCA or MAOI in specialist care", "NICE NG222 1.9", "specialist"),
+        Recommendation(
+            "combine",
+            combos,
+            f"{why}; add mirtazapine or bupropion to an SSRI/SNRI",
+            "NICE NG222 1.9.9",
+            "specialist",
+            tried=combo_tried,
+        ),
+        Recommendation(
+            "switch",
+            switch_to,
+            f"{why}; switch class, including a TCA or MAOI in specialist care",
+            "NICE NG222 1.9",
+            "specialist",
+        ),
     ]
     if "vortioxetine" not in s.failed_agents:  # failed alone or in a combination
-        recs.append(Recommendation("switch", ["vortioxetine"], f"{why}; vortioxetine after two failures", "NICE NG222 1.9.7", "specialist"))
+        recs.append(
+            Recommendation(
+                "switch",
+                ["vortioxetine"],
+                f"{why}; vortioxetine after two failures",
+                "NICE NG222 1.9.7",
+                "specialist",
+            )
+        )
     recs.append(
-        Recommendation("psychotherapy", ["CBT", "IPT", "ISTDP", "group DBT"], f"{why}; add a psychological therapy", "Cochrane 2018", "specialist")
+        psychotherapy(
+            s,
+            PSYCHOLOGICAL_THERAPIES_IN_TRD,
+            f"{why}; add a psychological therapy",
+            "Cochrane 2018",
+            "specialist",
+        )
     )
-    glutamatergic = [o for o, kind in (("esketamine", "esketamine"), ("IV ketamine", "ketamine")) if not s.tried_and_failed(kind)]
+    glutamatergic = [
+        o
+        for o, kind in (("esketamine", "esketamine"), ("IV ketamine", "ketamine"))
+        if not s.tried_and_failed(kind)
+    ]
     if glutamatergic:
         recs.append(
             Recommendation(
@@ -195,8 +269,18 @@ def advanced(s: Situation) -> list[Recommendation]:
         if s.thase_rush_stage >= 3
         else f"{len(s.failed_agents)} failed agents and a failed ECT course"
     )
-    options = [o for o, kind in (("VNS", "vns"), ("DBS", "dbs")) if not s.tried_and_failed(kind)] + ["clinical trials"]
-    return [Recommendation("specialised_centre", options, f"{why}: consider VNS, DBS and clinical trials at a specialised centre", "CLINICAL.md 6", "mood_disorder_clinic")]
+    options = [o for o, kind in (("VNS", "vns"), ("DBS", "dbs")) if not s.tried_and_failed(kind)] + [
+        "clinical trials"
+    ]
+    return [
+        Recommendation(
+            "specialised_centre",
+            options,
+            f"{why}: consider VNS, DBS and clinical trials at a specialised centre",
+            "CLINICAL.md 6",
+            "mood_disorder_clinic",
+        )
+    ]
 
 
 def lifestyle() -> Recommendation:
@@ -215,4 +299,3 @@ def buspirone_recorded(reviews: list[TrialReview]) -> bool:
 
 def unknown_agents(reviews: list[TrialReview]) -> list[str]:
     return sorted({a for r in reviews for a in r.agents if drugs.lookup(a) is None})
-
