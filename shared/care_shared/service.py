@@ -18,6 +18,7 @@ from faststream.nats.opentelemetry import NatsTelemetryMiddleware
 from nats.errors import Error as NatsError
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
+from opentelemetry.instrumentation.utils import suppress_instrumentation
 from opentelemetry.sdk.trace import TracerProvider
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
@@ -176,7 +177,8 @@ def create_service_app(
 ) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await until_done("migrations", lambda: migrate(runtime.db, runtime.migrations))
+        with suppress_instrumentation():  # start-up queries are not anybody's request
+            await until_done("migrations", lambda: migrate(runtime.db, runtime.migrations))
         runtime.head = head_revision(runtime.migrations)
         await connect_broker(runtime.broker, runtime.settings.nats_url)
         await until_done(
@@ -211,17 +213,20 @@ def create_service_app(
     @app.get("/readyz", tags=["operations"], summary="Database, NATS and migrations are ready")
     async def readyz():  # noqa: ANN202
         checks: dict[str, str] = {}
-        try:
-            async with runtime.db.read() as session:
-                await session.execute(text("SELECT 1"))
-            checks["database"] = "ok"
-        except Exception as exc:
-            checks["database"] = type(exc).__name__
-        try:
-            revision = await current_revision(runtime.db)
-            checks["migrations"] = "ok" if revision and revision == runtime.head else f"at {revision}"
-        except Exception as exc:
-            checks["migrations"] = type(exc).__name__
+        # Probes are not traced (excluded_urls below), so their queries would each be a
+        # root trace of their own, every few seconds from every orchestrator.
+        with suppress_instrumentation():
+            try:
+                async with runtime.db.read() as session:
+                    await session.execute(text("SELECT 1"))
+                checks["database"] = "ok"
+            except Exception as exc:
+                checks["database"] = type(exc).__name__
+            try:
+                revision = await current_revision(runtime.db)
+                checks["migrations"] = "ok" if revision and revision == runtime.head else f"at {revision}"
+            except Exception as exc:
+                checks["migrations"] = type(exc).__name__
         try:
             connected = runtime.broker.connection.is_connected
         except Exception:

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from opentelemetry import trace
+from opentelemetry.instrumentation.utils import suppress_instrumentation
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from sqlalchemy import func, insert, select, update
 
@@ -110,15 +111,18 @@ class DeliveryLoop:
 
     async def deliver_due(self) -> int:
         now, wall = self.clock.now(), datetime.now(UTC)
-        async with self.db.read() as session:
-            due = (
-                await session.execute(
-                    select(reminders.c.reminder_id)
-                    .where(due_filter(now, wall))
-                    .order_by(reminders.c.next_attempt_at, reminders.c.reminder_id)
-                    .limit(self.policy.batch)
-                )
-            ).scalars().all()
+        # The poll and the claim would each be a stray root trace every few seconds; what
+        # operators follow is the delivery span, which continues the trace of the reminder's cause.
+        with suppress_instrumentation():
+            async with self.db.read() as session:
+                due = (
+                    await session.execute(
+                        select(reminders.c.reminder_id)
+                        .where(due_filter(now, wall))
+                        .order_by(reminders.c.next_attempt_at, reminders.c.reminder_id)
+                        .limit(self.policy.batch)
+                    )
+                ).scalars().all()
         for reminder_id in due:
             if self._stopping.is_set():
                 break
@@ -126,7 +130,8 @@ class DeliveryLoop:
         return len(due)
 
     async def deliver(self, reminder_id: str) -> None:
-        claimed = await self._claim(reminder_id)
+        with suppress_instrumentation():
+            claimed = await self._claim(reminder_id)
         if claimed is None:
             return
         with self._tracer.start_as_current_span(

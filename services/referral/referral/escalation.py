@@ -8,6 +8,7 @@ import asyncio
 import logging
 from datetime import datetime
 
+from opentelemetry.instrumentation.utils import suppress_instrumentation
 from sqlalchemy import select
 
 from care_shared.eventstore import ConcurrencyError
@@ -30,20 +31,23 @@ def _maybe_due(row, now: datetime) -> bool:  # noqa: ANN001
     if since is None:
         return False
     escalated = utc(row.escalated_at)
-    return now - since >= domain.ESCALATE_AFTER[domain.Urgency(row.urgency)] and (escalated is None or escalated < since)
+    return now - since >= domain.ESCALATE_AFTER[domain.Urgency(row.urgency)] and (escalated is None or escalated <= since)
 
 
 async def escalate_due(runtime: Runtime) -> list[str]:
     """Escalate every task due now; returns the referral ids escalated by this call."""
     now = runtime.clock.now()
     referrals = Referrals(runtime.store)
-    async with runtime.db.read() as session:
-        rows = (
-            await session.execute(
-                select(tasks.c.referral_id, tasks.c.status, tasks.c.urgency, tasks.c.waiting_since, tasks.c.lease_until, tasks.c.escalated_at)
-                .where(tasks.c.status.in_((*domain.WAITING, domain.CLAIMED)))
-            )
-        ).all()
+    # The sweep's look at the queue would be a stray root trace every few seconds; an
+    # escalation itself is traced through the event it appends.
+    with suppress_instrumentation():
+        async with runtime.db.read() as session:
+            rows = (
+                await session.execute(
+                    select(tasks.c.referral_id, tasks.c.status, tasks.c.urgency, tasks.c.waiting_since, tasks.c.lease_until, tasks.c.escalated_at)
+                    .where(tasks.c.status.in_((*domain.WAITING, domain.CLAIMED)))
+                )
+            ).all()
     escalated = []
     for row in rows:
         if not _maybe_due(row, now):
