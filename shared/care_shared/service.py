@@ -88,6 +88,10 @@ def build_runtime(
         graceful_timeout=15.0,  # on shutdown, finish in-flight handlers before closing
         middlewares=[NatsTelemetryMiddleware(tracer_provider=tracer_provider)],
         logger=logging.getLogger(f"{settings.service_name}.broker"),
+        # FastStream's "Received"/"Processed" line per message is written outside the
+        # message's span, so it can carry no trace id: keep it for DEBUG. What an operator
+        # needs (failures, redeliveries, dead letters) the consumer logs inside the span.
+        log_level=logging.DEBUG,
     )
     policy = ConsumerPolicy(
         max_deliver=settings.consumer_max_deliver,

@@ -140,7 +140,8 @@ def configure_logging(settings: ServiceSettings) -> None:
     root.setLevel(settings.log_level)
     for name in DATA_LOGGING_LIBRARIES:
         logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
-    # The broker's own logger reports each message's subject and id, never its body, at INFO.
+    # The broker's own logger: start-up and connection trouble at INFO and above; its
+    # per-message lines are at DEBUG (see build_runtime) and stay off, as they carry no trace id.
     logging.getLogger(f"{settings.service_name}.broker").setLevel(max(logging.INFO, root.level))
     # uvicorn's access log prints full paths and query strings; ours go through spans.
     logging.getLogger("uvicorn.access").disabled = True
