@@ -127,3 +127,11 @@ def test_nats_and_postgres_values() -> None:
     init = cluster["spec"]["bootstrap"]["initdb"]
     created = {init["database"]} | {s.split()[2] for s in init["postInitSQL"]}
     assert created == set(SERVICES)
+    # The services read the operator-generated <cluster>-app secret; naming an initdb secret
+    # that nothing creates would leave the bootstrap waiting for it.
+    assert "secret" not in init
+    generated = f"{cluster['metadata']['name']}-app"
+    for service in SERVICES:
+        manifest = (ROOT / f"deploy/k8s/{service}.yaml").read_text()
+        refs = set(re.findall(r"secretKeyRef: \{name: ([\w-]+)", manifest))
+        assert refs == {generated}, (service, refs)
