@@ -55,22 +55,47 @@ def test_routing_table(needs: str, region: str | None, loads: dict, excluded: tu
 
 
 @pytest.mark.parametrize(
-    "needs, excluded, missing",
+    "needs, excluded, missing, not_together, reason",
     [
-        ("mood_disorder_clinic ketamine", (), ("ketamine",)),  # nobody offers ketamine
-        ("ect clinical_trials", (), ("clinical_trials",)),  # offered, never together: closest clinic's gap
-        ("mood_disorder_clinic clinical_trials", ("south-trials",), ("clinical_trials",)),  # the only one declined
+        # nobody offers ketamine
+        ("mood_disorder_clinic ketamine", (), ("ketamine",), (), "no clinic offers ketamine"),
+        # each is offered (north-ect, south-trials), never both by one clinic: neither is missing alone
+        ("ect clinical_trials", (), (), ("clinical_trials", "ect"), "no one clinic offers clinical_trials and ect together"),
+        # both at once: one offered nowhere, the rest never together
+        (
+            "mood_disorder_clinic ketamine ect clinical_trials",
+            (),
+            ("ketamine",),
+            ("clinical_trials", "ect", "mood_disorder_clinic"),
+            "no clinic offers ketamine; no one clinic offers clinical_trials, ect and mood_disorder_clinic together",
+        ),
+        # the only one offering it declined
+        (
+            "mood_disorder_clinic clinical_trials",
+            ("south-trials",),
+            ("clinical_trials",),
+            (),
+            "no clinic offers clinical_trials (not counting the clinics that declined)",
+        ),
     ],
 )
-def test_no_fit_names_the_missing_capabilities(needs: str, excluded: tuple, missing: tuple) -> None:
+def test_no_fit_names_what_is_missing_truthfully(needs: str, excluded: tuple, missing: tuple, not_together: tuple, reason: str) -> None:
     route = choose_clinic(needs.split(), "north", DIRECTORY, {}, excluded)
-    assert route.clinic is None and route.missing == missing
+    assert (route.clinic, route.missing, route.not_together) == (None, missing, not_together)
+    # The referral keeps it through its events, and says it in words.
+    r = opened(caps=tuple(needs.split()))
+    while r.clinic_id is not None:  # routed to the clinics in `excluded`: each declines
+        r = then(r, domain.decline(r, "c1", "full", NOW, DIRECTORY, {}))
+    assert r.declined_by == excluded
+    assert (r.status, r.missing, r.not_together, r.unroutable_reason()) == ("unroutable", missing, not_together, reason)
 
 
 def test_need_is_one_per_kind_of_clinic_whatever_the_details() -> None:
     assert domain.need_of(["mood_disorder_clinic"]) == domain.need_of(["ect", "mood_disorder_clinic", "clinical_trials"])
     assert domain.need_of(["rtms", "psychotherapy"]) == domain.need_of(["psychotherapy", "rtms"]) == "psychotherapy+rtms"
     assert domain.referral_id_for("p1", "mood_disorder_clinic") == domain.referral_id_for("p1", "mood_disorder_clinic")
+    # A later referral for the same need (once the last is closed) has its own id.
+    assert domain.referral_id_for("p1", "mood_disorder_clinic", 2) != domain.referral_id_for("p1", "mood_disorder_clinic")
 
 
 def opened(urgency: Urgency = Urgency.ROUTINE, caps: tuple = ("mood_disorder_clinic",), directory=DIRECTORY) -> domain.Referral:  # noqa: ANN001
@@ -141,6 +166,36 @@ def test_escalation_after_the_limit_for_its_urgency(urgency: Urgency, limit: tim
     assert r.is_escalated() and domain.escalate(r, NOW + 2 * limit) == []  # once per wait
 
 
+@pytest.mark.parametrize("claimed_first, after", [(False, timedelta(0)), (False, timedelta(hours=1)), (True, timedelta(hours=1))])
+def test_an_escalation_ends_with_its_wait_and_a_rerouted_task_starts_a_new_clock(claimed_first: bool, after: timedelta) -> None:
+    limit = domain.ESCALATE_AFTER[Urgency.ROUTINE]
+    r = opened()
+    r = then(r, domain.escalate(r, NOW + limit))
+    assert r.is_escalated()
+    declined_at = NOW + limit + after  # at the escalation's very instant, too
+    if claimed_first:
+        r = then(r, domain.claim(r, "c1", declined_at))
+        assert not r.is_escalated()  # a coordinator has it: the wait is over
+    r = then(r, domain.decline(r, "c1", "full", declined_at, DIRECTORY, {}))
+    assert (r.clinic_id, r.status_at(declined_at)) == ("north-ect", "queued")
+    assert not r.is_escalated() and r.waiting_since(declined_at) == declined_at
+    # The new clinic's clock: escalated again only after the limit from the re-route.
+    assert domain.escalate(r, declined_at + limit - timedelta(seconds=1)) == []
+    r = then(r, domain.escalate(r, declined_at + limit))
+    assert r.is_escalated()
+
+
+def test_an_escalated_task_whose_lease_runs_out_waits_afresh() -> None:
+    limit = domain.ESCALATE_AFTER[Urgency.URGENT]
+    r = opened(Urgency.URGENT)
+    r = then(r, domain.escalate(r, NOW + limit))
+    r = then(r, domain.claim(r, "c1", NOW + limit))
+    lease_end = NOW + limit + domain.DEFAULT_LEASE
+    assert r.status_at(lease_end) == "queued" and not r.is_escalated()
+    assert domain.escalate(r, lease_end + limit - timedelta(seconds=1)) == []
+    assert domain.escalate(r, lease_end + limit) != []
+
+
 def test_decline_reroutes_and_never_returns_to_a_decliner() -> None:
     r = opened(caps=("mood_disorder_clinic", "ect"))
     assert r.clinic_id == "north-ect"
@@ -148,6 +203,33 @@ def test_decline_reroutes_and_never_returns_to_a_decliner() -> None:
     assert r.clinic_id == "south-ect" and r.declined_by == ("north-ect",)
     r = then(r, domain.decline(r, "c1", "full", NOW, DIRECTORY, {}))
     assert (r.status, r.clinic_id, r.missing) == ("unroutable", None, ("ect",))
+
+
+def test_a_closed_referral_gives_way_to_the_next_for_newer_advice_only() -> None:
+    first = opened()
+    first = then(first, domain.claim(first, "c1", NOW))
+    first = then(first, domain.schedule(first, "c1", NOW + timedelta(days=3), NOW))
+    first = then(first, domain.complete(first, NOW + timedelta(days=3)))
+    later = NOW + timedelta(days=60)
+
+    def advise(last: domain.Referral, advice: Advice) -> list:
+        return domain.take_advice(
+            last, last_sequence=1, patient_id="p1", advice=advice, region="north", now=later, clinics=DIRECTORY, loads={}
+        )
+
+    # Its own assessment again (or an older one) was taken already: nothing reopens.
+    assert advise(first, Advice(Urgency.ROUTINE, ("mood_disorder_clinic",), ("status trd",), "0001")) == []
+    assert advise(first, Advice(Urgency.EMERGENCY, ("mood_disorder_clinic",), ("suicidality (emergency)",), "0000")) == []
+    # Newer advice opens the second referral for the need.
+    emergency = Advice(Urgency.EMERGENCY, ("mood_disorder_clinic",), ("suicidality (emergency)",), "0002")
+    second = domain.fold(advise(first, emergency))
+    assert second.referral_id == domain.referral_id_for("p1", "mood_disorder_clinic", 2) != first.referral_id
+    assert (second.status, second.urgency, second.clinic_id) == ("queued", Urgency.EMERGENCY, "north-mdc")
+    # While one is open, advice updates it: never a second open one.
+    newer = Advice(Urgency.URGENT, ("mood_disorder_clinic",), ("suicidality (urgent)",), "0003")
+    assert [type(e).__name__ for e in domain.take_advice(
+        second, last_sequence=2, patient_id="p1", advice=newer, region="north", now=later, clinics=DIRECTORY, loads={}
+    )] == ["ReferralReassessed"]
 
 
 def test_older_advice_arriving_late_changes_nothing() -> None:

@@ -16,7 +16,7 @@ from care_shared.testing.polling import eventually
 from referral.escalation import escalate_due
 from referral.tables import referral_needs
 from referral.work_queue import TASK_STREAM, task_subject
-from tests.referral.conftest import Harness, new_patient
+from tests.referral.conftest import NOW, Harness, new_patient
 
 
 async def test_advice_is_routed_by_capability_region_capacity_and_queue(referral: Harness) -> None:
@@ -76,6 +76,65 @@ async def test_redelivered_and_reordered_advice_opens_exactly_one_referral(refer
     assert len(await h.referrals(pid)) == 1 and "reassessed" in [e["event"] for e in r["history"]]
 
 
+async def test_emergency_advice_after_a_completed_referral_opens_a_new_one_at_the_head_of_the_queue(referral: Harness) -> None:
+    h = referral
+    mdc = await h.add_clinic("MDC", "north", ["mood_disorder_clinic"], capacity=50)
+    pid = new_patient()
+    earlier = h.assessment(pid)
+    earlier_id = await h.publish(earlier, subject=pid, clinicid=h.referring_clinic)
+    first = await h.referral_of(pid)
+    await h.post(f"/v1/tasks/{first['id']}/claim")
+    await h.post(f"/v1/tasks/{first['id']}/schedule", {"appointment_at": "2026-06-18T09:00:00Z"})
+    h.clock.at += timedelta(days=3)
+    assert (await h.post(f"/v1/tasks/{first['id']}/complete")).json()["status"] == "completed"
+
+    h.clock.at = NOW + timedelta(days=60)
+    others = [new_patient(), new_patient()]
+    await h.advise(others[0], urgency="urgent", reasons=["suicidality (urgent)"])
+    await h.advise(others[1])
+    for other in others:
+        await h.referral_of(other)
+
+    async def settled() -> None:
+        """Redeliver the earlier assessment event (its event id: the inbox knows it) and
+        republish it (a new event id, as a replay would: only the referral can tell), then
+        wait for a marker patient's referral: everything before it has been handled."""
+        await h.publish(earlier, subject=pid, clinicid=h.referring_clinic, event_id=earlier_id, msg_id=earlier_id + "-again")
+        await h.publish(earlier, subject=pid, clinicid=h.referring_clinic)
+        marker = new_patient()
+        await h.advise(marker)
+        await h.referral_of(marker)
+
+    await settled()
+    assert [r["id"] for r in await h.referrals(pid)] == [first["id"]]  # taken already: nothing reopens
+
+    h.clock.at += timedelta(hours=1)
+    emergency = h.assessment(pid, urgency="emergency", reasons=["suicidality (emergency)"])
+    emergency_id = await h.publish(emergency, subject=pid, clinicid=h.referring_clinic)
+
+    async def two() -> list[dict] | None:
+        found = await h.referrals(pid)
+        return found if len(found) == 2 else None
+
+    old, new = await eventually(two, timeout=20, what="the emergency to open a new referral")
+    assert (old["id"], old["status"]) == (first["id"], "completed")
+    assert new["id"] != first["id"] and new["need"] == first["need"]
+    assert (new["urgency"], new["status"], new["clinic_id"], new["opened_at"]) == ("emergency", "queued", mdc, h.clock.at.isoformat())
+    assert [e["event"] for e in new["history"]] == ["opened", "routed", "task-queued"]
+    # At the head of the coordinators' queue, before the urgent task that waited longer.
+    assert [t["id"] for t in (await h.get("/v1/tasks")).json()][0] == new["id"]
+
+    # The emergency redelivered, the earlier assessment again: still exactly these two.
+    await h.publish(emergency, subject=pid, clinicid=h.referring_clinic, event_id=emergency_id, msg_id=emergency_id + "-again")
+    await settled()
+    assert [r["id"] for r in await h.referrals(pid)] == [first["id"], new["id"]]
+    assert (await h.task(new["id"]))["urgency"] == "emergency"
+    async with h.runtime.db.read() as s:
+        needs = (await s.execute(select(referral_needs.c.sequence).where(referral_needs.c.patient_id == pid).order_by(referral_needs.c.sequence))).scalars().all()
+        opened = (await s.execute(select(func.count()).select_from(events).where(events.c.type == "care.referral.referral-opened.v1", events.c.subject == pid))).scalar_one()
+    assert (needs, opened) == ([1, 2], 2)
+
+
 async def test_unroutable_names_what_is_missing_and_a_coordinator_routes_it_by_hand(referral: Harness) -> None:
     h = referral
     mdc = await h.add_clinic("MDC", "north", ["mood_disorder_clinic"])
@@ -90,6 +149,14 @@ async def test_unroutable_names_what_is_missing_and_a_coordinator_routes_it_by_h
     routed = await h.post(f"/v1/tasks/{r['id']}/route", {"clinic_id": mdc})
     assert routed.status_code == 200, routed.text
     assert (routed.json()["clinic_id"], routed.json()["status"]) == (mdc, "claimed")
+
+    # Each offered somewhere, never together: nothing is missing alone, and the task says so.
+    await h.add_clinic("ECT unit", "north", ["ect"])
+    apart = new_patient()
+    await h.advise(apart, capabilities=["mood_disorder_clinic", "ect"])
+    r = await h.referral_of(apart)
+    assert (r["status"], r["missing_capabilities"], r["not_offered_together"]) == ("unroutable", [], ["ect", "mood_disorder_clinic"])
+    assert r["unroutable_reason"] == "no one clinic offers ect and mood_disorder_clinic together"
 
 
 async def test_decline_reroutes_to_the_next_fitting_clinic_never_back(referral: Harness) -> None:
@@ -108,6 +175,7 @@ async def test_decline_reroutes_to_the_next_fitting_clinic_never_back(referral: 
 
     again = (await h.post(f"/v1/tasks/{r['id']}/decline", {"reason": "full"})).json()
     assert (again["status"], again["clinic_id"], again["missing_capabilities"]) == ("unroutable", None, ["ect"])
+    assert again["unroutable_reason"] == "no clinic offers ect (not counting the clinics that declined)"
     assert [d["reason"] for d in again["declines"]] == ["no ECT slots this month", "full"]
     # By hand, not back to a decliner either.
     await h.post(f"/v1/tasks/{r['id']}/claim")
@@ -208,6 +276,63 @@ async def test_escalation_by_the_clock_moves_tasks_up(referral: Harness) -> None
     assert [t["id"] for t in tasks][:3] == [ids["emergency"], ids["urgent"], ids["routine"]]
     assert [t["escalated"] for t in tasks] == [True, True, True, False]
     assert "escalated" in [e["event"] for e in tasks[0]["history"]]
+
+
+async def test_an_escalated_task_moves_up_past_older_tasks_of_its_urgency_but_not_past_the_urgency_above(referral: Harness) -> None:
+    """GET /v1/tasks sorts by (band, urgency, waiting since or opened): the band is the
+    urgency's, one up when escalated. Waiting tasks of one urgency escalate oldest first, so
+    escalation shows against an older task that is not waiting: one the clinic accepted."""
+    h = referral
+    await h.add_clinic("MDC", "north", ["mood_disorder_clinic"], capacity=50)
+    ids = {}
+    for name, urgency in [("accepted", "routine"), ("waiting", "routine")]:
+        pid = new_patient()
+        await h.advise(pid, urgency=urgency)
+        ids[name] = (await h.referral_of(pid))["id"]
+        h.clock.at += timedelta(minutes=1)
+    assert (await h.post(f"/v1/tasks/{ids['accepted']}/accept")).json()["status"] == "accepted"
+    h.clock.at = NOW + timedelta(days=5)  # the waiting routine task is due in a minute
+    pid = new_patient()
+    await h.advise(pid, urgency="urgent", reasons=["suicidality (urgent)"])
+    ids["urgent"] = (await h.referral_of(pid))["id"]
+
+    async def order() -> list[str]:
+        return [t["id"] for t in (await h.get("/v1/tasks")).json()]
+
+    assert await order() == [ids["urgent"], ids["accepted"], ids["waiting"]]  # routine: oldest first
+    h.clock.at += timedelta(minutes=1)
+    assert await escalate_due(h.runtime) == [ids["waiting"]]
+    assert await order() == [ids["urgent"], ids["waiting"], ids["accepted"]]
+
+
+async def test_an_escalation_ends_when_a_decline_reroutes_the_task_and_the_new_clinics_clock_starts(referral: Harness) -> None:
+    h = referral
+    a = await h.add_clinic("A", "north", ["mood_disorder_clinic"], capacity=9)
+    b = await h.add_clinic("B", "north", ["mood_disorder_clinic"], capacity=5)
+    late, other = new_patient(), new_patient()
+    await h.advise(late)
+    late_id = (await h.referral_of(late))["id"]
+    h.clock.at += timedelta(days=2)
+    await h.advise(other)
+    other_id = (await h.referral_of(other))["id"]
+    h.clock.at = NOW + timedelta(days=5)
+    assert await escalate_due(h.runtime) == [late_id]
+
+    async def queue() -> list[tuple[str, bool]]:
+        return [(t["id"], t["escalated"]) for t in (await h.get("/v1/tasks", status="queued")).json()]
+
+    assert await queue() == [(late_id, True), (other_id, False)]
+    rerouted = (await h.post(f"/v1/tasks/{late_id}/decline", {"reason": "no beds"})).json()
+    assert (rerouted["clinic_id"], rerouted["declined_by"], rerouted["escalated"]) == (b, [a], False)
+    assert rerouted["waiting_since"] == h.clock.at.isoformat()
+    # The other task has waited longer than the re-routed one has waited for B.
+    assert await queue() == [(other_id, False), (late_id, False)]
+    assert "escalated" in [e["event"] for e in rerouted["history"]]  # the history keeps it
+
+    h.clock.at = NOW + timedelta(days=10) - timedelta(seconds=1)
+    assert await escalate_due(h.runtime) == [other_id]
+    h.clock.at += timedelta(seconds=1)  # five days at B
+    assert await escalate_due(h.runtime) == [late_id]
 
 
 async def test_queue_filters_and_cross_clinic_isolation(referral: Harness) -> None:

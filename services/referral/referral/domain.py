@@ -11,6 +11,10 @@ The life of a referral (its task in the coordinators' queue):
                                                  \\-- decline: re-routed to the next fitting clinic
     A claim is a lease: when it runs out, the task is back in the queue (no event needed: the
     lease's end is in the claim). Any open referral may be cancelled.
+
+A patient has at most one open referral per need; once it is completed or cancelled, newer
+advice for the need opens the next one. An escalation belongs to one wait for a coordinator:
+a claim, or a re-route after a decline, ends it.
 """
 
 from __future__ import annotations
@@ -81,7 +85,7 @@ class Rejected(Exception):
 
 
 def need_of(capabilities: Iterable[str]) -> str:
-    """The kind of clinic a referral asks for; one referral per patient and need.
+    """The kind of clinic a referral asks for; one open referral per patient and need.
 
     Pathway advises referral to a mood-disorder clinic (CLINICAL.md 7) and adds what that
     clinic must also offer (ECT, clinical trials...): a re-assessment that changes those
@@ -94,10 +98,13 @@ def need_of(capabilities: Iterable[str]) -> str:
     return "+".join(caps)
 
 
-def referral_id_for(patient_id: str, need: str) -> str:
+def referral_id_for(patient_id: str, need: str, sequence: int = 1) -> str:
     """Deterministic: however often or in whatever order the advice arrives, it names the
-    same referral (and its stream), so a second one cannot be opened."""
-    return str(uuid.uuid5(_REFERRAL_NAMESPACE, f"{patient_id}/{need}"))
+    same referral (and its stream), so the same one cannot be opened twice. `sequence` counts
+    the patient's referrals for the need (the next opens only once the last is closed); the
+    first keeps the id it always had."""
+    name = f"{patient_id}/{need}" if sequence == 1 else f"{patient_id}/{need}/{sequence}"
+    return str(uuid.uuid5(_REFERRAL_NAMESPACE, name))
 
 
 @dataclass(frozen=True)
@@ -119,7 +126,8 @@ class ClinicLoad:
 @dataclass(frozen=True)
 class Route:
     clinic: DirectoryClinic | None
-    missing: tuple[str, ...] = ()
+    missing: tuple[str, ...] = ()  # needed, and no clinic offers it
+    not_together: tuple[str, ...] = ()  # needed, each offered somewhere, but by no one clinic
 
 
 def choose_clinic(
@@ -131,8 +139,9 @@ def choose_clinic(
 ) -> Route:
     """A clinic with every needed capability, preferring the patient's region, then the most
     capacity left this week, then the shortest queue (then name, so ties are stable). Never
-    one in `excluded` (those that declined). No fit: the capabilities that are missing, from
-    the candidate that comes closest."""
+    one in `excluded` (those that declined). No fit: what is missing, truthfully: the
+    capabilities no clinic offers at all, and, when the others are each offered somewhere but
+    no one clinic offers them all, those capabilities (they are missing together)."""
     needed = frozenset(capabilities)
     candidates = [c for c in clinics if c.clinic_id not in set(excluded)]
     fitting = [c for c in candidates if needed <= c.capabilities]
@@ -145,10 +154,22 @@ def choose_clinic(
 
         return Route(min(fitting, key=preference))
     offered = frozenset().union(*(c.capabilities for c in candidates)) if candidates else frozenset()
-    missing = needed - offered
-    if not missing and candidates:  # each is offered somewhere, never all together
-        missing = min((needed - c.capabilities for c in candidates), key=lambda gap: (len(gap), sorted(gap)))
-    return Route(None, tuple(sorted(missing or needed)))
+    somewhere = needed & offered
+    apart = len(somewhere) > 1 and not any(somewhere <= c.capabilities for c in candidates)
+    return Route(None, missing=tuple(sorted(needed - offered)), not_together=tuple(sorted(somewhere)) if apart else ())
+
+
+def _listed_missing(route: Route) -> list[str]:
+    """TaskQueued has one list for what is missing: a capability no clinic offers is named as
+    it is; capabilities offered only apart are one entry, joined as a need is ("ect+rtms")."""
+    return [*route.missing, *(["+".join(route.not_together)] if route.not_together else [])]
+
+
+def _read_missing(listed: Iterable[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """`_listed_missing` read back: (missing, not_together)."""
+    missing = tuple(m for m in listed if "+" not in m)
+    together = next((m for m in listed if "+" in m), "")
+    return missing, tuple(together.split("+")) if together else ()
 
 
 # --- the referral ------------------------------------------------------------------------
@@ -169,6 +190,7 @@ class Referral:
     clinic_id: str | None = None
     routed_at: datetime | None = None
     missing: tuple[str, ...] = ()
+    not_together: tuple[str, ...] = ()
     declined_by: tuple[str, ...] = ()
     declines: tuple[dict, ...] = ()
     claimed_by: str | None = None
@@ -190,8 +212,33 @@ class Referral:
             return self.lease_until
         return self.unclaimed_since if self.status in WAITING else None
 
+    def is_open(self) -> bool:
+        return self.status in OPEN_STATUSES
+
     def is_escalated(self) -> bool:
-        return self.escalated_at is not None
+        """Escalated in the wait it is in now. An escalation says this wait ran past its limit,
+        so it ends with the wait: when a coordinator claims the task, or a decline re-routes it
+        (the new clinic's clock starts again). Waiting past the limit again escalates it again."""
+        if self.status not in WAITING or self.escalated_at is None or self.unclaimed_since is None:
+            return False
+        return self.escalated_at > self.unclaimed_since  # escalating takes a wait past a limit
+
+    def unroutable_reason(self) -> str | None:
+        """Why no clinic fits, in words a coordinator reads beside the task."""
+        if self.clinic_id is not None or not self.is_open():
+            return None
+        parts = []
+        if self.missing:
+            parts.append(f"no clinic offers {_and(self.missing)}")
+        if self.not_together:
+            parts.append(f"no one clinic offers {_and(self.not_together)} together")
+        if not parts:
+            return "no clinic in the directory fits" if self.status == UNROUTABLE else None
+        return "; ".join(parts) + (" (not counting the clinics that declined)" if self.declined_by else "")
+
+
+def _and(names: Sequence[str]) -> str:
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
 
 def fold(events: Iterable[EventData]) -> Referral | None:
@@ -224,14 +271,16 @@ def apply(r: Referral | None, e: EventData) -> Referral | None:
         r = replace(r, urgency=e.urgency, capabilities=tuple(e.capabilities), reasons=tuple(e.reasons), as_of_event=e.as_of_event)
         note |= {"event": "reassessed", "urgency": e.urgency}
     elif isinstance(e, ReferralRouted):
-        r = replace(r, clinic_id=e.clinic_id, routed_at=e.at, missing=())
+        r = replace(r, clinic_id=e.clinic_id, routed_at=e.at, missing=(), not_together=())
         note |= {"event": "routed", "clinic_id": e.clinic_id, "by": e.by}
     elif isinstance(e, TaskQueued):
+        missing, not_together = _read_missing(e.missing_capabilities)
         r = replace(
             r,
             status=e.status,
             clinic_id=e.clinic_id,
-            missing=tuple(e.missing_capabilities),
+            missing=missing,
+            not_together=not_together,
             claimed_by=None,
             lease_until=None,
             unclaimed_since=r.unclaimed_since or e.at,
@@ -251,6 +300,7 @@ def apply(r: Referral | None, e: EventData) -> Referral | None:
             declined_by=(*r.declined_by, e.clinic_id),
             declines=(*r.declines, {"clinic_id": e.clinic_id, "reason": e.reason}),
             clinic_id=None,
+            unclaimed_since=None,  # the wait for this clinic is over: the re-routed task starts a new one
         )
         note |= {"event": "declined", "clinic_id": e.clinic_id, "reason": e.reason}
     elif isinstance(e, ReferralScheduled):
@@ -281,6 +331,36 @@ class Advice:
     as_of_event: str | None
 
 
+def take_advice(
+    last: Referral | None,
+    *,
+    last_sequence: int,
+    patient_id: str,
+    advice: Advice,
+    region: str | None,
+    now: datetime,
+    clinics: Sequence[DirectoryClinic],
+    loads: dict[str, ClinicLoad],
+) -> list[EventData]:
+    """Pathway's advice for a need, given the patient's last referral for it (numbered
+    `last_sequence`). Exactly one OPEN referral per patient and need: an open one is
+    reassessed; when there is none yet, or the last one is closed (completed or cancelled),
+    the advice opens the next. Advice no newer than what a closed referral already reflects
+    (its own assessment redelivered, or an older one arriving late) was taken: nothing."""
+    if last is not None and last.is_open():
+        return reassess(last, advice, now, clinics, loads)
+    if last is not None and not _newer(advice, last):
+        return []
+    return open_referral(
+        patient_id=patient_id, advice=advice, region=region, now=now, clinics=clinics, loads=loads, sequence=last_sequence + 1
+    )
+
+
+def _newer(advice: Advice, r: Referral) -> bool:
+    # UUIDv7 event ids sort by time.
+    return not (r.as_of_event and advice.as_of_event and advice.as_of_event <= r.as_of_event)
+
+
 def open_referral(
     *,
     patient_id: str,
@@ -289,9 +369,10 @@ def open_referral(
     now: datetime,
     clinics: Sequence[DirectoryClinic],
     loads: dict[str, ClinicLoad],
+    sequence: int = 1,
 ) -> list[EventData]:
     need = need_of(advice.capabilities)
-    referral_id = referral_id_for(patient_id, need)
+    referral_id = referral_id_for(patient_id, need, sequence)
     opened = ReferralOpened(
         referral_id=referral_id,
         patient_id=patient_id,
@@ -313,10 +394,8 @@ def reassess(
 ) -> list[EventData]:
     """A newer assessment updates the referral; an older one (arriving late) changes nothing.
     An open task whose clinic no longer fits, or that was unroutable, is routed again."""
-    if r.status not in OPEN_STATUSES:
+    if not r.is_open() or not _newer(advice, r):
         return []
-    if r.as_of_event and advice.as_of_event and advice.as_of_event <= r.as_of_event:
-        return []  # UUIDv7 event ids sort by time: this advice is not newer
     same = (advice.urgency, tuple(advice.capabilities), tuple(advice.reasons)) == (r.urgency, r.capabilities, r.reasons)
     if same:
         return []
@@ -344,7 +423,7 @@ def _route(r: Referral, now: datetime, clinics: Sequence[DirectoryClinic], loads
         return [
             TaskQueued(
                 referral_id=r.referral_id, patient_id=r.patient_id, status=UNROUTABLE,
-                missing_capabilities=list(route.missing), at=now,
+                missing_capabilities=_listed_missing(route), at=now,
             )
         ]
     return _routed_to(r, route.clinic.clinic_id, "rules", now) + [
@@ -466,7 +545,7 @@ def escalation_due(r: Referral, now: datetime) -> bool:
     since = r.waiting_since(now)
     if since is None or now - since < ESCALATE_AFTER[r.urgency]:
         return False
-    return r.escalated_at is None or r.escalated_at < since
+    return r.escalated_at is None or r.escalated_at <= since  # an escalation at its start was the last wait's
 
 
 def escalate(r: Referral, now: datetime) -> list[EventData]:
@@ -478,8 +557,9 @@ def escalate(r: Referral, now: datetime) -> list[EventData]:
 
 
 def queue_order(urgency: Urgency, escalated: bool, waiting_since: datetime | None, opened_at: datetime | None) -> tuple:
-    """Emergency, urgent, routine, then oldest first. An escalated task moves up one band
-    (an escalated routine task sits with the urgent ones, behind them by urgency)."""
+    """Emergency, urgent, routine, then oldest first (waiting since, else opened). An escalated
+    task moves up one band: ahead of every task of its urgency that is not escalated, however
+    old (one already in hand, say), yet still behind every task of the urgency above."""
     rank = URGENCY_RANK[urgency]
     oldest = waiting_since or opened_at
     return (rank - (1 if escalated else 0), rank, oldest.timestamp() if oldest else 0.0)

@@ -18,6 +18,7 @@ from care_shared.contracts.pathway import AssessmentChanged
 from care_shared.contracts.referral import (
     DirectoryClinicChanged,
     DirectoryClinicRegistered,
+    ReferralOpened,
     TaskDispatched,
 )
 from care_shared.envelope import new_id
@@ -246,10 +247,11 @@ class Referrals:
 
 
     async def take_advice(self, session: AsyncSession, referring_clinic_id: str | None, changed: AssessmentChanged, now: datetime) -> None:
-        """Pathway's assessment changed: open the patient's referral for the need it
-        advises, or update the one already open. Redelivered and reordered events converge:
-        the referral's id is derived from patient and need, the (patient, need) key is
-        unique, and advice older than what the referral already reflects changes nothing."""
+        """Pathway's assessment changed: update the patient's open referral for the need it
+        advises, or open the next one (the domain decides which). Redelivered and reordered
+        events converge: a referral's id is derived from patient, need and its number, the
+        (patient, need, number) key is unique, and advice older than what the last referral
+        already reflects changes nothing."""
         advice = changed.assessment.referral
         if not advice.advised:
             return
@@ -260,19 +262,35 @@ class Referrals:
             as_of_event=changed.as_of_event,
         )
         need = domain.need_of(wanted.capabilities)
-        referral_id = domain.referral_id_for(changed.patient_id, need)
-        referral, owner = await self.load(session, referral_id)
-        clinics = await directory(session)
-        loads = await clinic_loads(session, now)
-        if referral is None:
-            region = await patient_region(session, referring_clinic_id)
-            decided = domain.open_referral(patient_id=changed.patient_id, advice=wanted, region=region, now=now, clinics=clinics, loads=loads)
-            await session.execute(insert(referral_needs).values(patient_id=changed.patient_id, need=need, referral_id=referral_id))
-            owner = referring_clinic_id
-        else:
-            decided = domain.reassess(referral, wanted, now, clinics, loads)
-        if decided:
-            await self.append(session, referral, owner, decided)
+        last = (
+            await session.execute(
+                select(referral_needs.c.sequence, referral_needs.c.referral_id)
+                .where(referral_needs.c.patient_id == changed.patient_id, referral_needs.c.need == need)
+                .order_by(referral_needs.c.sequence.desc())
+                .limit(1)
+            )
+        ).first()
+        referral, owner = await self.load(session, last.referral_id) if last else (None, None)
+        last_sequence = last.sequence if last else 0
+        decided = domain.take_advice(
+            referral,
+            last_sequence=last_sequence,
+            patient_id=changed.patient_id,
+            advice=wanted,
+            region=await patient_region(session, referring_clinic_id),
+            now=now,
+            clinics=await directory(session),
+            loads=await clinic_loads(session, now),
+        )
+        if not decided:
+            return
+        if isinstance(decided[0], ReferralOpened):
+            opened = decided[0]
+            await session.execute(
+                insert(referral_needs).values(patient_id=changed.patient_id, need=need, sequence=last_sequence + 1, referral_id=opened.referral_id)
+            )
+            referral, owner = None, referring_clinic_id
+        await self.append(session, referral, owner, decided)
 
 
 async def task_row(session: AsyncSession, r: domain.Referral, owner: str | None) -> dict[str, Any]:
@@ -316,6 +334,8 @@ def task_view(r: domain.Referral, clinic: domain.DirectoryClinic | None) -> dict
         "region": clinic.region if clinic else r.region,
         "patient_region": r.region,
         "missing_capabilities": list(r.missing),
+        "not_offered_together": list(r.not_together),
+        "unroutable_reason": r.unroutable_reason(),
         "declined_by": list(r.declined_by),
         "declines": list(r.declines),
         "claimed_by": r.claimed_by,

@@ -18,14 +18,16 @@ directory_clinics = Table(
     Column("registered_at", DateTime(timezone=True), nullable=False),
 )
 
-# Exactly one referral per patient and need: the unique key a second opening would break.
+# The referrals opened per patient and need, numbered 1, 2...: the next is opened only once
+# the last is closed, so at most one is open. Two openings of the same number break the key.
 referral_needs = Table(
     "referral_needs",
     metadata,
     Column("patient_id", String(36), nullable=False),
     Column("need", String(200), nullable=False),
+    Column("sequence", Integer, nullable=False, server_default="1"),
     Column("referral_id", String(36), nullable=False, unique=True),
-    UniqueConstraint("patient_id", "need", name="uq_referral_needs_patient_need"),
+    UniqueConstraint("patient_id", "need", "sequence", name="uq_referral_needs_patient_need_sequence"),
 )
 
 # The coordinators' queue: one row per referral, the referral's state as last folded.
