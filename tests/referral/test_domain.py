@@ -39,7 +39,13 @@ DIRECTORY = [
         # same region: most remaining capacity this week wins
         ("mood_disorder_clinic", "north", {"north-mdc": ClinicLoad(routed_this_week=8)}, (), "north-ect"),
         # same remaining capacity: shortest queue wins
-        ("mood_disorder_clinic", "north", {"north-mdc": ClinicLoad(5, queue=9), "north-ect": ClinicLoad(0, queue=1)}, (), "north-ect"),
+        (
+            "mood_disorder_clinic",
+            "north",
+            {"north-mdc": ClinicLoad(5, queue=9), "north-ect": ClinicLoad(0, queue=1)},
+            (),
+            "north-ect",
+        ),
         # region comes before capacity
         ("mood_disorder_clinic ect", "north", {"north-ect": ClinicLoad(routed_this_week=5)}, (), "north-ect"),
         # unknown region: capacity decides
@@ -60,7 +66,13 @@ def test_routing_table(needs: str, region: str | None, loads: dict, excluded: tu
         # nobody offers ketamine
         ("mood_disorder_clinic ketamine", (), ("ketamine",), (), "no clinic offers ketamine"),
         # each is offered (north-ect, south-trials), never both by one clinic: neither is missing alone
-        ("ect clinical_trials", (), (), ("clinical_trials", "ect"), "no one clinic offers clinical_trials and ect together"),
+        (
+            "ect clinical_trials",
+            (),
+            (),
+            ("clinical_trials", "ect"),
+            "no one clinic offers clinical_trials and ect together",
+        ),
         # both at once: one offered nowhere, the rest never together
         (
             "mood_disorder_clinic ketamine ect clinical_trials",
@@ -79,7 +91,9 @@ def test_routing_table(needs: str, region: str | None, loads: dict, excluded: tu
         ),
     ],
 )
-def test_no_fit_names_what_is_missing_truthfully(needs: str, excluded: tuple, missing: tuple, not_together: tuple, reason: str) -> None:
+def test_no_fit_names_what_is_missing_truthfully(
+    needs: str, excluded: tuple, missing: tuple, not_together: tuple, reason: str
+) -> None:
     route = choose_clinic(needs.split(), "north", DIRECTORY, {}, excluded)
     assert (route.clinic, route.missing, route.not_together) == (None, missing, not_together)
     # The referral keeps it through its events, and says it in words.
@@ -87,20 +101,42 @@ def test_no_fit_names_what_is_missing_truthfully(needs: str, excluded: tuple, mi
     while r.clinic_id is not None:  # routed to the clinics in `excluded`: each declines
         r = then(r, domain.decline(r, "c1", "full", NOW, DIRECTORY, {}))
     assert r.declined_by == excluded
-    assert (r.status, r.missing, r.not_together, r.unroutable_reason()) == ("unroutable", missing, not_together, reason)
+    assert (r.status, r.missing, r.not_together, r.unroutable_reason()) == (
+        "unroutable",
+        missing,
+        not_together,
+        reason,
+    )
 
 
 def test_need_is_one_per_kind_of_clinic_whatever_the_details() -> None:
-    assert domain.need_of(["mood_disorder_clinic"]) == domain.need_of(["ect", "mood_disorder_clinic", "clinical_trials"])
-    assert domain.need_of(["rtms", "psychotherapy"]) == domain.need_of(["psychotherapy", "rtms"]) == "psychotherapy+rtms"
-    assert domain.referral_id_for("p1", "mood_disorder_clinic") == domain.referral_id_for("p1", "mood_disorder_clinic")
+    assert domain.need_of(["mood_disorder_clinic"]) == domain.need_of(
+        ["ect", "mood_disorder_clinic", "clinical_trials"]
+    )
+    assert (
+        domain.need_of(["rtms", "psychotherapy"])
+        == domain.need_of(["psychotherapy", "rtms"])
+        == "psychotherapy+rtms"
+    )
+    assert domain.referral_id_for("p1", "mood_disorder_clinic") == domain.referral_id_for(
+        "p1", "mood_disorder_clinic"
+    )
     # A later referral for the same need (once the last is closed) has its own id.
-    assert domain.referral_id_for("p1", "mood_disorder_clinic", 2) != domain.referral_id_for("p1", "mood_disorder_clinic")
+    assert domain.referral_id_for("p1", "mood_disorder_clinic", 2) != domain.referral_id_for(
+        "p1", "mood_disorder_clinic"
+    )
 
 
-def opened(urgency: Urgency = Urgency.ROUTINE, caps: tuple = ("mood_disorder_clinic",), directory=DIRECTORY) -> domain.Referral:  # noqa: ANN001
+def opened(
+    urgency: Urgency = Urgency.ROUTINE, caps: tuple = ("mood_disorder_clinic",), directory=DIRECTORY
+) -> domain.Referral:  # noqa: ANN001
     events = domain.open_referral(
-        patient_id="p1", advice=Advice(urgency, caps, ("status trd",), "0001"), region="north", now=NOW, clinics=directory, loads={}
+        patient_id="p1",
+        advice=Advice(urgency, caps, ("status trd",), "0001"),
+        region="north",
+        now=NOW,
+        clinics=directory,
+        loads={},
     )
     return domain.fold(events)
 
@@ -118,7 +154,14 @@ def test_a_referral_through_its_life() -> None:
     r = then(r, domain.schedule(r, "c1", NOW + timedelta(days=3), NOW))
     r = then(r, domain.complete(r, NOW))
     assert r.status == "completed"
-    assert [h["event"] for h in r.history] == ["opened", "routed", "task-queued", "claimed", "scheduled", "completed"]
+    assert [h["event"] for h in r.history] == [
+        "opened",
+        "routed",
+        "task-queued",
+        "claimed",
+        "scheduled",
+        "completed",
+    ]
 
 
 @pytest.mark.parametrize(
@@ -156,7 +199,11 @@ def test_a_lease_runs_out_and_the_task_is_back_in_the_queue() -> None:
 
 @pytest.mark.parametrize(
     "urgency, limit",
-    [(Urgency.EMERGENCY, timedelta(minutes=15)), (Urgency.URGENT, timedelta(hours=24)), (Urgency.ROUTINE, timedelta(days=5))],
+    [
+        (Urgency.EMERGENCY, timedelta(minutes=15)),
+        (Urgency.URGENT, timedelta(hours=24)),
+        (Urgency.ROUTINE, timedelta(days=5)),
+    ],
 )
 def test_escalation_after_the_limit_for_its_urgency(urgency: Urgency, limit: timedelta) -> None:
     r = opened(urgency)
@@ -166,8 +213,12 @@ def test_escalation_after_the_limit_for_its_urgency(urgency: Urgency, limit: tim
     assert r.is_escalated() and domain.escalate(r, NOW + 2 * limit) == []  # once per wait
 
 
-@pytest.mark.parametrize("claimed_first, after", [(False, timedelta(0)), (False, timedelta(hours=1)), (True, timedelta(hours=1))])
-def test_an_escalation_ends_with_its_wait_and_a_rerouted_task_starts_a_new_clock(claimed_first: bool, after: timedelta) -> None:
+@pytest.mark.parametrize(
+    "claimed_first, after", [(False, timedelta(0)), (False, timedelta(hours=1)), (True, timedelta(hours=1))]
+)
+def test_an_escalation_ends_with_its_wait_and_a_rerouted_task_starts_a_new_clock(
+    claimed_first: bool, after: timedelta
+) -> None:
     limit = domain.ESCALATE_AFTER[Urgency.ROUTINE]
     r = opened()
     r = then(r, domain.escalate(r, NOW + limit))
@@ -214,12 +265,24 @@ def test_a_closed_referral_gives_way_to_the_next_for_newer_advice_only() -> None
 
     def advise(last: domain.Referral, advice: Advice) -> list:
         return domain.take_advice(
-            last, last_sequence=1, patient_id="p1", advice=advice, region="north", now=later, clinics=DIRECTORY, loads={}
+            last,
+            last_sequence=1,
+            patient_id="p1",
+            advice=advice,
+            region="north",
+            now=later,
+            clinics=DIRECTORY,
+            loads={},
         )
 
     # Its own assessment again (or an older one) was taken already: nothing reopens.
     assert advise(first, Advice(Urgency.ROUTINE, ("mood_disorder_clinic",), ("status trd",), "0001")) == []
-    assert advise(first, Advice(Urgency.EMERGENCY, ("mood_disorder_clinic",), ("suicidality (emergency)",), "0000")) == []
+    assert (
+        advise(
+            first, Advice(Urgency.EMERGENCY, ("mood_disorder_clinic",), ("suicidality (emergency)",), "0000")
+        )
+        == []
+    )
     # Newer advice opens the second referral for the need.
     emergency = Advice(Urgency.EMERGENCY, ("mood_disorder_clinic",), ("suicidality (emergency)",), "0002")
     second = domain.fold(advise(first, emergency))
@@ -227,9 +290,19 @@ def test_a_closed_referral_gives_way_to_the_next_for_newer_advice_only() -> None
     assert (second.status, second.urgency, second.clinic_id) == ("queued", Urgency.EMERGENCY, "north-mdc")
     # While one is open, advice updates it: never a second open one.
     newer = Advice(Urgency.URGENT, ("mood_disorder_clinic",), ("suicidality (urgent)",), "0003")
-    assert [type(e).__name__ for e in domain.take_advice(
-        second, last_sequence=2, patient_id="p1", advice=newer, region="north", now=later, clinics=DIRECTORY, loads={}
-    )] == ["ReferralReassessed"]
+    assert [
+        type(e).__name__
+        for e in domain.take_advice(
+            second,
+            last_sequence=2,
+            patient_id="p1",
+            advice=newer,
+            region="north",
+            now=later,
+            clinics=DIRECTORY,
+            loads={},
+        )
+    ] == ["ReferralReassessed"]
 
 
 def test_older_advice_arriving_late_changes_nothing() -> None:

@@ -22,10 +22,14 @@ from tests.referral.conftest import NOW, Harness, new_patient
 async def test_advice_is_routed_by_capability_region_capacity_and_queue(referral: Harness) -> None:
     h = referral
     # The referring clinic is in the north (its directory entry links its partner key).
-    home = await h.add_clinic("Home MDC", "north", ["mood_disorder_clinic"], capacity=2, partner=h.referring_clinic)
+    home = await h.add_clinic(
+        "Home MDC", "north", ["mood_disorder_clinic"], capacity=2, partner=h.referring_clinic
+    )
     north_ect = await h.add_clinic("North ECT", "north", ["mood_disorder_clinic", "ect"], capacity=1)
     south_ect = await h.add_clinic("South ECT", "south", ["mood_disorder_clinic", "ect"], capacity=30)
-    trials = await h.add_clinic("Trials centre", "south", ["mood_disorder_clinic", "clinical_trials"], capacity=3)
+    trials = await h.add_clinic(
+        "Trials centre", "south", ["mood_disorder_clinic", "clinical_trials"], capacity=3
+    )
 
     cases = [
         (["mood_disorder_clinic"], home),  # in region, the most capacity left (2 against 1)
@@ -38,7 +42,9 @@ async def test_advice_is_routed_by_capability_region_capacity_and_queue(referral
         pid = new_patient()
         await h.advise(pid, capabilities=capabilities)
         r = await h.referral_of(pid, what=f"a referral needing {capabilities}")
-        assert (r["clinic_id"], r["status"], r["patient_region"]) == (expected, "queued", "north"), capabilities
+        assert (r["clinic_id"], r["status"], r["patient_region"]) == (expected, "queued", "north"), (
+            capabilities
+        )
     assert south_ect  # never chosen: out of region while the north has room
 
     clinics = {c["id"]: c for c in (await h.get("/v1/clinics")).json()}
@@ -50,13 +56,20 @@ async def test_redelivered_and_reordered_advice_opens_exactly_one_referral(refer
     await h.add_clinic("MDC", "north", ["mood_disorder_clinic", "ect"])
     pid = new_patient()
     older = h.assessment(pid, urgency="urgent", reasons=["suicidality (urgent)"])
-    newer = h.assessment(pid, urgency="emergency", capabilities=["mood_disorder_clinic", "ect"], reasons=["suicidality (emergency)"])
+    newer = h.assessment(
+        pid,
+        urgency="emergency",
+        capabilities=["mood_disorder_clinic", "ect"],
+        reasons=["suicidality (emergency)"],
+    )
     # Newest first, then the older one late, then each redelivered (same event id; a new
     # message id so JetStream's own dedupe does not hide it from the consumer's inbox).
     first = await h.publish(newer, subject=pid, clinicid=h.referring_clinic)
     second = await h.publish(older, subject=pid, clinicid=h.referring_clinic)
     await h.publish(newer, subject=pid, clinicid=h.referring_clinic, event_id=first, msg_id=first + "-again")
-    await h.publish(older, subject=pid, clinicid=h.referring_clinic, event_id=second, msg_id=second + "-again")
+    await h.publish(
+        older, subject=pid, clinicid=h.referring_clinic, event_id=second, msg_id=second + "-again"
+    )
     # A different patient's advice marks the end of the stream for this patient.
     marker = new_patient()
     await h.advise(marker)
@@ -66,17 +79,33 @@ async def test_redelivered_and_reordered_advice_opens_exactly_one_referral(refer
     assert r["urgency"] == "emergency" and r["capabilities"] == ["mood_disorder_clinic", "ect"]
     assert [e["event"] for e in r["history"]].count("opened") == 1
     async with h.runtime.db.read() as s:
-        needs = (await s.execute(select(func.count()).select_from(referral_needs).where(referral_needs.c.patient_id == pid))).scalar_one()
-        opened = (await s.execute(select(func.count()).select_from(events).where(events.c.type == "care.referral.referral-opened.v1", events.c.subject == pid))).scalar_one()
+        needs = (
+            await s.execute(
+                select(func.count()).select_from(referral_needs).where(referral_needs.c.patient_id == pid)
+            )
+        ).scalar_one()
+        opened = (
+            await s.execute(
+                select(func.count())
+                .select_from(events)
+                .where(events.c.type == "care.referral.referral-opened.v1", events.c.subject == pid)
+            )
+        ).scalar_one()
     assert (needs, opened) == (1, 1)
 
     # A newer assessment updates the same referral, never opens another.
-    await h.advise(pid, urgency="urgent", capabilities=["mood_disorder_clinic", "ect"], reasons=["suicidality (urgent)"])
-    r = await h.referral_of(pid, lambda r: r["urgency"] == "urgent", what="the re-assessment to update the referral")
+    await h.advise(
+        pid, urgency="urgent", capabilities=["mood_disorder_clinic", "ect"], reasons=["suicidality (urgent)"]
+    )
+    r = await h.referral_of(
+        pid, lambda r: r["urgency"] == "urgent", what="the re-assessment to update the referral"
+    )
     assert len(await h.referrals(pid)) == 1 and "reassessed" in [e["event"] for e in r["history"]]
 
 
-async def test_emergency_advice_after_a_completed_referral_opens_a_new_one_at_the_head_of_the_queue(referral: Harness) -> None:
+async def test_emergency_advice_after_a_completed_referral_opens_a_new_one_at_the_head_of_the_queue(
+    referral: Harness,
+) -> None:
     h = referral
     mdc = await h.add_clinic("MDC", "north", ["mood_disorder_clinic"], capacity=50)
     pid = new_patient()
@@ -99,7 +128,13 @@ async def test_emergency_advice_after_a_completed_referral_opens_a_new_one_at_th
         """Redeliver the earlier assessment event (its event id: the inbox knows it) and
         republish it (a new event id, as a replay would: only the referral can tell), then
         wait for a marker patient's referral: everything before it has been handled."""
-        await h.publish(earlier, subject=pid, clinicid=h.referring_clinic, event_id=earlier_id, msg_id=earlier_id + "-again")
+        await h.publish(
+            earlier,
+            subject=pid,
+            clinicid=h.referring_clinic,
+            event_id=earlier_id,
+            msg_id=earlier_id + "-again",
+        )
         await h.publish(earlier, subject=pid, clinicid=h.referring_clinic)
         marker = new_patient()
         await h.advise(marker)
@@ -119,23 +154,52 @@ async def test_emergency_advice_after_a_completed_referral_opens_a_new_one_at_th
     old, new = await eventually(two, timeout=20, what="the emergency to open a new referral")
     assert (old["id"], old["status"]) == (first["id"], "completed")
     assert new["id"] != first["id"] and new["need"] == first["need"]
-    assert (new["urgency"], new["status"], new["clinic_id"], new["opened_at"]) == ("emergency", "queued", mdc, h.clock.at.isoformat())
+    assert (new["urgency"], new["status"], new["clinic_id"], new["opened_at"]) == (
+        "emergency",
+        "queued",
+        mdc,
+        h.clock.at.isoformat(),
+    )
     assert [e["event"] for e in new["history"]] == ["opened", "routed", "task-queued"]
     # At the head of the coordinators' queue, before the urgent task that waited longer.
     assert [t["id"] for t in (await h.get("/v1/tasks")).json()][0] == new["id"]
 
     # The emergency redelivered, the earlier assessment again: still exactly these two.
-    await h.publish(emergency, subject=pid, clinicid=h.referring_clinic, event_id=emergency_id, msg_id=emergency_id + "-again")
+    await h.publish(
+        emergency,
+        subject=pid,
+        clinicid=h.referring_clinic,
+        event_id=emergency_id,
+        msg_id=emergency_id + "-again",
+    )
     await settled()
     assert [r["id"] for r in await h.referrals(pid)] == [first["id"], new["id"]]
     assert (await h.task(new["id"]))["urgency"] == "emergency"
     async with h.runtime.db.read() as s:
-        needs = (await s.execute(select(referral_needs.c.sequence).where(referral_needs.c.patient_id == pid).order_by(referral_needs.c.sequence))).scalars().all()
-        opened = (await s.execute(select(func.count()).select_from(events).where(events.c.type == "care.referral.referral-opened.v1", events.c.subject == pid))).scalar_one()
+        needs = (
+            (
+                await s.execute(
+                    select(referral_needs.c.sequence)
+                    .where(referral_needs.c.patient_id == pid)
+                    .order_by(referral_needs.c.sequence)
+                )
+            )
+            .scalars()
+            .all()
+        )
+        opened = (
+            await s.execute(
+                select(func.count())
+                .select_from(events)
+                .where(events.c.type == "care.referral.referral-opened.v1", events.c.subject == pid)
+            )
+        ).scalar_one()
     assert (needs, opened) == ([1, 2], 2)
 
 
-async def test_unroutable_names_what_is_missing_and_a_coordinator_routes_it_by_hand(referral: Harness) -> None:
+async def test_unroutable_names_what_is_missing_and_a_coordinator_routes_it_by_hand(
+    referral: Harness,
+) -> None:
     h = referral
     mdc = await h.add_clinic("MDC", "north", ["mood_disorder_clinic"])
     pid = new_patient()
@@ -155,7 +219,11 @@ async def test_unroutable_names_what_is_missing_and_a_coordinator_routes_it_by_h
     apart = new_patient()
     await h.advise(apart, capabilities=["mood_disorder_clinic", "ect"])
     r = await h.referral_of(apart)
-    assert (r["status"], r["missing_capabilities"], r["not_offered_together"]) == ("unroutable", [], ["ect", "mood_disorder_clinic"])
+    assert (r["status"], r["missing_capabilities"], r["not_offered_together"]) == (
+        "unroutable",
+        [],
+        ["ect", "mood_disorder_clinic"],
+    )
     assert r["unroutable_reason"] == "no one clinic offers ect and mood_disorder_clinic together"
 
 
@@ -171,10 +239,18 @@ async def test_decline_reroutes_to_the_next_fitting_clinic_never_back(referral: 
 
     declined = await h.post(f"/v1/tasks/{r['id']}/decline", {"reason": "no ECT slots this month"})
     assert declined.status_code == 200, declined.text
-    assert (declined.json()["clinic_id"], declined.json()["status"], declined.json()["declined_by"]) == (b, "queued", [a])
+    assert (declined.json()["clinic_id"], declined.json()["status"], declined.json()["declined_by"]) == (
+        b,
+        "queued",
+        [a],
+    )
 
     again = (await h.post(f"/v1/tasks/{r['id']}/decline", {"reason": "full"})).json()
-    assert (again["status"], again["clinic_id"], again["missing_capabilities"]) == ("unroutable", None, ["ect"])
+    assert (again["status"], again["clinic_id"], again["missing_capabilities"]) == (
+        "unroutable",
+        None,
+        ["ect"],
+    )
     assert again["unroutable_reason"] == "no clinic offers ect (not counting the clinics that declined)"
     assert [d["reason"] for d in again["declines"]] == ["no ECT slots this month", "full"]
     # By hand, not back to a decliner either.
@@ -191,17 +267,27 @@ async def test_claim_race_exactly_one_wins_and_the_lease_runs_out(referral: Harn
     task_id = (await h.referral_of(pid))["id"]
 
     one, two = await asyncio.gather(
-        h.post(f"/v1/tasks/{task_id}/claim", key=h.coordinator), h.post(f"/v1/tasks/{task_id}/claim", key=h.coordinator_2)
+        h.post(f"/v1/tasks/{task_id}/claim", key=h.coordinator),
+        h.post(f"/v1/tasks/{task_id}/claim", key=h.coordinator_2),
     )
     assert sorted([one.status_code, two.status_code]) == [200, 409], (one.text, two.text)
     loser = two if one.status_code == 200 else one
-    assert loser.headers["content-type"].startswith("application/problem+json") and loser.json()["field"] == "status"
+    assert (
+        loser.headers["content-type"].startswith("application/problem+json")
+        and loser.json()["field"] == "status"
+    )
     winner_key = h.coordinator if one.status_code == 200 else h.coordinator_2
     other_key = h.coordinator_2 if winner_key == h.coordinator else h.coordinator
     claimed = await h.task(task_id)
     assert claimed["status"] == "claimed" and claimed["lease_until"].startswith("2026-06-15T12:15")
     async with h.runtime.db.read() as s:
-        claims = (await s.execute(select(func.count()).select_from(events).where(events.c.type == "care.referral.task-claimed.v1", events.c.subject == pid))).scalar_one()
+        claims = (
+            await s.execute(
+                select(func.count())
+                .select_from(events)
+                .where(events.c.type == "care.referral.task-claimed.v1", events.c.subject == pid)
+            )
+        ).scalar_one()
     assert claims == 1
 
     # Before the lease ends, the other coordinator cannot claim; after it, the task is back.
@@ -224,13 +310,23 @@ async def test_claim_schedule_complete_and_illegal_transitions_are_409(referral:
 
     early = await h.post(f"/v1/tasks/{task_id}/complete")
     assert early.status_code == 409 and early.headers["content-type"].startswith("application/problem+json")
-    assert (await h.post(f"/v1/tasks/{task_id}/schedule", {"appointment_at": "2026-06-20T09:00:00Z"})).status_code == 409
+    assert (
+        await h.post(f"/v1/tasks/{task_id}/schedule", {"appointment_at": "2026-06-20T09:00:00Z"})
+    ).status_code == 409
     await h.post(f"/v1/tasks/{task_id}/claim")
     past = await h.post(f"/v1/tasks/{task_id}/schedule", {"appointment_at": "2026-06-01T09:00:00Z"})
     assert past.status_code == 422 and past.json()["field"] == "appointment_at"
-    scheduled = await h.post(f"/v1/tasks/{task_id}/schedule", {"appointment_at": "2026-06-20T09:00:00Z"}, **{"Idempotency-Key": "sched-1"})
+    scheduled = await h.post(
+        f"/v1/tasks/{task_id}/schedule",
+        {"appointment_at": "2026-06-20T09:00:00Z"},
+        **{"Idempotency-Key": "sched-1"},
+    )
     assert scheduled.status_code == 200 and scheduled.json()["status"] == "scheduled"
-    replay = await h.post(f"/v1/tasks/{task_id}/schedule", {"appointment_at": "2026-06-20T09:00:00Z"}, **{"Idempotency-Key": "sched-1"})
+    replay = await h.post(
+        f"/v1/tasks/{task_id}/schedule",
+        {"appointment_at": "2026-06-20T09:00:00Z"},
+        **{"Idempotency-Key": "sched-1"},
+    )
     assert replay.json() == scheduled.json()
     done = await h.post(f"/v1/tasks/{task_id}/complete")
     assert done.status_code == 200 and done.json()["status"] == "completed"
@@ -238,7 +334,13 @@ async def test_claim_schedule_complete_and_illegal_transitions_are_409(referral:
     history = [e["event"] for e in done.json()["history"]]
     assert history == ["opened", "routed", "task-queued", "claimed", "scheduled", "completed"]
     async with h.runtime.db.read() as s:
-        schedules = (await s.execute(select(func.count()).select_from(events).where(events.c.type == "care.referral.referral-scheduled.v1", events.c.subject == pid))).scalar_one()
+        schedules = (
+            await s.execute(
+                select(func.count())
+                .select_from(events)
+                .where(events.c.type == "care.referral.referral-scheduled.v1", events.c.subject == pid)
+            )
+        ).scalar_one()
     assert schedules == 1  # the idempotent retry stored nothing
     metrics = (await h.client.get("/metrics")).text
     for step in ("queued", "claimed", "scheduled", "completed"):
@@ -278,7 +380,9 @@ async def test_escalation_by_the_clock_moves_tasks_up(referral: Harness) -> None
     assert "escalated" in [e["event"] for e in tasks[0]["history"]]
 
 
-async def test_an_escalated_task_moves_up_past_older_tasks_of_its_urgency_but_not_past_the_urgency_above(referral: Harness) -> None:
+async def test_an_escalated_task_moves_up_past_older_tasks_of_its_urgency_but_not_past_the_urgency_above(
+    referral: Harness,
+) -> None:
     """GET /v1/tasks sorts by (band, urgency, waiting since or opened): the band is the
     urgency's, one up when escalated. Waiting tasks of one urgency escalate oldest first, so
     escalation shows against an older task that is not waiting: one the clinic accepted."""
@@ -305,7 +409,9 @@ async def test_an_escalated_task_moves_up_past_older_tasks_of_its_urgency_but_no
     assert await order() == [ids["urgent"], ids["waiting"], ids["accepted"]]
 
 
-async def test_an_escalation_ends_when_a_decline_reroutes_the_task_and_the_new_clinics_clock_starts(referral: Harness) -> None:
+async def test_an_escalation_ends_when_a_decline_reroutes_the_task_and_the_new_clinics_clock_starts(
+    referral: Harness,
+) -> None:
     h = referral
     a = await h.add_clinic("A", "north", ["mood_disorder_clinic"], capacity=9)
     b = await h.add_clinic("B", "north", ["mood_disorder_clinic"], capacity=5)
@@ -360,7 +466,13 @@ async def test_queue_filters_and_cross_clinic_isolation(referral: Harness) -> No
     assert [t["id"] for t in (await h.get("/v1/tasks", key=receiving_key)).json()] == [r_mine["id"]]
     # Clinics read; only coordinators work the queue or change the directory.
     assert (await h.post(f"/v1/tasks/{r_mine['id']}/claim", key=receiving_key)).status_code == 403
-    assert (await h.post("/v1/clinics", {"name": "X", "region": "x", "capabilities": ["ect"], "weekly_capacity": 1}, key=h.referring_key)).status_code == 403
+    assert (
+        await h.post(
+            "/v1/clinics",
+            {"name": "X", "region": "x", "capabilities": ["ect"], "weekly_capacity": 1},
+            key=h.referring_key,
+        )
+    ).status_code == 403
     unknown = await h.get("/v1/tasks", key="trd_not-a-key")
     assert unknown.status_code == 401 and unknown.json()["field"] == "Authorization"
 
@@ -370,7 +482,10 @@ async def test_bad_input_is_problem_json_naming_the_field_and_stores_nothing(ref
     async with h.runtime.db.read() as s:
         before = (await s.execute(select(func.count()).select_from(events))).scalar_one()
     bad = [
-        ({"name": "X", "region": "north", "capabilities": ["teleportation"], "weekly_capacity": 1}, "capabilities.0"),
+        (
+            {"name": "X", "region": "north", "capabilities": ["teleportation"], "weekly_capacity": 1},
+            "capabilities.0",
+        ),
         ({"name": "X", "region": "north", "capabilities": [], "weekly_capacity": 1}, "capabilities"),
         ({"name": "X", "region": "north", "capabilities": ["ect"], "weekly_capacity": -1}, "weekly_capacity"),
         ({"name": "", "region": "north", "capabilities": ["ect"], "weekly_capacity": 1}, "name"),
@@ -378,7 +493,9 @@ async def test_bad_input_is_problem_json_naming_the_field_and_stores_nothing(ref
     ]
     for body, field in bad:
         r = await h.post("/v1/clinics", body)
-        assert r.status_code == 422 and r.headers["content-type"].startswith("application/problem+json"), r.text
+        assert r.status_code == 422 and r.headers["content-type"].startswith("application/problem+json"), (
+            r.text
+        )
         assert r.json()["field"] == field
     assert (await h.get("/v1/tasks", status="lost")).json()["field"] == "status"
     assert (await h.post("/v1/tasks/nope/claim")).status_code == 404
@@ -411,8 +528,12 @@ async def test_tasks_reach_the_receiving_clinics_work_queue(referral: Harness) -
         return [json.loads(m.data)["data"] for m in msgs]
 
     got_first = await eventually(lambda: pulled(first), what="the first clinic's task on its work queue")
-    got_second = await eventually(lambda: pulled(second), what="the re-routed task on the second clinic's queue")
-    assert [(t["referral_id"], t["urgency"], t["reasons"]) for t in got_first] == [(r["id"], "emergency", ["suicidality (emergency)"])]
+    got_second = await eventually(
+        lambda: pulled(second), what="the re-routed task on the second clinic's queue"
+    )
+    assert [(t["referral_id"], t["urgency"], t["reasons"]) for t in got_first] == [
+        (r["id"], "emergency", ["suicidality (emergency)"])
+    ]
     assert [t["referral_id"] for t in got_second] == [r["id"]]
 
 
@@ -427,14 +548,31 @@ async def test_advice_not_to_refer_opens_nothing(referral: Harness, advised: boo
     assert await h.referrals(quiet) == []
 
 
-async def test_directory_changes_are_events_and_a_referral_can_be_accepted_or_cancelled(referral: Harness) -> None:
+async def test_directory_changes_are_events_and_a_referral_can_be_accepted_or_cancelled(
+    referral: Harness,
+) -> None:
     h = referral
     cid = await h.add_clinic("MDC", "north", ["mood_disorder_clinic"], capacity=3)
-    changed = await h.client.patch(f"/v1/clinics/{cid}", json={"capabilities": ["mood_disorder_clinic", "rtms"], "weekly_capacity": 7}, headers=h.auth())
+    changed = await h.client.patch(
+        f"/v1/clinics/{cid}",
+        json={"capabilities": ["mood_disorder_clinic", "rtms"], "weekly_capacity": 7},
+        headers=h.auth(),
+    )
     assert changed.status_code == 200 and changed.json()["capabilities"] == ["mood_disorder_clinic", "rtms"]
     async with h.runtime.db.read() as s:
-        kinds = (await s.execute(select(events.c.type).where(events.c.subject == cid).order_by(events.c.position))).scalars().all()
-    assert kinds == ["care.referral.directory-clinic-registered.v1", "care.referral.directory-clinic-changed.v1"]
+        kinds = (
+            (
+                await s.execute(
+                    select(events.c.type).where(events.c.subject == cid).order_by(events.c.position)
+                )
+            )
+            .scalars()
+            .all()
+        )
+    assert kinds == [
+        "care.referral.directory-clinic-registered.v1",
+        "care.referral.directory-clinic-changed.v1",
+    ]
 
     pid = new_patient()
     await h.advise(pid, capabilities=["mood_disorder_clinic", "rtms"])
@@ -448,7 +586,9 @@ async def test_directory_changes_are_events_and_a_referral_can_be_accepted_or_ca
     assert (await h.post(f"/v1/tasks/{task_id}/accept")).status_code == 409
 
 
-async def test_rebuild_from_the_referrals_events_matches_the_live_queue_and_names_a_drift(referral: Harness) -> None:
+async def test_rebuild_from_the_referrals_events_matches_the_live_queue_and_names_a_drift(
+    referral: Harness,
+) -> None:
     from sqlalchemy import update
 
     from referral.rebuild import rebuild_and_compare

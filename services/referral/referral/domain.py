@@ -54,7 +54,13 @@ ESCALATE_AFTER = {
 DEFAULT_LEASE = timedelta(minutes=15)
 
 QUEUED, UNROUTABLE, CLAIMED, ACCEPTED, SCHEDULED, COMPLETED, CANCELLED = (
-    "queued", "unroutable", "claimed", "accepted", "scheduled", "completed", "cancelled",
+    "queued",
+    "unroutable",
+    "claimed",
+    "accepted",
+    "scheduled",
+    "completed",
+    "cancelled",
 )
 STATUSES = (QUEUED, UNROUTABLE, CLAIMED, ACCEPTED, SCHEDULED, COMPLETED, CANCELLED)
 OPEN_STATUSES = (QUEUED, UNROUTABLE, CLAIMED, ACCEPTED, SCHEDULED)
@@ -156,7 +162,9 @@ def choose_clinic(
     offered = frozenset().union(*(c.capabilities for c in candidates)) if candidates else frozenset()
     somewhere = needed & offered
     apart = len(somewhere) > 1 and not any(somewhere <= c.capabilities for c in candidates)
-    return Route(None, missing=tuple(sorted(needed - offered)), not_together=tuple(sorted(somewhere)) if apart else ())
+    return Route(
+        None, missing=tuple(sorted(needed - offered)), not_together=tuple(sorted(somewhere)) if apart else ()
+    )
 
 
 def _listed_missing(route: Route) -> list[str]:
@@ -268,7 +276,13 @@ def apply(r: Referral | None, e: EventData) -> Referral | None:
     r = replace(r, version=r.version + 1)
     note = {"at": getattr(e, "at", None)}
     if isinstance(e, ReferralReassessed):
-        r = replace(r, urgency=e.urgency, capabilities=tuple(e.capabilities), reasons=tuple(e.reasons), as_of_event=e.as_of_event)
+        r = replace(
+            r,
+            urgency=e.urgency,
+            capabilities=tuple(e.capabilities),
+            reasons=tuple(e.reasons),
+            as_of_event=e.as_of_event,
+        )
         note |= {"event": "reassessed", "urgency": e.urgency}
     elif isinstance(e, ReferralRouted):
         r = replace(r, clinic_id=e.clinic_id, routed_at=e.at, missing=(), not_together=())
@@ -289,7 +303,9 @@ def apply(r: Referral | None, e: EventData) -> Referral | None:
     elif isinstance(e, TaskDispatched):
         return r  # the clinic's copy of the task: nothing changes here
     elif isinstance(e, TaskClaimed):
-        r = replace(r, status=CLAIMED, claimed_by=e.coordinator_id, lease_until=e.lease_until, unclaimed_since=None)
+        r = replace(
+            r, status=CLAIMED, claimed_by=e.coordinator_id, lease_until=e.lease_until, unclaimed_since=None
+        )
         note |= {"event": "claimed", "coordinator_id": e.coordinator_id, "lease_until": e.lease_until}
     elif isinstance(e, ReferralAccepted):
         r = replace(r, status=ACCEPTED, unclaimed_since=None)
@@ -352,7 +368,13 @@ def take_advice(
     if last is not None and not _newer(advice, last):
         return []
     return open_referral(
-        patient_id=patient_id, advice=advice, region=region, now=now, clinics=clinics, loads=loads, sequence=last_sequence + 1
+        patient_id=patient_id,
+        advice=advice,
+        region=region,
+        now=now,
+        clinics=clinics,
+        loads=loads,
+        sequence=last_sequence + 1,
     )
 
 
@@ -390,13 +412,21 @@ def open_referral(
 
 
 def reassess(
-    r: Referral, advice: Advice, now: datetime, clinics: Sequence[DirectoryClinic], loads: dict[str, ClinicLoad]
+    r: Referral,
+    advice: Advice,
+    now: datetime,
+    clinics: Sequence[DirectoryClinic],
+    loads: dict[str, ClinicLoad],
 ) -> list[EventData]:
     """A newer assessment updates the referral; an older one (arriving late) changes nothing.
     An open task whose clinic no longer fits, or that was unroutable, is routed again."""
     if not r.is_open() or not _newer(advice, r):
         return []
-    same = (advice.urgency, tuple(advice.capabilities), tuple(advice.reasons)) == (r.urgency, r.capabilities, r.reasons)
+    same = (advice.urgency, tuple(advice.capabilities), tuple(advice.reasons)) == (
+        r.urgency,
+        r.capabilities,
+        r.reasons,
+    )
     if same:
         return []
     event = ReferralReassessed(
@@ -412,31 +442,51 @@ def reassess(
     assert updated is not None
     status = updated.status_at(now)
     clinic = next((c for c in clinics if c.clinic_id == updated.clinic_id), None)
-    if status == UNROUTABLE or (status == QUEUED and (clinic is None or not set(updated.capabilities) <= clinic.capabilities)):
+    if status == UNROUTABLE or (
+        status == QUEUED and (clinic is None or not set(updated.capabilities) <= clinic.capabilities)
+    ):
         return [event, *_route(updated, now, clinics, loads)]
     return [event]
 
 
-def _route(r: Referral, now: datetime, clinics: Sequence[DirectoryClinic], loads: dict[str, ClinicLoad]) -> list[EventData]:
+def _route(
+    r: Referral, now: datetime, clinics: Sequence[DirectoryClinic], loads: dict[str, ClinicLoad]
+) -> list[EventData]:
     route = choose_clinic(r.capabilities, r.region, clinics, loads, excluded=r.declined_by)
     if route.clinic is None:
         return [
             TaskQueued(
-                referral_id=r.referral_id, patient_id=r.patient_id, status=UNROUTABLE,
-                missing_capabilities=_listed_missing(route), at=now,
+                referral_id=r.referral_id,
+                patient_id=r.patient_id,
+                status=UNROUTABLE,
+                missing_capabilities=_listed_missing(route),
+                at=now,
             )
         ]
     return _routed_to(r, route.clinic.clinic_id, "rules", now) + [
-        TaskQueued(referral_id=r.referral_id, patient_id=r.patient_id, status=QUEUED, clinic_id=route.clinic.clinic_id, at=now)
+        TaskQueued(
+            referral_id=r.referral_id,
+            patient_id=r.patient_id,
+            status=QUEUED,
+            clinic_id=route.clinic.clinic_id,
+            at=now,
+        )
     ]
 
 
 def _routed_to(r: Referral, clinic_id: str, by: str, now: datetime) -> list[EventData]:
     return [
-        ReferralRouted(referral_id=r.referral_id, patient_id=r.patient_id, clinic_id=clinic_id, by=by, at=now),
+        ReferralRouted(
+            referral_id=r.referral_id, patient_id=r.patient_id, clinic_id=clinic_id, by=by, at=now
+        ),
         TaskDispatched(
-            referral_id=r.referral_id, patient_id=r.patient_id, clinic_id=clinic_id, urgency=r.urgency,
-            capabilities=list(r.capabilities), reasons=list(r.reasons), at=now,
+            referral_id=r.referral_id,
+            patient_id=r.patient_id,
+            clinic_id=clinic_id,
+            urgency=r.urgency,
+            capabilities=list(r.capabilities),
+            reasons=list(r.reasons),
+            at=now,
         ),
     ]
 
@@ -450,17 +500,29 @@ def _held_by_other(r: Referral, coordinator_id: str, now: datetime) -> bool:
     return r.status_at(now) == CLAIMED and r.claimed_by != coordinator_id
 
 
-def claim(r: Referral, coordinator_id: str, now: datetime, lease: timedelta = DEFAULT_LEASE) -> list[EventData]:
+def claim(
+    r: Referral, coordinator_id: str, now: datetime, lease: timedelta = DEFAULT_LEASE
+) -> list[EventData]:
     _closed(r, "claim")
     status = r.status_at(now)
     if _held_by_other(r, coordinator_id, now):
         raise IllegalTransition("another coordinator holds this task's lease", field="status")
     if status not in (*WAITING, CLAIMED):
         raise IllegalTransition(f"cannot claim: the referral is {status}", field="status")
-    return [TaskClaimed(referral_id=r.referral_id, patient_id=r.patient_id, coordinator_id=coordinator_id, lease_until=now + lease, at=now)]
+    return [
+        TaskClaimed(
+            referral_id=r.referral_id,
+            patient_id=r.patient_id,
+            coordinator_id=coordinator_id,
+            lease_until=now + lease,
+            at=now,
+        )
+    ]
 
 
-def route_by_hand(r: Referral, coordinator_id: str, clinic: DirectoryClinic, now: datetime) -> list[EventData]:
+def route_by_hand(
+    r: Referral, coordinator_id: str, clinic: DirectoryClinic, now: datetime
+) -> list[EventData]:
     """A coordinator routes a task they hold (typically an unroutable one) to a clinic of
     their choosing, though never back to one that declined it. They keep the claim."""
     _closed(r, "route")
@@ -479,7 +541,9 @@ def accept(r: Referral, coordinator_id: str, now: datetime) -> list[EventData]:
         raise IllegalTransition("another coordinator holds this task's lease", field="status")
     if status not in (QUEUED, CLAIMED) or r.clinic_id is None:
         raise IllegalTransition(f"cannot accept: the referral is {status}", field="status")
-    return [ReferralAccepted(referral_id=r.referral_id, patient_id=r.patient_id, clinic_id=r.clinic_id, at=now)]
+    return [
+        ReferralAccepted(referral_id=r.referral_id, patient_id=r.patient_id, clinic_id=r.clinic_id, at=now)
+    ]
 
 
 def schedule(r: Referral, coordinator_id: str, appointment_at: datetime, now: datetime) -> list[EventData]:
@@ -495,13 +559,22 @@ def schedule(r: Referral, coordinator_id: str, appointment_at: datetime, now: da
         raise IllegalTransition(f"cannot schedule: the referral is {status}; claim it first", field="status")
     if r.clinic_id is None:
         raise IllegalTransition("route the referral to a clinic before scheduling", field="clinic_id")
-    return [ReferralScheduled(referral_id=r.referral_id, patient_id=r.patient_id, clinic_id=r.clinic_id, appointment_at=appointment_at)]
+    return [
+        ReferralScheduled(
+            referral_id=r.referral_id,
+            patient_id=r.patient_id,
+            clinic_id=r.clinic_id,
+            appointment_at=appointment_at,
+        )
+    ]
 
 
 def complete(r: Referral, now: datetime) -> list[EventData]:
     _closed(r, "complete")
     if r.status != SCHEDULED:
-        raise IllegalTransition(f"cannot complete: the referral is {r.status_at(now)}, not scheduled", field="status")
+        raise IllegalTransition(
+            f"cannot complete: the referral is {r.status_at(now)}, not scheduled", field="status"
+        )
     return [ReferralCompleted(referral_id=r.referral_id, patient_id=r.patient_id, at=now)]
 
 
@@ -524,7 +597,12 @@ def decline(
     if status not in (QUEUED, CLAIMED, ACCEPTED) or r.clinic_id is None:
         raise IllegalTransition(f"cannot decline: the referral is {status}", field="status")
     declined = ReferralDeclined(
-        referral_id=r.referral_id, patient_id=r.patient_id, clinic_id=r.clinic_id, reason=reason.strip(), by=coordinator_id, at=now
+        referral_id=r.referral_id,
+        patient_id=r.patient_id,
+        clinic_id=r.clinic_id,
+        reason=reason.strip(),
+        by=coordinator_id,
+        at=now,
     )
     after = apply(r, declined)
     assert after is not None
@@ -553,10 +631,20 @@ def escalate(r: Referral, now: datetime) -> list[EventData]:
         return []
     since = r.waiting_since(now)
     assert since is not None
-    return [ReferralEscalated(referral_id=r.referral_id, patient_id=r.patient_id, urgency=r.urgency, unclaimed_since=since, at=now)]
+    return [
+        ReferralEscalated(
+            referral_id=r.referral_id,
+            patient_id=r.patient_id,
+            urgency=r.urgency,
+            unclaimed_since=since,
+            at=now,
+        )
+    ]
 
 
-def queue_order(urgency: Urgency, escalated: bool, waiting_since: datetime | None, opened_at: datetime | None) -> tuple:
+def queue_order(
+    urgency: Urgency, escalated: bool, waiting_since: datetime | None, opened_at: datetime | None
+) -> tuple:
     """Emergency, urgent, routine, then oldest first (waiting since, else opened). An escalated
     task moves up one band: ahead of every task of its urgency that is not escalated, however
     old (one already in hand, say), yet still behind every task of the urgency above."""

@@ -31,7 +31,9 @@ def _maybe_due(row, now: datetime) -> bool:  # noqa: ANN001
     if since is None:
         return False
     escalated = utc(row.escalated_at)
-    return now - since >= domain.ESCALATE_AFTER[domain.Urgency(row.urgency)] and (escalated is None or escalated <= since)
+    return now - since >= domain.ESCALATE_AFTER[domain.Urgency(row.urgency)] and (
+        escalated is None or escalated <= since
+    )
 
 
 async def escalate_due(runtime: Runtime) -> list[str]:
@@ -44,8 +46,14 @@ async def escalate_due(runtime: Runtime) -> list[str]:
         async with runtime.db.read() as session:
             rows = (
                 await session.execute(
-                    select(tasks.c.referral_id, tasks.c.status, tasks.c.urgency, tasks.c.waiting_since, tasks.c.lease_until, tasks.c.escalated_at)
-                    .where(tasks.c.status.in_((*domain.WAITING, domain.CLAIMED)))
+                    select(
+                        tasks.c.referral_id,
+                        tasks.c.status,
+                        tasks.c.urgency,
+                        tasks.c.waiting_since,
+                        tasks.c.lease_until,
+                        tasks.c.escalated_at,
+                    ).where(tasks.c.status.in_((*domain.WAITING, domain.CLAIMED)))
                 )
             ).all()
     escalated = []

@@ -88,7 +88,9 @@ async def directory(session: AsyncSession) -> list[domain.DirectoryClinic]:
 
 
 async def directory_clinic(session: AsyncSession, clinic_id: str) -> domain.DirectoryClinic | None:
-    row = (await session.execute(select(directory_clinics).where(directory_clinics.c.clinic_id == clinic_id))).first()
+    row = (
+        await session.execute(select(directory_clinics).where(directory_clinics.c.clinic_id == clinic_id))
+    ).first()
     return _directory_clinic(row) if row else None
 
 
@@ -116,7 +118,14 @@ async def register_directory_clinic(
         session,
         directory_stream(clinic_id),
         0,
-        [NewEvent(type=event.event_type, subject=clinic_id, data=event.to_data(), meta={"clinicid": partner_clinic_id} if partner_clinic_id else {})],
+        [
+            NewEvent(
+                type=event.event_type,
+                subject=clinic_id,
+                data=event.to_data(),
+                meta={"clinicid": partner_clinic_id} if partner_clinic_id else {},
+            )
+        ],
     )
     await session.execute(
         insert(directory_clinics).values(
@@ -132,7 +141,9 @@ async def register_directory_clinic(
     return event
 
 
-async def change_directory_clinic(session: AsyncSession, store: EventStore, clinic_id: str, changes: dict[str, Any]) -> DirectoryClinicChanged | None:
+async def change_directory_clinic(
+    session: AsyncSession, store: EventStore, clinic_id: str, changes: dict[str, Any]
+) -> DirectoryClinicChanged | None:
     version = await store.current_version(session, directory_stream(clinic_id))
     if version == 0:
         raise NotFound("no such clinic in the directory", field="clinic_id")
@@ -141,9 +152,16 @@ async def change_directory_clinic(session: AsyncSession, store: EventStore, clin
     event = DirectoryClinicChanged(clinic_id=clinic_id, **changes)
     if not changes:
         return None
-    await store.append(session, directory_stream(clinic_id), version, [NewEvent(type=event.event_type, subject=clinic_id, data=event.to_data())])
+    await store.append(
+        session,
+        directory_stream(clinic_id),
+        version,
+        [NewEvent(type=event.event_type, subject=clinic_id, data=event.to_data())],
+    )
     values = {k: ([str(c) for c in v] if k == "capabilities" else v) for k, v in changes.items()}
-    await session.execute(update(directory_clinics).where(directory_clinics.c.clinic_id == clinic_id).values(**values))
+    await session.execute(
+        update(directory_clinics).where(directory_clinics.c.clinic_id == clinic_id).values(**values)
+    )
     return event
 
 
@@ -153,7 +171,11 @@ async def clinic_loads(session: AsyncSession, now: datetime) -> dict[str, domain
         (
             await session.execute(
                 select(tasks.c.clinic_id, func.count())
-                .where(tasks.c.clinic_id.is_not(None), tasks.c.routed_at >= week_start(now), tasks.c.status != domain.CANCELLED)
+                .where(
+                    tasks.c.clinic_id.is_not(None),
+                    tasks.c.routed_at >= week_start(now),
+                    tasks.c.status != domain.CANCELLED,
+                )
                 .group_by(tasks.c.clinic_id)
             )
         ).all()
@@ -194,20 +216,28 @@ class Referrals:
     def __init__(self, store: EventStore) -> None:
         self.store = store
 
-    async def load(self, session: AsyncSession, referral_id: str) -> tuple[domain.Referral | None, str | None]:
+    async def load(
+        self, session: AsyncSession, referral_id: str
+    ) -> tuple[domain.Referral | None, str | None]:
         stored = await self.store.read_stream(session, referral_stream(referral_id))
         if not stored:
             return None, None
         return domain.fold(decode(e.type, e.data) for e in stored), stored[0].meta.get("clinicid")
 
-    async def load_or_404(self, session: AsyncSession, referral_id: str) -> tuple[domain.Referral, str | None]:
+    async def load_or_404(
+        self, session: AsyncSession, referral_id: str
+    ) -> tuple[domain.Referral, str | None]:
         referral, owner = await self.load(session, referral_id)
         if referral is None:
             raise NotFound("no such task", field="task_id")
         return referral, owner
 
     async def append(
-        self, session: AsyncSession, referral: domain.Referral | None, owner: str | None, new_events: Sequence[EventData]
+        self,
+        session: AsyncSession,
+        referral: domain.Referral | None,
+        owner: str | None,
+        new_events: Sequence[EventData],
     ) -> domain.Referral:
         """Append at the version the decision was made on: a concurrent writer makes this
         raise ConcurrencyError, so of two coordinators claiming at once exactly one wins."""
@@ -245,8 +275,13 @@ class Referrals:
         stmt = _upsert(session)(tasks).values(referral_id=r.referral_id, **row)
         await session.execute(stmt.on_conflict_do_update(index_elements=[tasks.c.referral_id], set_=row))
 
-
-    async def take_advice(self, session: AsyncSession, referring_clinic_id: str | None, changed: AssessmentChanged, now: datetime) -> None:
+    async def take_advice(
+        self,
+        session: AsyncSession,
+        referring_clinic_id: str | None,
+        changed: AssessmentChanged,
+        now: datetime,
+    ) -> None:
         """Pathway's assessment changed: update the patient's open referral for the need it
         advises, or open the next one (the domain decides which). Redelivered and reordered
         events converge: a referral's id is derived from patient, need and its number, the
@@ -287,7 +322,12 @@ class Referrals:
         if isinstance(decided[0], ReferralOpened):
             opened = decided[0]
             await session.execute(
-                insert(referral_needs).values(patient_id=changed.patient_id, need=need, sequence=last_sequence + 1, referral_id=opened.referral_id)
+                insert(referral_needs).values(
+                    patient_id=changed.patient_id,
+                    need=need,
+                    sequence=last_sequence + 1,
+                    referral_id=opened.referral_id,
+                )
             )
             referral, owner = None, referring_clinic_id
         await self.append(session, referral, owner, decided)
@@ -347,7 +387,9 @@ def task_view(r: domain.Referral, clinic: domain.DirectoryClinic | None) -> dict
         "opened_at": _iso(r.opened_at),
         "routed_at": _iso(r.routed_at),
         "version": r.version,
-        "history": [{k: (_iso(v) if isinstance(v, datetime) else v) for k, v in h.items()} for h in r.history],
+        "history": [
+            {k: (_iso(v) if isinstance(v, datetime) else v) for k, v in h.items()} for h in r.history
+        ],
     }
 
 
@@ -369,4 +411,6 @@ def queue_key(view: dict[str, Any]) -> tuple:
     def at(key: str) -> datetime | None:
         return datetime.fromisoformat(view[key]) if view.get(key) else None
 
-    return domain.queue_order(domain.Urgency(view["urgency"]), view["escalated"], at("waiting_since"), at("opened_at"))
+    return domain.queue_order(
+        domain.Urgency(view["urgency"]), view["escalated"], at("waiting_since"), at("opened_at")
+    )

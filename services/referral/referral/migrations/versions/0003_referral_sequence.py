@@ -17,7 +17,9 @@ def upgrade() -> None:
     with op.batch_alter_table("referral_needs") as batch:
         batch.add_column(sa.Column("sequence", sa.Integer, nullable=False, server_default="1"))
         batch.drop_constraint("uq_referral_needs_patient_need", type_="unique")
-        batch.create_unique_constraint("uq_referral_needs_patient_need_sequence", ["patient_id", "need", "sequence"])
+        batch.create_unique_constraint(
+            "uq_referral_needs_patient_need_sequence", ["patient_id", "need", "sequence"]
+        )
 
 
 def downgrade() -> None:
