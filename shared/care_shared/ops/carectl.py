@@ -1,7 +1,7 @@
 """carectl: the operator's command for the TRD Care Network.
 
     carectl streams                 JetStream streams: messages, bytes, publish rate
-    carectl consumers               durable consumers: lag, pending acks, redeliveries
+    carectl consumers               durable consumers: lag, pending acks, redeliveries, ack rate
     carectl dlq list                dead letters with their reasons
     carectl dlq replay <seq|all>    put dead letters back on their subject after a fix
     carectl rebuild <service>       replay events into a fresh projection and compare
@@ -14,6 +14,7 @@
     carectl coordinator rotate-key  replace the key in $COORDINATOR_KEY
 
 NATS comes from --nats, else NATS_URL, else var/run.json (written by `make run`).
+`carectl <command> --help` explains each command's columns and effects.
 """
 
 from __future__ import annotations
@@ -73,14 +74,26 @@ async def streams(args: argparse.Namespace) -> int:
 async def consumers(args: argparse.Namespace) -> int:
     nc = await nats.connect(nats_url(args))
     js = nc.jetstream()
-    try:
-        rows = []
+
+    async def sample() -> dict[tuple[str, str], object]:
+        found = {}
         for s in await js.streams_info():
             for c in await js.consumers_info(s.config.name):
-                if not c.config.durable_name:
-                    continue
-                rows.append([s.config.name, c.name, c.num_pending, c.num_ack_pending, c.num_redelivered, c.delivered.stream_seq if c.delivered else 0])
-        print(table(rows, ["stream", "consumer", "lag", "ack pending", "redelivered", "delivered through"]))
+                if c.config.durable_name:
+                    found[(s.config.name, c.name)] = c
+        return found
+
+    try:
+        first = await sample()
+        await asyncio.sleep(args.interval)
+        rows = []
+        for (stream, name), c in (await sample()).items():
+            before = first.get((stream, name))
+            done = c.ack_floor.stream_seq if c.ack_floor else 0
+            done_before = before.ack_floor.stream_seq if before and before.ack_floor else done
+            rate = (done - done_before) / args.interval
+            rows.append([stream, name, c.num_pending, c.num_ack_pending, c.num_redelivered, f"{rate:.1f}/s", done])
+        print(table(rows, ["stream", "consumer", "lag", "ack pending", "redelivered", "ack rate", "acked through"]))
     finally:
         await nc.close()
     return 0
@@ -153,7 +166,7 @@ def trace(args: argparse.Namespace) -> int:
 
 def clinic(args: argparse.Namespace) -> int:
     env = dict(os.environ)
-    db = args.database_url or run_info().get("databases", {}).get("intake")
+    db = args.database_url or os.environ.get("DATABASE_URL") or run_info().get("databases", {}).get("intake")
     if db:
         env["DATABASE_URL"] = db
     if args.clinic_command == "add":
@@ -164,7 +177,7 @@ def clinic(args: argparse.Namespace) -> int:
 
 def coordinator(args: argparse.Namespace) -> int:
     env = dict(os.environ)
-    db = args.database_url or run_info().get("databases", {}).get("referral")
+    db = args.database_url or os.environ.get("DATABASE_URL") or run_info().get("databases", {}).get("referral")
     if db:
         env["DATABASE_URL"] = db
     if args.coordinator_command == "add":
@@ -173,31 +186,77 @@ def coordinator(args: argparse.Namespace) -> int:
     return subprocess.call([sys.executable, "-m", "referral", "coordinator", "rotate-key"], env=env)
 
 
+HELP = {
+    "streams": """Each JetStream stream: how many messages and bytes it holds, how many consumers
+read it, and the publish rate measured between two samples --interval seconds apart.
+INTAKE, PATHWAY, REFERRAL and NOTIFY hold each service's events; DLQ holds dead letters;
+REFERRAL_TASKS is the per-clinic work queue.""",
+    "consumers": """Each durable consumer, sampled twice --interval seconds apart:
+  lag            messages in its stream not yet delivered to it (work waiting)
+  ack pending    delivered but not yet acknowledged (in flight; a number that stays up
+                 means a handler is stuck or its service is down)
+  redelivered    messages delivered more than once (failures retried, or acks lost)
+  ack rate       messages acknowledged per second between the two samples
+  acked through  the stream sequence up to which everything is acknowledged
+A growing lag with an ack rate of 0 means the consuming service is not keeping up or is down.""",
+    "dlq": """Dead letters: messages a consumer could never process (malformed JSON, an unknown
+type, a newer schema version, a handler's verdict, or no answer after its last delivery).
+`dlq list` shows each with its consumer, original subject, deliveries and reason.
+`dlq replay <seq|all>` puts them back on their original subject after a fix and deletes
+them from the DLQ. Every consumer of that subject sees the message again; those that
+already handled the event skip it by its event id (their inbox), so only the one that
+failed acts on it.""",
+    "rebuild": """Replay a service's events into a fresh, throw-away projection and compare it with
+the live one, with a progress bar. pathway refolds intake's stream from JetStream; referral
+and notify refold their own event stores. Nothing live is changed. Exit code 0 when
+identical, 1 with the differing ids listed when not.""",
+    "trace": """Show one trace from the local span store (var/traces, written by `make run`) as a
+tree: each span with its service, kind, name and duration, children indented under their
+parent. Database spans are hidden unless --db (their children move up to the nearest shown
+span). --last picks the newest clinic request that travelled through the bus.""",
+    "clinic": """Partner clinics' API keys, through intake's database (--database-url, else
+DATABASE_URL, else var/run.json). `clinic add --name N` registers a clinic and prints its
+key once: store it then, only its hash is kept. `clinic rotate-key` reads the current key
+from $CLINIC_KEY (never the command line, so it stays out of shell history), prints the
+new key once, and the old key stops working in every service.""",
+    "coordinator": """Referral coordinators' keys, through referral's database (--database-url, else
+DATABASE_URL, else var/run.json). `coordinator add --name N` prints the new key once;
+`coordinator rotate-key` reads the current key from $COORDINATOR_KEY and prints the new one
+once; the old key stops working at once.""",
+}
+
+
+def _sub(sub, name: str, help_: str):  # noqa: ANN001, ANN202
+    return sub.add_parser(name, help=help_, description=HELP[name], formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="carectl", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--nats", help="NATS URL (default: NATS_URL, then var/run.json)")
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("streams", help="JetStream streams: messages, bytes, publish rate")
+    p = _sub(sub, "streams", "JetStream streams: messages, bytes, publish rate")
     p.add_argument("--interval", type=float, default=1.0, help="seconds between the two samples of the rate")
     p.set_defaults(run=lambda a: asyncio.run(streams(a)))
-    sub.add_parser("consumers", help="durable consumers: lag, pending acks, redeliveries").set_defaults(run=lambda a: asyncio.run(consumers(a)))
-    p = sub.add_parser("dlq", help="dead letters: list them, or replay after a fix")
+    p = _sub(sub, "consumers", "durable consumers: lag, pending acks, redeliveries, ack rate")
+    p.add_argument("--interval", type=float, default=1.0, help="seconds between the two samples of the rate")
+    p.set_defaults(run=lambda a: asyncio.run(consumers(a)))
+    p = _sub(sub, "dlq", "dead letters: list them, or replay after a fix")
     dsub = p.add_subparsers(dest="dlq_command", required=True)
     dsub.add_parser("list", help="every dead letter with its consumer and reason")
     r = dsub.add_parser("replay", help="republish a dead letter (by its dlq seq) or all of them")
     r.add_argument("which", help="a dlq sequence number from `dlq list`, or all")
     p.set_defaults(run=lambda a: asyncio.run(dlq(a)))
-    p = sub.add_parser("rebuild", help="replay events into a fresh projection and compare with the live one")
-    p.add_argument("service", choices=["pathway", "referral", "notify"])
+    p = _sub(sub, "rebuild", "replay events into a fresh projection and compare with the live one")
+    p.add_argument("service", choices=["pathway", "referral", "notify"], help="whose projection to rebuild")
     p.add_argument("--database-url", help="the service's database (default: DATABASE_URL, then var/run.json)")
     p.set_defaults(run=rebuild)
-    p = sub.add_parser("trace", help="a trace as a tree with timings, from the local trace store")
-    p.add_argument("trace_id", nargs="?")
+    p = _sub(sub, "trace", "a trace as a tree with timings, from the local trace store")
+    p.add_argument("trace_id", nargs="?", help="a trace id (32 hex digits), as in a log line's trace_id")
     p.add_argument("--last", action="store_true", help="the newest clinic request's trace")
     p.add_argument("--db", action="store_true", help="include database spans")
     p.add_argument("--dir", help="trace directory (default var/traces)")
     p.set_defaults(run=trace)
-    p = sub.add_parser("clinic", help="partner clinics")
+    p = _sub(sub, "clinic", "partner clinics")
     csub = p.add_subparsers(dest="clinic_command", required=True)
     a = csub.add_parser("add", help="register a clinic; its API key is printed once")
     a.add_argument("--name", required=True)
@@ -205,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
     k = csub.add_parser("rotate-key", help="replace the key in $CLINIC_KEY; the new key is printed once")
     k.add_argument("--database-url", help="intake's database (default: DATABASE_URL, then var/run.json)")
     p.set_defaults(run=clinic)
-    p = sub.add_parser("coordinator", help="referral coordinators")
+    p = _sub(sub, "coordinator", "referral coordinators")
     rsub = p.add_subparsers(dest="coordinator_command", required=True)
     a = rsub.add_parser("add", help="register a coordinator; the key is printed once")
     a.add_argument("--name", required=True)
