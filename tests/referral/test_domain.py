@@ -283,7 +283,9 @@ def test_a_closed_referral_gives_way_to_the_next_for_newer_advice_only() -> None
         )
         == []
     )
-    # Newer advice opens the second referral for the need.
+    # Newer advice that is no more urgent: the patient was seen for this need; no re-referral.
+    assert advise(first, Advice(Urgency.ROUTINE, ("mood_disorder_clinic",), ("status trd",), "0002")) == []
+    # Newer, more urgent advice opens the second referral for the need.
     emergency = Advice(Urgency.EMERGENCY, ("mood_disorder_clinic",), ("suicidality (emergency)",), "0002")
     second = domain.fold(advise(first, emergency))
     assert second.referral_id == domain.referral_id_for("p1", "mood_disorder_clinic", 2) != first.referral_id

@@ -13,7 +13,7 @@ The life of a referral (its task in the coordinators' queue):
     lease's end is in the claim). Any open referral may be cancelled.
 
 A patient has at most one open referral per need; once it is completed or cancelled, newer
-advice for the need opens the next one. An escalation belongs to one wait for a coordinator:
+advice for the need opens the next one when it is more urgent than the closed one was. An escalation belongs to one wait for a coordinator:
 a claim, or a re-route after a decline, ends it.
 """
 
@@ -361,11 +361,17 @@ def take_advice(
     """Pathway's advice for a need, given the patient's last referral for it (numbered
     `last_sequence`). Exactly one OPEN referral per patient and need: an open one is
     reassessed; when there is none yet, or the last one is closed (completed or cancelled),
-    the advice opens the next. Advice no newer than what a closed referral already reflects
-    (its own assessment redelivered, or an older one arriving late) was taken: nothing."""
+    the advice opens the next, but only for a more urgent need than the closed one had: a
+    patient seen for this need is not re-referred by every later re-assessment that still
+    advises it (a TRD status does for good), while suicidality rising after a routine
+    referral is referred again at once (CLINICAL.md 5, 7). Advice no newer than what a closed
+    referral already reflects (its own assessment redelivered, or an older one arriving late)
+    was taken: nothing."""
     if last is not None and last.is_open():
         return reassess(last, advice, now, clinics, loads)
     if last is not None and not _newer(advice, last):
+        return []
+    if last is not None and URGENCY_RANK[advice.urgency] >= URGENCY_RANK[last.urgency]:
         return []
     return open_referral(
         patient_id=patient_id,
