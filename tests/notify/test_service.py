@@ -200,6 +200,9 @@ async def test_retries_with_backoff_then_a_failed_event_visible_over_rest(notify
     assert (row["status"], row["attempts"], row["channel"]) == ("failed", 3, "sms")
     assert row["failed_at"] and row["reason"] == "sms gateway: HTTP 503"
     assert notify.gateway.requests == 3 and notify.gateway.sms == {}
+    metrics = (await notify.client.get("/metrics")).text
+    assert 'care_reminders_total{outcome="failed"} 1.0' in metrics
+    assert 'care_reminders_total{outcome="sent"} 0.0' in metrics
 
 
 async def test_reminder_events_are_published_without_contact_details(notify: Notify) -> None:

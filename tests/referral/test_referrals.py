@@ -378,6 +378,7 @@ async def test_escalation_by_the_clock_moves_tasks_up(referral: Harness) -> None
     assert [t["id"] for t in tasks][:3] == [ids["emergency"], ids["urgent"], ids["routine"]]
     assert [t["escalated"] for t in tasks] == [True, True, True, False]
     assert "escalated" in [e["event"] for e in tasks[0]["history"]]
+    assert 'care_referral_tasks_total{step="escalated"} 3.0' in (await h.client.get("/metrics")).text
 
 
 async def test_an_escalated_task_moves_up_past_older_tasks_of_its_urgency_but_not_past_the_urgency_above(
