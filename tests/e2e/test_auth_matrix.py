@@ -1,5 +1,7 @@
-"""Every endpoint of every service, called with no key, a wrong key, and another clinic's
-key: 401 or 404, never the patient's data."""
+"""Every endpoint of every service (read from its OpenAPI document, so a new route cannot be
+missed), called with no key, a wrong key, and another clinic's key, on a real patient with a
+real episode, trial, referral and task: 401, 403 or 404, never the patient's data; and the
+owning clinic does get its data, so the refusals are about the key."""
 
 from __future__ import annotations
 
@@ -59,21 +61,59 @@ async def test_no_key_wrong_key_and_another_clinics_key_never_see_data(network: 
             return True
         await eventually(everywhere, timeout=30, what="every service to know both clinics and the patient")
 
+        # A suicidality answer makes the assessment urgent, and urgent always advises referral
+        # (CLINICAL.md 5): so referral holds a real referral and task of clinic A's patient.
+        r = await http.post(
+            f"{intake}/v1/patients/{pid}/assessments",
+            json={"instrument": "PHQ-9", "score": 14, "item9": 2, "taken_on": "2026-03-01"},
+            headers=_auth(key_a),
+        )
+        assert r.status_code == 201, r.text
+
+        async def referred() -> str | None:
+            got = await http.get(f"{network.url('referral')}/v1/referrals", params={"patient_id": pid}, headers=_auth(key_a))
+            return got.json()[0]["id"] if got.status_code == 200 and got.json() else None
+
+        ids["referral_id"] = ids["task_id"] = await eventually(referred, timeout=30, what="referral to open the patient's referral")
+        contact = await http.put(
+            f"{network.url('notify')}/v1/patients/{pid}/contact",
+            json=VALID_BODIES["/v1/patients/{patient_id}/contact"],
+            headers=_auth(key_a),
+        )
+        assert contact.status_code in (200, 201), contact.text
+        # A directory clinic is no patient's data: changing one is a coordinator's command.
+        directory = (await http.get(f"{network.url('referral')}/v1/clinics", headers=_auth(key_a))).json()
+        ids["clinic_id"] = directory[0]["id"] if directory else "00000000-0000-0000-0000-000000000000"
+
         checked = 0
         for service in SERVICES:
             base = network.url(service)
             spec = (await http.get(f"{base}/openapi.json")).json()
             for method, template in operations(spec):
-                url = base + re.sub(r"\{(\w+)\}", lambda m: ids.get(m.group(1), "00000000-0000-0000-0000-000000000000"), template)
+                names = set(re.findall(r"\{(\w+)\}", template))
+                assert names <= ids.keys(), f"{service} {template}: no real id for {names - ids.keys()}"
+                url = base + re.sub(r"\{(\w+)\}", lambda m: ids[m.group(1)], template)
                 body = VALID_BODIES.get(template, {}) if method in {"POST", "PUT", "PATCH"} else None
-                for headers, expected in (({}, {401}), (_auth("trd_not-a-key"), {401}), (_auth(key_b), {404} if "{patient_id}" in template else None)):
-                    r = await http.request(method, url, json=body, headers=headers)
+                # A list filtered by patient is asked about clinic A's patient.
+                params = {"patient_id": pid} if template == "/v1/referrals" else None
+                if names:
+                    # Another clinic: the patient, the referral and the task do not exist for
+                    # it (404), or the command is a coordinator's (403). Never 2xx.
+                    other = {404} if "patient_id" in names or method == "GET" else {403, 404}
+                else:
+                    other = None  # a collection: allowed, but it must not show clinic A's patient
+                if method == "GET" and names:
+                    # The owner does see it: the 404s above are about the key, not the URL.
+                    own = await http.get(url, headers=_auth(key_a))
+                    assert own.status_code == 200, f"{service} GET {template} for its own clinic: {own.status_code} {own.text[:200]}"
+                for headers, expected in (({}, {401}), (_auth("trd_not-a-key"), {401}), (_auth(key_b), other)):
+                    r = await http.request(method, url, json=body, headers=headers, params=params)
                     where = f"{service} {method} {template} with {headers.get('Authorization', 'no key')[:16]}"
                     if expected is not None:
                         assert r.status_code in expected, f"{where}: {r.status_code} {r.text[:300]}"
                     assert r.status_code < 500, where
                     if headers and headers.get("Authorization") == f"Bearer {key_b}":
-                        assert r.status_code not in range(200, 300) or "{patient_id}" not in template, where
+                        assert r.status_code not in range(200, 300) or not names, where
                     leaked = r.text.replace(r.json().get("instance", "") if r.headers.get("content-type", "").endswith("json") and isinstance(r.json(), dict) else "", "")
                     assert MARKER not in leaked and (pid not in leaked or r.status_code < 300 and headers.get("Authorization") == f"Bearer {key_a}"), where
                     checked += 1
