@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 
 import httpx
 import nats
+import nats.js.errors
 import sqlalchemy as sa
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
@@ -42,6 +43,25 @@ class StreamMessage:
             return json.loads(self.data).get("id")
         except (ValueError, AttributeError):
             return None
+
+
+async def read_work_queue(nats_url: str) -> list[StreamMessage]:
+    """REFERRAL_TASKS by direct get, sequence by sequence: a work-queue stream allows no
+    second consumer, and nothing must be taken out of it."""
+    nc = await nats.connect(nats_url)
+    try:
+        js = nc.jetstream()
+        state = (await js.stream_info("REFERRAL_TASKS")).state
+        found = []
+        for seq in range(state.first_seq, state.last_seq + 1) if state.messages else ():
+            try:
+                m = await js.get_msg("REFERRAL_TASKS", seq)
+            except nats.js.errors.NotFoundError:
+                continue
+            found.append(StreamMessage(seq, m.subject, m.data or b"", dict(m.headers or {})))
+        return found
+    finally:
+        await nc.close()
 
 
 async def read_stream(nats_url: str, stream: str, subject: str) -> list[StreamMessage]:
@@ -287,12 +307,25 @@ async def referrals_one_per_need(net: FaultNetwork, clinics, pathway_rows: list,
     finally:
         await db.dispose()
     tasks_per_need = Counter((t.patient_id, t.need) for t in task_rows)
+    # Independent of referral's tables: what clinics would pull from the work queue.
+    dispatched = Counter(json.loads(m.data)["data"]["referral_id"] for m in await read_work_queue(net.nats.url))
+    routed = {json.loads(m.data)["data"]["referral_id"] for m in referral_stream if b"referral-routed" in m.data}
     c.counts = {
         "needs_advised_by_pathway": len(advised),
         "referrals_opened": len(opened),
         "tasks": len(task_rows),
         "task_statuses": dict(Counter(t.status for t in task_rows)),
+        "tasks_in_clinic_work_queues": sum(dispatched.values()),
     }
+    if not advised:
+        c.problems.append("pathway advised no referral at all: this check would prove nothing")
+    if [k for k, n in dispatched.items() if n > 1]:
+        c.problems.append(f"a task dispatched to clinics more than once: {[k for k, n in dispatched.items() if n > 1][:3]}")
+    if set(dispatched) != routed:
+        c.problems.append(
+            f"routed referrals ({len(routed)}) and tasks in the clinics' work queues ({len(dispatched)}) differ: "
+            f"{sorted(routed ^ set(dispatched))[:3]}"
+        )
     if [k for k, n in opened.items() if n > 1] or [k for k, n in opened_needs.items() if n > 1]:
         c.problems.append(f"referral-opened more than once: {[k for k, n in opened.items() if n > 1][:3]} {[k for k, n in opened_needs.items() if n > 1][:3]}")
     if [k for k, n in in_stream.items() if n > 1]:

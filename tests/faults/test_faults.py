@@ -16,6 +16,7 @@ One scenario run (module fixture, ~3-4 minutes on PostgreSQL), one test per inva
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -40,6 +41,12 @@ def test_every_fault_was_injected_and_every_service_came_back(fault_run: Outcome
     assert {"sigkill", "nats-restart", "pg-terminate", "poison"} <= kinds
     killed = {e["target"] for e in fault_run.net.faults.entries if e["fault"] == "sigkill"}
     assert killed == {"intake", "relay", "pathway", "referral", "notify"}
+    # The faults bit: every cut found connections to cut, and every crash hook fired at its
+    # moment (a hook that never fired would only have been a plain SIGKILL after a timeout).
+    cuts = [e for e in fault_run.net.faults.entries if e["fault"] == "pg-terminate"]
+    assert all(e["backends"] > 0 for e in cuts), cuts
+    hooks = [e for e in fault_run.net.faults.entries if "at" in e]
+    assert hooks and all(e.get("self_killed") for e in hooks), hooks
     for name, svc in fault_run.net.services.items():
         assert svc.process and svc.process.poll() is None, f"{name} is not running:\n{svc.log_tail()}"
 
@@ -86,8 +93,13 @@ def test_dead_letters_are_only_the_injected_poison(fault_run: Outcome) -> None:
     _assert_check(fault_run, "dead_letters")
 
 
-def test_summary_nothing_lost_nothing_duplicated(fault_run: Outcome) -> None:
+def test_summary_nothing_lost_nothing_duplicated(fault_run: Outcome, request: pytest.FixtureRequest) -> None:
     summary = fault_run.summary()
+    # Into the run's own output (not captured), so CI's log carries the counts.
+    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+    headline = {k: summary[k] for k in ("events_sent", "faults_injected", "faults", "lost", "duplicated", "email_resent_after_crash")}
+    if reporter:
+        reporter.write_line("\nfault suite: " + json.dumps(headline))
     print("\nfault suite summary: " + fault_run.report())
     assert summary["lost"] == 0 and summary["duplicated"] == 0 and summary["quiescent"], fault_run.report()
     # Also carried by a passing run's assert message, for -rA / junit readers.
