@@ -418,6 +418,23 @@ async def reminders_delivered_once(net: FaultNetwork, clinics, notify_rows: list
         c.problems.append(f"reminder-sent in NOTIFY stream more than once: {[k for k, n in stream_sent.items() if n > 1][:3]}")
     if len(sent_email) + len(sent_sms) == 0:
         c.problems.append("no reminder fell due: the scenario did not exercise delivery")
+    # Independent of notify's own records: every patient who gave a contact started a trial
+    # the day before traffic began, and the clock ends a few hours past that trial's week 2.
+    # A first review at week 2 (the traffic knows whose: not aged 18-25, no suicidality) is
+    # due and goes out however late notify learnt of the patient (at most a day late is still
+    # sent): each such address must have received something, at the servers themselves.
+    # (A week-1 review that notify could only plan after the clock jumped to week 2 is a week
+    # late, and is rightly skipped, so week-1 patients are not counted here.)
+    addresses = {p: a for cl in clinics for p, a in cl.addresses.items() if p in cl.week_2_first}
+    received = {str(m["To"]) for m in box.messages.values()} | {body.get("to") for body in net.gateway.sms.values()}
+    unreached = sorted(p for p, a in addresses.items() if a not in received)
+    c.counts["patients_expecting_a_review"] = len(addresses)
+    c.counts["patients_reached"] = len(addresses) - len(unreached)
+    if unreached:
+        detail = {
+            p: [(r.kind, r.status, str(r.deliver_at), r.channel) for r in rows if r.patient_id == p] for p in unreached[:3]
+        }
+        c.problems.append(f"{len(unreached)} patients with a contact and a due first review got nothing, e.g. {detail} (clock now {now})")
     return c
 
 

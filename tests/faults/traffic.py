@@ -64,6 +64,9 @@ class Clinic:
         self.accepted: dict[str, Accepted] = {}  # by Idempotency-Key
         self.patients: list[str] = []
         self.contacts: dict[str, str] = {}  # patient id -> channel
+        self.addresses: dict[str, str] = {}  # patient id -> the e-mail address or phone given
+        # Patients whose first review is at week 2 for certain: not aged 18-25, no suicidality.
+        self.week_2_first: set[str] = set()
         self.http = httpx.AsyncClient(timeout=REQUEST_TIMEOUT, headers={"Authorization": f"Bearer {key}"})
 
     async def close(self) -> None:
@@ -121,6 +124,7 @@ class Clinic:
                 r = await self.http.put(f"{self.notify_url}/v1/patients/{patient_id}/contact", json=body)
                 if r.status_code == 200:
                     self.contacts[patient_id] = channel
+                    self.addresses[patient_id] = body.get("email") or body["phone"]
                     self.stats.contacts_put += 1
                     return
                 if r.status_code not in (404, *RETRYABLE):
@@ -145,17 +149,21 @@ async def patient_flow(clinic: Clinic, n: int, contact_tasks: list[asyncio.Task]
     due when notify's clock is moved on."""
     rng = clinic.rng
     yesterday = today_utc() - timedelta(days=1)
+    birth_year = rng.choice([1950, 1962, 1975, 1988, 2003, 2005])
     patient = await clinic.post(
         "/v1/patients",
         {
             "external_id": f"fault-{n}-{uuid.uuid4().hex[:8]}",
-            "birth_year": rng.choice([1950, 1962, 1975, 1988, 2003, 2005]),
+            "birth_year": birth_year,
             "sex": rng.choice(["female", "male"]),
             "timezone": rng.choice(["UTC", "Europe/London"]),
         },
     )
     pid = patient["id"]
     clinic.patients.append(pid)
+    risk = "flagged" if rng.random() < 0.1 else "none"
+    if not 18 <= today_utc().year - birth_year <= 25 and risk == "none":  # CLINICAL.md 8
+        clinic.week_2_first.add(pid)
     if n % 3 == 0:  # one in three patients gives contact details: e-mail and SMS alternately
         channel = "email" if n % 2 == 0 else "sms"
         contact_tasks.append(asyncio.create_task(clinic.put_contact(pid, channel, n)))
@@ -175,7 +183,6 @@ async def patient_flow(clinic: Clinic, n: int, contact_tasks: list[asyncio.Task]
                 pid,
             )
     await clinic.post(f"{base}/trials", {"kind": "antidepressant", "agent": "mirtazapine", "dose_mg_per_day": 30, "started_on": yesterday.isoformat()}, pid)
-    risk = "flagged" if rng.random() < 0.1 else "none"
     await clinic.post(f"{base}/assessments", {"instrument": "PHQ-9", "score": rng.randint(10, 22), "taken_on": yesterday.isoformat(), "suicide_risk": risk}, pid)
 
 
