@@ -8,6 +8,7 @@ published eventually, nor published without being stored.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -34,7 +35,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from care_shared.db import APPENDED_TYPES, OUTBOX_WRITTEN
-from care_shared.envelope import new_event_id
+from care_shared.envelope import MAX_EVENT_BYTES, new_event_id
 from care_shared.tracing import current_traceparent
 
 metadata = MetaData()
@@ -95,6 +96,20 @@ class ConcurrencyError(Exception):
         self.expected = expected
         self.actual = actual
         super().__init__(f"stream {stream_id}: expected version {expected}, found {actual}")
+
+
+class EventTooLarge(ValueError):
+    """An event whose message would exceed what every consumer accepts (MAX_EVENT_BYTES):
+    refused before it is stored, rather than published and dead-lettered by every reader."""
+
+    def __init__(self, event_type: str, size: int) -> None:
+        self.event_type = event_type
+        self.size = size
+        super().__init__(f"{event_type}: {size} bytes of data and metadata; the limit is {EVENT_DATA_LIMIT}")
+
+
+# Room left for the envelope's own fields (id, source, type, time, trace, sequence...).
+EVENT_DATA_LIMIT = MAX_EVENT_BYTES - 4096
 
 
 @dataclass(frozen=True)
@@ -178,6 +193,10 @@ class EventStore:
             }
             for i, e in enumerate(new_events)
         ]
+        for row in rows:
+            size = len(json.dumps(row["data"], default=str)) + len(json.dumps(row["meta"], default=str))
+            if size > EVENT_DATA_LIMIT:
+                raise EventTooLarge(row["type"], size)
         stored: list[StoredEvent] = []
         try:
             # A savepoint keeps the caller's transaction usable after a lost race.

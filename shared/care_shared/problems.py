@@ -15,6 +15,8 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from care_shared.eventstore import EVENT_DATA_LIMIT, EventTooLarge
+
 log = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
@@ -186,6 +188,20 @@ def install_problem_handlers(app: FastAPI) -> None:
                 "instance": request.url.path,
             },
             getattr(exc, "headers", None),
+        )
+
+    @app.exception_handler(EventTooLarge)
+    async def _too_large(request: Request, exc: EventTooLarge) -> JSONResponse:
+        return problem_response(
+            413,
+            {
+                "type": PROBLEM_BASE + "too-large",
+                "title": "Too large",
+                "status": 413,
+                "detail": f"The record would be {exc.size} bytes; the limit is {EVENT_DATA_LIMIT}. Nothing was stored.",
+                "field": "body",
+                "instance": request.url.path,
+            },
         )
 
     @app.exception_handler(DBAPIError)

@@ -9,7 +9,15 @@ import pytest
 from sqlalchemy import func, select
 
 from care_shared.db import Database
-from care_shared.eventstore import ConcurrencyError, EventStore, NewEvent, events, outbox
+from care_shared.eventstore import (
+    EVENT_DATA_LIMIT,
+    ConcurrencyError,
+    EventStore,
+    EventTooLarge,
+    NewEvent,
+    events,
+    outbox,
+)
 from care_shared.migrations import migrate
 
 MIGRATIONS = Path(__import__("intake").__file__).parent / "migrations"
@@ -51,6 +59,22 @@ async def test_append_with_wrong_expected_version_raises_and_stores_nothing(
             await store.append(s, "patient-1", 1, new(1))
     assert err.value.expected == 1 and err.value.actual == 2
     assert await count(database, events) == 2
+
+
+async def test_an_event_too_large_for_any_consumer_is_refused_and_nothing_is_stored(
+    database: Database, store: EventStore
+) -> None:
+    """Consumers dead-letter messages over MAX_EVENT_BYTES (and nats-server refuses those over
+    its max_payload, which would stall the relay): such an event is never stored."""
+    fits = NewEvent(type="care.intake.assessment-recorded.v1", subject="p1", data={"note": "x" * (EVENT_DATA_LIMIT - 200)})
+    huge = NewEvent(type="care.intake.assessment-recorded.v1", subject="p1", data={"note": "x" * EVENT_DATA_LIMIT})
+    with pytest.raises(EventTooLarge):
+        async with database.transaction() as s:
+            await store.append(s, "patient-1", 0, [fits, huge])
+    assert await count(database, events) == 0 and await count(database, outbox) == 0
+    async with database.transaction() as s:
+        await store.append(s, "patient-1", 0, [fits])
+    assert await count(database, events) == 1
 
 
 async def test_every_append_writes_its_outbox_rows_in_the_same_transaction(

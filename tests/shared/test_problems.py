@@ -41,3 +41,12 @@ async def test_other_database_errors_stay_500_and_say_nothing() -> None:
     r = await call(app_raising(DBAPIError("INSERT ...", {"secret": "x"}, ValueError("boom"))))
     assert r.status_code == 500
     assert "secret" not in r.text and "boom" not in r.text
+
+
+async def test_an_event_too_large_for_consumers_is_413_naming_the_body() -> None:
+    from care_shared.eventstore import EventTooLarge
+
+    r = await call(app_raising(EventTooLarge("care.intake.patient-registered.v1", 300_000)))
+    assert r.status_code == 413
+    assert r.headers["content-type"].startswith("application/problem+json")
+    assert r.json()["field"] == "body" and "Nothing was stored" in r.json()["detail"]
