@@ -11,7 +11,7 @@ PACKAGES := -e shared -e services/intake -e services/pathway -e services/referra
 help:
 	@echo "make run    set up .venv, start nats-server and the four services, print URLs and a demo key"
 	@echo "make test   the whole test suite (real nats-server, SQLite; PostgreSQL with TEST_DATABASE_URL)"
-	@echo "make bench  benchmarks; a JSON report under bench/results/"
+	@echo "make bench  benchmarks; a JSON report under bench/results/, figures into README.md"
 	@echo "make lint   ruff"
 
 $(BIN)/python:
@@ -32,6 +32,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
+	$(BIN)/python bench/run.py --readme
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
