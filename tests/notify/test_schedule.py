@@ -4,11 +4,13 @@ readable beside the rules. Pure: no servers."""
 from __future__ import annotations
 
 import random
+import re
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
 from care_shared import drugs
+from care_shared.contracts.intake import TrialKind
 from care_shared.contracts.notify import ReminderKind as K
 from care_shared.contracts.pathway import Urgency
 from notify import schedule
@@ -19,9 +21,18 @@ from notify.contact import (
     Rejected,
     contact_preferences,
 )
-from notify.messages import CRISIS_RESOURCES, compose
+from notify.messages import CRISIS_RESOURCES, compose, crisis_message
 from notify.quiet_hours import QuietHours
-from notify.schedule import Cancel, ExistingReminder, Move, PatientFacts, ReferralFacts, Schedule, TrialFacts
+from notify.schedule import (
+    CRISIS_RESOURCES_KIND,
+    Cancel,
+    ExistingReminder,
+    Move,
+    PatientFacts,
+    ReferralFacts,
+    Schedule,
+    TrialFacts,
+)
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 EMAIL = ContactPreferences("p@example.org", None, ContactChannel.EMAIL, True)
@@ -30,7 +41,7 @@ STARTED = date(2026, 3, 2)  # a Monday
 
 def facts(**kw) -> PatientFacts:  # noqa: ANN003
     f = PatientFacts("p1", **{"birth_year": 1980, "timezone": "Europe/London", **kw})
-    f.trials.setdefault("t1", TrialFacts("t1", STARTED))
+    f.trials.setdefault("t1", TrialFacts("t1", STARTED, kind=TrialKind.ANTIDEPRESSANT))
     return f
 
 
@@ -98,9 +109,62 @@ def test_adherence_reminders_daily_or_weekly_one_at_a_time_while_the_trial_runs(
     assert d.due_at == datetime(2026, 3, 10, 9, 0, tzinfo=UTC)
     assert w.due_at == datetime(2026, 3, 16, 9, 0, tzinfo=UTC)  # the start's weekday
     # Once that one went, the next follows.
-    [d2] = [p for p in schedule.plan(facts(), daily, d.due_at, adherence_done_until={"t1": d.due_at}) if p.kind is K.ADHERENCE]
+    [d2] = [
+        p
+        for p in schedule.plan(facts(), daily, d.due_at, adherence_done_until=d.due_at)
+        if p.kind is K.ADHERENCE
+    ]
     assert d2.due_at == d.due_at + timedelta(days=1)
     assert all(p.kind is not K.ADHERENCE for p in schedule.plan(facts(), EMAIL, now))
+
+
+DAILY = ContactPreferences("p@example.org", None, ContactChannel.EMAIL, True, AdherenceFrequency.DAILY)
+
+
+def adherence(
+    f: PatientFacts, now: datetime = NOW, done: datetime | None = None
+) -> list[schedule.PlannedReminder]:
+    return [p for p in schedule.plan(f, DAILY, now, adherence_done_until=done) if p.kind is K.ADHERENCE]
+
+
+@pytest.mark.parametrize("kind", list(TrialKind))
+def test_adherence_reminders_are_for_medication_trials_only(kind: TrialKind) -> None:
+    """CLINICAL.md section 8: medication adherence reminders; section 1: the medication kinds."""
+    f = facts()
+    f.trials["t1"].kind = kind
+    medication = kind in (TrialKind.ANTIDEPRESSANT, TrialKind.AUGMENTATION, TrialKind.COMBINATION)
+    assert len(adherence(f)) == (1 if medication else 0)
+    assert {p.kind for p in schedule.plan(f, DAILY, NOW)} >= {
+        K.FIRST_REVIEW,
+        K.RESPONSE_CHECK,
+        K.WEEK_8_REVIEW,
+    }
+
+
+def test_two_medication_trials_give_one_adherence_reminder_a_day_until_the_last_completes() -> None:
+    f = facts()
+    f.trials["t2"] = TrialFacts("t2", STARTED + timedelta(days=3), kind=TrialKind.AUGMENTATION)
+    f.trials["t3"] = TrialFacts("t3", STARTED, kind=TrialKind.PSYCHOTHERAPY)
+    now = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
+    days = []
+    done = None
+    for _ in range(3):  # each day's goes, then the next is planned: one a day
+        [a] = adherence(f, now, done)
+        days.append(a.due_at)
+        done = now = a.due_at
+    assert days == [datetime(2026, 3, 10 + i, 9, 0, tzinfo=UTC) for i in range(3)]
+    # The first trial completes: the series goes on for the second, the same day.
+    f.trials["t1"].completed = True
+    [a] = adherence(f, now, done)
+    assert a.due_at == days[-1] + timedelta(days=1)
+    # The last medication trial completes: the pending one is cancelled (psychotherapy runs on).
+    have = [existing(a)]
+    f.trials["t2"].completed = True
+    assert adherence(f, now, done) == []
+    decisions = schedule.reconcile(
+        schedule.plan(f, DAILY, now, adherence_done_until=done), have, now, f, DAILY
+    )
+    assert [d for d in decisions if isinstance(d, Cancel)] == [Cancel(a.reminder_id, "trial_completed")]
 
 
 def test_a_referral_appointment_gets_reminders_48_and_2_hours_before() -> None:
@@ -118,28 +182,174 @@ def test_a_referral_appointment_gets_reminders_48_and_2_hours_before() -> None:
     assert schedule.plan(f, EMAIL, NOW) == []
 
 
+def test_a_completed_referral_cancels_its_pending_appointment_reminders() -> None:
+    f = facts()
+    f.trials.clear()
+    f.referrals["r1"] = ReferralFacts("r1", datetime(2026, 3, 20, 14, 0, tzinfo=UTC))
+    have = [existing(p) for p in schedule.plan(f, EMAIL, NOW)]
+    f.referrals["r1"].completed = True  # referral allows completing before the appointment
+    assert schedule.plan(f, EMAIL, NOW) == []
+    cancels = schedule.reconcile([], have, NOW, f, EMAIL)
+    assert {(type(c), c.reason) for c in cancels} == {(Cancel, "referral_completed")} and len(cancels) == 2
+
+
+def test_a_reschedule_after_the_48h_reminder_went_plans_fresh_reminders_for_the_new_time() -> None:
+    f = facts()
+    f.trials.clear()
+    first, moved = datetime(2026, 3, 10, 14, 0, tzinfo=UTC), datetime(2026, 3, 12, 15, 0, tzinfo=UTC)
+    f.referrals["r1"] = ReferralFacts("r1", first)
+    old = {p.kind: p for p in schedule.plan(f, EMAIL, NOW)}
+    have = [existing(old[K.APPOINTMENT_48H], "sent"), existing(old[K.APPOINTMENT_2H])]
+    now = datetime(2026, 3, 9, 12, 0, tzinfo=UTC)  # the 48 h reminder went yesterday
+    f.referrals["r1"].appointment_at = moved
+    decisions = schedule.reconcile(schedule.plan(f, EMAIL, now), have, now, f, EMAIL)
+    scheduled = {d.reminder.kind: d.reminder.due_at for d in decisions if isinstance(d, Schedule)}
+    assert scheduled == {
+        K.APPOINTMENT_48H: moved - timedelta(hours=48),
+        K.APPOINTMENT_2H: moved - timedelta(hours=2),
+    }
+    # The pending 2 h reminder for the old time is cancelled, not left beside the new one.
+    assert [d for d in decisions if isinstance(d, Cancel)] == [
+        Cancel(old[K.APPOINTMENT_2H].reminder_id, "rescheduled")
+    ]
+    # The same facts again (a redelivered booking): nothing more to do.
+    have = [*have[:1], *(existing(d.reminder) for d in decisions if isinstance(d, Schedule))]
+    assert schedule.reconcile(schedule.plan(f, EMAIL, now), have, now, f, EMAIL) == []
+
+
 # --- quiet hours ---------------------------------------------------------------------------
 
 QUIET = [
     # (zone, due (UTC), goes out (UTC), why)
-    ("Europe/London", datetime(2026, 1, 10, 20, 59, tzinfo=UTC), datetime(2026, 1, 10, 20, 59, tzinfo=UTC), "20:59 GMT: before quiet hours"),
-    ("Europe/London", datetime(2026, 1, 10, 21, 0, tzinfo=UTC), datetime(2026, 1, 11, 8, 0, tzinfo=UTC), "21:00 GMT: next morning"),
-    ("Europe/London", datetime(2026, 1, 10, 7, 59, tzinfo=UTC), datetime(2026, 1, 10, 8, 0, tzinfo=UTC), "07:59 GMT: same morning"),
-    ("Europe/London", datetime(2026, 1, 10, 8, 0, tzinfo=UTC), datetime(2026, 1, 10, 8, 0, tzinfo=UTC), "08:00 is allowed"),
-    ("America/New_York", datetime(2026, 1, 10, 3, 0, tzinfo=UTC), datetime(2026, 1, 10, 13, 0, tzinfo=UTC), "22:00 EST: 08:00 EST"),
-    ("Asia/Tokyo", datetime(2026, 1, 10, 13, 0, tzinfo=UTC), datetime(2026, 1, 10, 23, 0, tzinfo=UTC), "22:00 JST: 08:00 JST"),
-    ("Australia/Adelaide", datetime(2026, 1, 10, 12, 0, tzinfo=UTC), datetime(2026, 1, 10, 21, 30, tzinfo=UTC), "22:30 ACDT: 08:00 ACDT"),
+    (
+        "Europe/London",
+        datetime(2026, 1, 10, 20, 59, tzinfo=UTC),
+        datetime(2026, 1, 10, 20, 59, tzinfo=UTC),
+        "20:59 GMT: before quiet hours",
+    ),
+    (
+        "Europe/London",
+        datetime(2026, 1, 10, 21, 0, tzinfo=UTC),
+        datetime(2026, 1, 11, 8, 0, tzinfo=UTC),
+        "21:00 GMT: next morning",
+    ),
+    (
+        "Europe/London",
+        datetime(2026, 1, 10, 7, 59, tzinfo=UTC),
+        datetime(2026, 1, 10, 8, 0, tzinfo=UTC),
+        "07:59 GMT: same morning",
+    ),
+    (
+        "Europe/London",
+        datetime(2026, 1, 10, 8, 0, tzinfo=UTC),
+        datetime(2026, 1, 10, 8, 0, tzinfo=UTC),
+        "08:00 is allowed",
+    ),
+    (
+        "America/New_York",
+        datetime(2026, 1, 10, 3, 0, tzinfo=UTC),
+        datetime(2026, 1, 10, 13, 0, tzinfo=UTC),
+        "22:00 EST: 08:00 EST",
+    ),
+    (
+        "Asia/Tokyo",
+        datetime(2026, 1, 10, 13, 0, tzinfo=UTC),
+        datetime(2026, 1, 10, 23, 0, tzinfo=UTC),
+        "22:00 JST: 08:00 JST",
+    ),
+    (
+        "Australia/Adelaide",
+        datetime(2026, 1, 10, 12, 0, tzinfo=UTC),
+        datetime(2026, 1, 10, 21, 30, tzinfo=UTC),
+        "22:30 ACDT: 08:00 ACDT",
+    ),
     # DST: clocks go forward in London at 01:00 UTC on 29 March 2026. Due 22:00 GMT on the
     # 28th; 08:00 next morning is BST, 07:00 UTC.
-    ("Europe/London", datetime(2026, 3, 28, 22, 0, tzinfo=UTC), datetime(2026, 3, 29, 7, 0, tzinfo=UTC), "spring forward"),
+    (
+        "Europe/London",
+        datetime(2026, 3, 28, 22, 0, tzinfo=UTC),
+        datetime(2026, 3, 29, 7, 0, tzinfo=UTC),
+        "spring forward",
+    ),
     # Clocks go back in New York on 1 November 2026: 23:00 EDT (03:00 UTC) to 08:00 EST (13:00 UTC).
-    ("America/New_York", datetime(2026, 11, 1, 3, 0, tzinfo=UTC), datetime(2026, 11, 1, 13, 0, tzinfo=UTC), "fall back"),
+    (
+        "America/New_York",
+        datetime(2026, 11, 1, 3, 0, tzinfo=UTC),
+        datetime(2026, 11, 1, 13, 0, tzinfo=UTC),
+        "fall back",
+    ),
 ]
 
 
 @pytest.mark.parametrize(("zone", "due", "goes", "why"), QUIET, ids=[q[3] for q in QUIET])
-def test_quiet_hours_21_to_08_in_the_patients_time_zone(zone: str, due: datetime, goes: datetime, why: str) -> None:
+def test_quiet_hours_21_to_08_in_the_patients_time_zone(
+    zone: str, due: datetime, goes: datetime, why: str
+) -> None:
     assert QuietHours().deliver_at(due, zone) == goes
+
+
+SEND_AT = [
+    # (planned, now, goes, why) in Europe/London (GMT in January)
+    (
+        datetime(2026, 1, 12, 9, 0, tzinfo=UTC),
+        datetime(2026, 1, 10, 23, 0, tzinfo=UTC),
+        datetime(2026, 1, 12, 9, 0, tzinfo=UTC),
+        "ahead: stands",
+    ),
+    (
+        datetime(2026, 1, 10, 20, 30, tzinfo=UTC),
+        datetime(2026, 1, 10, 20, 45, tzinfo=UTC),
+        datetime(2026, 1, 10, 20, 30, tzinfo=UTC),
+        "passed, now not quiet: goes now",
+    ),
+    (
+        datetime(2026, 1, 10, 20, 30, tzinfo=UTC),
+        datetime(2026, 1, 10, 22, 30, tzinfo=UTC),
+        datetime(2026, 1, 11, 8, 0, tzinfo=UTC),
+        "passed, now 22:30: 08:00",
+    ),
+    (
+        datetime(2026, 1, 9, 9, 0, tzinfo=UTC),
+        datetime(2026, 1, 11, 3, 0, tzinfo=UTC),
+        datetime(2026, 1, 11, 8, 0, tzinfo=UTC),
+        "backlog at 03:00: 08:00 that day",
+    ),
+]
+
+
+@pytest.mark.parametrize(("planned", "now", "goes", "why"), SEND_AT, ids=[x[3] for x in SEND_AT])
+def test_a_time_already_passed_goes_now_except_in_quiet_hours(
+    planned: datetime, now: datetime, goes: datetime, why: str
+) -> None:
+    assert QuietHours().send_at(planned, now, "Europe/London") == goes
+
+
+def test_a_reminder_planned_late_at_night_waits_for_08_and_a_later_replan_leaves_it_there() -> None:
+    """A booking at 22:30 for an appointment two days later at 20:30: the 48 h reminder is
+    already two hours past, and it is quiet hours."""
+    f = facts()
+    f.trials.clear()
+    booked = datetime(2026, 3, 10, 22, 30, tzinfo=UTC)  # GMT
+    f.referrals["r1"] = ReferralFacts("r1", datetime(2026, 3, 12, 20, 30, tzinfo=UTC))
+    decisions = schedule.reconcile(schedule.plan(f, EMAIL, booked), [], booked, f, EMAIL)
+    goes = {d.reminder.kind: d.reminder.deliver_at for d in decisions if isinstance(d, Schedule)}
+    assert goes[K.APPOINTMENT_48H] == datetime(2026, 3, 11, 8, 0, tzinfo=UTC)
+    have = [existing(d.reminder) for d in decisions if isinstance(d, Schedule)]
+    # Replans later that night, and after 08:00, do not pull it back to 20:30.
+    for later in (booked + timedelta(hours=3), datetime(2026, 3, 11, 9, 0, tzinfo=UTC)):
+        assert schedule.reconcile(schedule.plan(f, EMAIL, later), have, later, f, EMAIL) == []
+
+
+def test_a_reminder_moved_to_a_past_time_at_night_waits_for_08() -> None:
+    f = facts(birth_year=None)
+    have = {p.kind: existing(p) for p in schedule.plan(f, EMAIL, NOW)}
+    night = datetime(2026, 3, 9, 23, 0, tzinfo=UTC)  # GMT
+    f.birth_year = 2006  # known late: aged 20, the first review moves to week 1, 09:00 today
+    [move] = schedule.reconcile(schedule.plan(f, EMAIL, night), list(have.values()), night, f, EMAIL)
+    first = have[K.FIRST_REVIEW].reminder_id
+    assert move == Move(
+        first, datetime(2026, 3, 9, 9, 0, tzinfo=UTC), datetime(2026, 3, 10, 8, 0, tzinfo=UTC)
+    )
 
 
 def test_a_reminder_due_in_quiet_hours_is_planned_for_08_local() -> None:
@@ -158,7 +368,15 @@ def test_a_reminder_due_in_quiet_hours_is_planned_for_08_local() -> None:
 
 
 def existing(p: schedule.PlannedReminder, status: str = "scheduled", **kw) -> ExistingReminder:  # noqa: ANN003
-    return ExistingReminder(p.reminder_id, p.kind, status, kw.get("due_at", p.due_at), kw.get("deliver_at", p.deliver_at), p.trial_id, p.referral_id)
+    return ExistingReminder(
+        p.reminder_id,
+        p.kind,
+        status,
+        kw.get("due_at", p.due_at),
+        kw.get("deliver_at", p.deliver_at),
+        p.trial_id,
+        p.referral_id,
+    )
 
 
 def test_reconcile_schedules_moves_and_cancels_with_reasons() -> None:
@@ -196,7 +414,9 @@ def test_facts_in_any_order_give_the_same_reminders() -> None:
         lambda f: f.trials.setdefault("t1", TrialFacts("t1")).__setattr__("started_on", STARTED),
         lambda f: f.trials.setdefault("t2", TrialFacts("t2")).__setattr__("started_on", STARTED),
         lambda f: f.trials.setdefault("t2", TrialFacts("t2")).__setattr__("completed", True),
-        lambda f: f.referrals.setdefault("r1", ReferralFacts("r1")).__setattr__("appointment_at", NOW + timedelta(days=9, hours=6)),
+        lambda f: f.referrals.setdefault("r1", ReferralFacts("r1")).__setattr__(
+            "appointment_at", NOW + timedelta(days=9, hours=6)
+        ),
     ]
     outcomes = set()
     rng = random.Random(7)
@@ -215,8 +435,20 @@ def test_facts_in_any_order_give_the_same_reminders() -> None:
                     have[d.reminder_id] = existing(planned[d.reminder_id])
                 else:
                     old = have[d.reminder_id]
-                    have[d.reminder_id] = ExistingReminder(old.reminder_id, old.kind, "cancelled", old.due_at, old.deliver_at, old.trial_id, old.referral_id)
-        outcomes.add(frozenset((r.reminder_id, r.status, r.deliver_at) for r in have.values() if r.status == "scheduled"))
+                    have[d.reminder_id] = ExistingReminder(
+                        old.reminder_id,
+                        old.kind,
+                        "cancelled",
+                        old.due_at,
+                        old.deliver_at,
+                        old.trial_id,
+                        old.referral_id,
+                    )
+        outcomes.add(
+            frozenset(
+                (r.reminder_id, r.status, r.deliver_at) for r in have.values() if r.status == "scheduled"
+            )
+        )
     assert len(outcomes) == 1
     [final] = outcomes
     assert len(final) == 5  # trial t1's three reviews and the appointment's two
@@ -242,27 +474,140 @@ def test_contact_details_are_checked_and_the_field_named(kw: dict, field: str) -
 
 
 def test_phone_numbers_are_normalised_to_e164() -> None:
-    prefs = contact_preferences(email=None, phone="+1 (415) 555-0123", channel=ContactChannel.SMS, reminders=True, adherence=None)
+    prefs = contact_preferences(
+        email=None, phone="+1 (415) 555-0123", channel=ContactChannel.SMS, reminders=True, adherence=None
+    )
     assert prefs.phone == "+14155550123" and prefs.adherence is AdherenceFrequency.OFF
+
+
+# --- crisis resources ------------------------------------------------------------------------
+
+needs_crisis_kind = pytest.mark.skipif(
+    CRISIS_RESOURCES_KIND is None,
+    reason="needs ReminderKind.CRISIS_RESOURCES in the shared contract (care_shared.contracts.notify)",
+)
+PHONE = "+447700900123"
+CRISIS_CHANNELS = [
+    # (who, consent, where crisis resources go): CLINICAL.md sections 5 and 8
+    (
+        "reminders by SMS",
+        ContactPreferences("p@example.org", PHONE, ContactChannel.SMS, True),
+        ContactChannel.SMS,
+    ),
+    (
+        "reminders off, both on file",
+        ContactPreferences("p@example.org", PHONE, ContactChannel.EMAIL, False),
+        ContactChannel.EMAIL,
+    ),
+    (
+        "channel none, phone only",
+        ContactPreferences(None, PHONE, ContactChannel.NONE, True),
+        ContactChannel.SMS,
+    ),
+    ("no address on file", ContactPreferences(None, None, ContactChannel.NONE, False), None),
+]
+
+
+@pytest.mark.parametrize(("who", "consent", "channel"), CRISIS_CHANNELS, ids=[c[0] for c in CRISIS_CHANNELS])
+def test_crisis_resources_go_to_the_preferred_channel_else_any_address_on_file(
+    who: str, consent: ContactPreferences, channel
+) -> None:  # noqa: ANN001
+    assert consent.crisis_channel is channel
+
+
+@needs_crisis_kind
+@pytest.mark.parametrize(
+    ("who", "consent", "channel"),
+    [*CRISIS_CHANNELS, ("no contact", None, None)],
+    ids=[*(c[0] for c in CRISIS_CHANNELS), "no contact"],
+)
+def test_a_rise_of_urgency_plans_one_crisis_resources_message_whatever_the_preferences(
+    who: str, consent, channel
+) -> None:  # noqa: ANN001
+    night = datetime(2026, 3, 10, 23, 0, tzinfo=UTC)  # quiet hours in London: it goes all the same
+    f = facts(urgency=Urgency.EMERGENCY, crisis_since="assessment-1", crisis_raised_at=night)
+    decisions = schedule.reconcile(schedule.plan(f, consent, night), [], night, f, consent)
+    crisis = [
+        d.reminder for d in decisions if isinstance(d, Schedule) and d.reminder.kind is CRISIS_RESOURCES_KIND
+    ]
+    assert [(p.due_at, p.deliver_at) for p in crisis] == ([] if channel is None else [(night, night)])
+
+
+@needs_crisis_kind
+def test_one_crisis_resources_message_per_rise_of_urgency() -> None:
+    off = ContactPreferences("p@example.org", None, ContactChannel.EMAIL, False)
+    f = facts(urgency=Urgency.URGENT, crisis_since="assessment-1", crisis_raised_at=NOW)
+    [first] = schedule.plan(f, off, NOW)
+    # A second urgent (or emergency) assessment while still raised keeps the rise: the same message, sent already.
+    f.urgency = Urgency.EMERGENCY
+    assert schedule.reconcile(schedule.plan(f, off, NOW), [existing(first, "sent")], NOW, f, off) == []
+    # Urgency goes down before a pending one went: it is withdrawn.
+    f.urgency, f.crisis_since, f.crisis_raised_at = Urgency.ROUTINE, None, None
+    assert schedule.reconcile(schedule.plan(f, off, NOW), [existing(first)], NOW, f, off) == [
+        Cancel(first.reminder_id, "urgency_lowered")
+    ]
+    # Raised again: a new message.
+    f.urgency, f.crisis_since, f.crisis_raised_at = Urgency.URGENT, "assessment-3", NOW + timedelta(days=2)
+    [second] = schedule.plan(f, off, NOW + timedelta(days=2))
+    assert second.reminder_id != first.reminder_id
 
 
 # --- messages ----------------------------------------------------------------------------------
 
-DIAGNOSIS_WORDS = ["depress", "mdd", "bipolar", "trd", "treatment-resistant", "antidepressant", "phq", "psych", "suicid", "ect", "ketamine"]
+DIAGNOSIS_WORDS = [
+    "depress",
+    "mdd",
+    "bipolar",
+    "trd",
+    "treatment-resistant",
+    "antidepressant",
+    "phq",
+    "psych",
+    "suicid",
+    "ect",
+    "ketamine",
+]
+MEDICINES = sorted({name.lower() for name in drugs.all_drugs()})
+MESSAGES = [
+    *(
+        (f"{kind.value}{' while urgent' if crisis else ''}", kind, crisis)
+        for kind in K
+        for crisis in (False, True)
+    ),
+    ("crisis resources on a rise of urgency", None, True),
+]
 
 
-@pytest.mark.parametrize("kind", list(K))
-@pytest.mark.parametrize("crisis", [False, True])
-def test_messages_name_no_diagnosis_or_medicine_and_carry_crisis_resources_when_urgent(kind: K, crisis: bool) -> None:
-    m = compose(kind, crisis=crisis, appointment_at=NOW, timezone="Europe/London")
-    words = (m.subject + " " + m.text).lower()
-    assert "your care team" in words
-    medicines = {name.lower() for name in drugs.all_drugs()}
-    assert medicines, "the drug table is the list of names a message must not contain"
-    for word in [*DIAGNOSIS_WORDS, *medicines]:
-        if word == "suicid" and crisis:
+def named_in(text: str, word: str, *, stem: bool = False) -> bool:
+    """A drug name as a word anywhere (after a space, a bracket, a line break, in any case); a
+    diagnosis stem at the start of any word."""
+    end = "" if stem else r"\b"
+    return re.search(rf"\b{re.escape(word)}{end}", text, re.IGNORECASE) is not None
+
+
+def test_the_scan_finds_a_name_next_to_punctuation_and_in_any_case() -> None:
+    assert named_in("your medicine (Sertraline).", "sertraline") and named_in("plan:\nLITHIUM", "lithium")
+    assert named_in("Depression care", "depress", stem=True) and not named_in("unselected", "ect", stem=True)
+
+
+@pytest.mark.parametrize(("name", "kind", "crisis"), MESSAGES, ids=[m[0] for m in MESSAGES])
+def test_messages_name_no_diagnosis_or_medicine_and_carry_crisis_resources_when_urgent(
+    name: str, kind: K | None, crisis: bool
+) -> None:
+    m = (
+        crisis_message()
+        if kind is None
+        else compose(kind, crisis=crisis, appointment_at=NOW, timezone="Europe/London")
+    )
+    text = f"{m.subject}\n{m.text}"
+    assert "your care team" in text.lower()
+    assert MEDICINES, "the drug table is the list of names a message must not contain"
+    for medicine in MEDICINES:
+        assert not named_in(text, medicine), medicine
+    for word in DIAGNOSIS_WORDS:
+        if word == "suicid" and CRISIS_RESOURCES in m.text:
             continue  # the crisis line's own name
-        assert f" {word}" not in f" {words}", word
-    assert (CRISIS_RESOURCES in m.text) is crisis
-    if crisis:
+        assert not named_in(text, word, stem=True), word
+    assert (CRISIS_RESOURCES in m.text) is (crisis or kind is None or kind is CRISIS_RESOURCES_KIND)
+    if CRISIS_RESOURCES in m.text:
         assert "988" in m.text and "HOME to 741741" in m.text

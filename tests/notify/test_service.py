@@ -7,30 +7,49 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, date, datetime, timedelta
 
+import pytest
+
 from care_shared.contracts.intake import AssessmentRecorded, PatientRegistered, TrialCompleted, TrialStarted
 from care_shared.contracts.pathway import AssessmentChanged, AssessmentSummary, ReferralAdvice
-from care_shared.contracts.referral import ReferralCancelled, ReferralScheduled
+from care_shared.contracts.referral import ReferralCancelled, ReferralCompleted, ReferralScheduled
 from care_shared.envelope import new_event_id
 from care_shared.testing.polling import eventually
+from notify.delivery import DeliveryPolicy
 from notify.messages import CRISIS_RESOURCES
+from notify.schedule import CRISIS_RESOURCES_KIND
 from tests.notify.conftest import Notify
+from tests.notify.test_schedule import DIAGNOSIS_WORDS, MEDICINES, named_in
 
 
 def ids() -> tuple[str, str]:
     return str(uuid.uuid4()), str(uuid.uuid4())
 
 
-def registered(pid: str, clinic_id: str, *, birth_year: int = 1980, timezone: str = "Europe/London") -> PatientRegistered:
-    return PatientRegistered(patient_id=pid, clinic_id=clinic_id, external_id="x", birth_year=birth_year, sex="female", timezone=timezone)
+def registered(
+    pid: str, clinic_id: str, *, birth_year: int = 1980, timezone: str = "Europe/London"
+) -> PatientRegistered:
+    return PatientRegistered(
+        patient_id=pid,
+        clinic_id=clinic_id,
+        external_id="x",
+        birth_year=birth_year,
+        sex="female",
+        timezone=timezone,
+    )
 
 
-def started(pid: str, tid: str, on: date = date(2026, 3, 2)) -> TrialStarted:
-    return TrialStarted(patient_id=pid, trial_id=tid, episode_id="e1", kind="antidepressant", agents=[{"agent": "sertraline", "dose_mg_per_day": 100}], started_on=on)
+def started(pid: str, tid: str, on: date = date(2026, 3, 2), kind: str = "antidepressant") -> TrialStarted:
+    agents = [] if kind == "psychotherapy" else [{"agent": "sertraline", "dose_mg_per_day": 100}]
+    return TrialStarted(
+        patient_id=pid, trial_id=tid, episode_id="e1", kind=kind, agents=agents, started_on=on
+    )
 
 
 def urgency(pid: str, level: str) -> AssessmentChanged:
     return AssessmentChanged(
-        patient_id=pid, as_of_event=new_event_id(), assessment=AssessmentSummary(status="trd", urgency=level, referral=ReferralAdvice(advised=True))
+        patient_id=pid,
+        as_of_event=new_event_id(),
+        assessment=AssessmentSummary(status="trd", urgency=level, referral=ReferralAdvice(advised=True)),
     )
 
 
@@ -53,11 +72,19 @@ async def test_contact_is_validated_naming_the_field_and_kept_to_the_patients_cl
     assert (r.status_code, r.json()["field"]) == (422, "channel")
     r = await notify.put_contact(pid, channel="pager", reminders=True)
     assert (r.status_code, r.json()["field"]) == (422, "channel")
-    r = await notify.put_contact(pid, phone="+44 7700 900123", channel="sms", reminders=True, adherence_reminders="weekly")
+    r = await notify.put_contact(
+        pid, phone="+44 7700 900123", channel="sms", reminders=True, adherence_reminders="weekly"
+    )
     assert r.status_code == 200 and r.json()["phone"] == "+447700900123"
-    other = await notify.client.put(f"/v1/patients/{pid}/contact", json={"channel": "none", "reminders": False}, headers=notify.auth(notify.other_key))
+    other = await notify.client.put(
+        f"/v1/patients/{pid}/contact",
+        json={"channel": "none", "reminders": False},
+        headers=notify.auth(notify.other_key),
+    )
     assert other.status_code == 404
-    assert (await notify.client.get(f"/v1/patients/{pid}/reminders", headers=notify.auth(notify.other_key))).status_code == 404
+    assert (
+        await notify.client.get(f"/v1/patients/{pid}/reminders", headers=notify.auth(notify.other_key))
+    ).status_code == 404
     assert (await notify.client.get(f"/v1/patients/{pid}/reminders")).status_code == 401
 
 
@@ -73,10 +100,15 @@ async def test_a_trial_schedules_reviews_and_its_completion_cancels_those_pendin
     }
     # Week 1 passes: the first review goes out; then the trial completes.
     assert await notify.at(datetime(2026, 3, 9, 9, 0, tzinfo=UTC)) == 1
-    await notify.processed(pid, await notify.send("intake", TrialCompleted(patient_id=pid, trial_id=tid, ended_on=date(2026, 3, 20))))
+    await notify.processed(
+        pid,
+        await notify.send("intake", TrialCompleted(patient_id=pid, trial_id=tid, ended_on=date(2026, 3, 20))),
+    )
     rows = {r["kind"]: r for r in await notify.reminders(pid)}
     assert rows["first_review"]["status"] == "sent" and rows["first_review"]["channel"] == "email"
-    assert {(rows[k]["status"], rows[k]["reason"]) for k in ("response_check", "week_8_review")} == {("cancelled", "trial_completed")}
+    assert {(rows[k]["status"], rows[k]["reason"]) for k in ("response_check", "week_8_review")} == {
+        ("cancelled", "trial_completed")
+    }
     assert await notify.at(datetime(2026, 5, 1, 12, 0, tzinfo=UTC)) == 0
     assert len(notify.mailbox.messages) == 1
 
@@ -88,11 +120,19 @@ async def test_events_in_any_order_converge(notify: Notify) -> None:
     await notify.processed(pid, await notify.send("intake", started(pid, tid)))
     await notify.put_contact(pid, email="pat@example.org", channel="email", reminders=True)
     assert (await kinds(notify, pid))["first_review"] == "2026-03-16T09:00:00+00:00"
-    await notify.processed(pid, await notify.send("intake", registered(pid, notify.clinic_id, birth_year=2007, timezone="America/Chicago")))
+    await notify.processed(
+        pid,
+        await notify.send(
+            "intake", registered(pid, notify.clinic_id, birth_year=2007, timezone="America/Chicago")
+        ),
+    )
     assert (await kinds(notify, pid))["first_review"] == "2026-03-09T14:00:00+00:00"  # week 1, 09:00 CDT
     # A completion that overtakes its start schedules nothing, whenever the start arrives.
     t2 = str(uuid.uuid4())
-    await notify.processed(pid, await notify.send("intake", TrialCompleted(patient_id=pid, trial_id=t2, ended_on=date(2026, 3, 5))))
+    await notify.processed(
+        pid,
+        await notify.send("intake", TrialCompleted(patient_id=pid, trial_id=t2, ended_on=date(2026, 3, 5))),
+    )
     await notify.processed(pid, await notify.send("intake", started(pid, t2)))
     assert {r["trial_id"] for r in await notify.reminders(pid)} == {tid}
     # A duplicate delivery changes nothing.
@@ -101,13 +141,20 @@ async def test_events_in_any_order_converge(notify: Notify) -> None:
     assert await notify.reminders(pid) == before
 
 
-async def test_quiet_hours_hold_a_reminder_until_08_local_and_sms_carries_the_gateway_key(notify: Notify) -> None:
+async def test_quiet_hours_hold_a_reminder_until_08_local_and_sms_carries_the_gateway_key(
+    notify: Notify,
+) -> None:
     pid = await patient(notify, timezone="Asia/Tokyo")
     await notify.put_contact(pid, phone="+81312345678", channel="sms", reminders=True)
     rid = str(uuid.uuid4())
     # 48 hours before an appointment at 22:30 JST is 22:30 JST: quiet; it goes at 08:00 JST.
     appointment = datetime(2026, 3, 10, 13, 30, tzinfo=UTC)
-    await notify.processed(pid, await notify.send("referral", ReferralScheduled(referral_id=rid, patient_id=pid, appointment_at=appointment)))
+    await notify.processed(
+        pid,
+        await notify.send(
+            "referral", ReferralScheduled(referral_id=rid, patient_id=pid, appointment_at=appointment)
+        ),
+    )
     rows = {r["kind"]: r for r in await notify.reminders(pid)}
     assert rows["appointment_48h"]["deliver_at"] == "2026-03-08T23:00:00+00:00"
     assert rows["appointment_48h"]["channel"] == "sms"
@@ -119,20 +166,104 @@ async def test_quiet_hours_hold_a_reminder_until_08_local_and_sms_carries_the_ga
     assert "your care team" in sms["text"] and "22:30" in sms["text"] and CRISIS_RESOURCES not in sms["text"]
 
 
-async def test_a_reschedule_moves_appointment_reminders_and_a_cancellation_cancels_them(notify: Notify) -> None:
+async def test_a_reschedule_replaces_pending_appointment_reminders_and_a_cancellation_cancels_them(
+    notify: Notify,
+) -> None:
     pid = await patient(notify)
     await notify.put_contact(pid, email="pat@example.org", channel="email", reminders=True)
     rid = str(uuid.uuid4())
     first = datetime(2026, 3, 10, 14, 0, tzinfo=UTC)
     moved = datetime(2026, 3, 12, 15, 0, tzinfo=UTC)
-    await notify.processed(pid, await notify.send("referral", ReferralScheduled(referral_id=rid, patient_id=pid, appointment_at=first), sequence=3))
-    await notify.processed(pid, await notify.send("referral", ReferralScheduled(referral_id=rid, patient_id=pid, appointment_at=moved), sequence=5))
+    await notify.processed(
+        pid,
+        await notify.send(
+            "referral", ReferralScheduled(referral_id=rid, patient_id=pid, appointment_at=first), sequence=3
+        ),
+    )
+    await notify.processed(
+        pid,
+        await notify.send(
+            "referral", ReferralScheduled(referral_id=rid, patient_id=pid, appointment_at=moved), sequence=5
+        ),
+    )
     # An older booking arriving late moves nothing back.
-    await notify.processed(pid, await notify.send("referral", ReferralScheduled(referral_id=rid, patient_id=pid, appointment_at=first), sequence=4))
-    assert await kinds(notify, pid) == {"appointment_48h": "2026-03-10T15:00:00+00:00", "appointment_2h": "2026-03-12T13:00:00+00:00"}
-    await notify.processed(pid, await notify.send("referral", ReferralCancelled(referral_id=rid, patient_id=pid), sequence=6))
-    assert {(r["status"], r["reason"]) for r in await notify.reminders(pid)} == {("cancelled", "referral_cancelled")}
+    await notify.processed(
+        pid,
+        await notify.send(
+            "referral", ReferralScheduled(referral_id=rid, patient_id=pid, appointment_at=first), sequence=4
+        ),
+    )
+    assert await kinds(notify, pid) == {
+        "appointment_48h": "2026-03-10T15:00:00+00:00",
+        "appointment_2h": "2026-03-12T13:00:00+00:00",
+    }
+    assert len(await notify.reminders(pid)) == 4  # the first time's two, cancelled: never two pending
+    await notify.processed(
+        pid, await notify.send("referral", ReferralCancelled(referral_id=rid, patient_id=pid), sequence=6)
+    )
+    assert sorted((r["status"], r["reason"]) for r in await notify.reminders(pid)) == [
+        ("cancelled", "referral_cancelled"),
+        ("cancelled", "referral_cancelled"),
+        ("cancelled", "rescheduled"),
+        ("cancelled", "rescheduled"),
+    ]
     assert await notify.at(moved) == 0
+
+
+async def test_a_reschedule_after_the_48h_reminder_went_sends_a_48h_reminder_for_the_new_time(
+    notify: Notify,
+) -> None:
+    pid = await patient(notify)
+    await notify.put_contact(pid, email="pat@example.org", channel="email", reminders=True)
+    rid = str(uuid.uuid4())
+    first = datetime(2026, 3, 10, 14, 0, tzinfo=UTC)
+    moved = datetime(2026, 3, 13, 15, 0, tzinfo=UTC)
+
+    def booked(at: datetime) -> ReferralScheduled:
+        return ReferralScheduled(referral_id=rid, patient_id=pid, appointment_at=at)
+
+    await notify.processed(pid, await notify.send("referral", booked(first), sequence=3))
+    assert await notify.at(first - timedelta(hours=48)) == 1  # the 48 h reminder for the first time goes
+    await notify.processed(pid, await notify.send("referral", booked(moved), sequence=5))
+    assert await kinds(notify, pid) == {
+        "appointment_48h": "2026-03-11T15:00:00+00:00",
+        "appointment_2h": "2026-03-13T13:00:00+00:00",
+    }
+    # A redelivered or older booking changes nothing.
+    before = await notify.reminders(pid)
+    await notify.processed(pid, await notify.send("referral", booked(moved), sequence=5))
+    await notify.processed(pid, await notify.send("referral", booked(first), sequence=4))
+    assert await notify.reminders(pid) == before
+    assert sum(r["status"] == "scheduled" for r in before) == 2
+    assert await notify.at(moved - timedelta(hours=48)) == 1
+    texts = notify.mailbox.texts()
+    assert (
+        len(texts) == 2 and "Tuesday 10 March at 14:00" in texts[0] and "Friday 13 March at 15:00" in texts[1]
+    )
+
+
+async def test_a_completed_referral_cancels_its_appointment_reminders(notify: Notify) -> None:
+    pid = await patient(notify)
+    await notify.put_contact(pid, email="pat@example.org", channel="email", reminders=True)
+    rid = str(uuid.uuid4())
+    appointment = datetime(2026, 3, 12, 15, 0, tzinfo=UTC)
+    await notify.processed(
+        pid,
+        await notify.send(
+            "referral",
+            ReferralScheduled(referral_id=rid, patient_id=pid, appointment_at=appointment),
+            sequence=3,
+        ),
+    )
+    # Referral allows completing before the appointment.
+    await notify.processed(
+        pid, await notify.send("referral", ReferralCompleted(referral_id=rid, patient_id=pid), sequence=4)
+    )
+    assert {(r["kind"], r["status"], r["reason"]) for r in await notify.reminders(pid)} == {
+        ("appointment_48h", "cancelled", "referral_completed"),
+        ("appointment_2h", "cancelled", "referral_completed"),
+    }
+    assert await notify.at(appointment) == 0 and notify.mailbox.submissions == []
 
 
 async def test_opt_out_cancels_pending_reminders_and_nothing_is_sent(notify: Notify) -> None:
@@ -140,7 +271,9 @@ async def test_opt_out_cancels_pending_reminders_and_nothing_is_sent(notify: Not
     pid = await patient(notify)
     await notify.processed(pid, await notify.send("intake", started(pid, tid)))
     assert await notify.reminders(pid) == []  # reminders are opt-in
-    await notify.put_contact(pid, email="pat@example.org", channel="email", reminders=True, adherence_reminders="daily")
+    await notify.put_contact(
+        pid, email="pat@example.org", channel="email", reminders=True, adherence_reminders="daily"
+    )
     assert set(await kinds(notify, pid)) == {"first_review", "response_check", "week_8_review", "adherence"}
     r = await notify.put_contact(pid, email="pat@example.org", channel="email", reminders=False)
     assert r.status_code == 200
@@ -149,16 +282,24 @@ async def test_opt_out_cancels_pending_reminders_and_nothing_is_sent(notify: Not
     assert notify.mailbox.submissions == []
 
 
-async def test_crisis_resources_are_in_every_message_while_urgent_whatever_the_preferences(notify: Notify) -> None:
+async def test_crisis_resources_are_in_every_message_while_urgent_whatever_the_preferences(
+    notify: Notify,
+) -> None:
     pid, tid = ids()
     pid = await patient(notify)
-    await notify.put_contact(pid, email="pat@example.org", channel="email", reminders=True, adherence_reminders="daily")
+    await notify.put_contact(
+        pid, email="pat@example.org", channel="email", reminders=True, adherence_reminders="daily"
+    )
     await notify.processed(pid, await notify.send("intake", started(pid, tid)))
     await notify.processed(pid, await notify.send("pathway", urgency(pid, "urgent")))
     # Urgent: the first review comes forward to week 1 too.
     assert (await kinds(notify, pid))["first_review"] == "2026-03-09T09:00:00+00:00"
+    # The rise itself sends the crisis-resources message at once, where the contract has its kind.
+    rise = 1 if CRISIS_RESOURCES_KIND else 0
+    assert await notify.at(datetime(2026, 3, 1, 12, 0, tzinfo=UTC)) == rise
     assert await notify.at(datetime(2026, 3, 3, 9, 0, tzinfo=UTC)) == 1  # the first adherence reminder
-    [text] = notify.mailbox.texts()
+    assert len(notify.mailbox.texts()) == rise + 1
+    text = notify.mailbox.texts()[-1]
     assert CRISIS_RESOURCES in text and "988" in text and "HOME to 741741" in text
     assert "sertraline" not in text.lower()
     # A newer assessment lowers the urgency; an older one arriving late does not raise it again.
@@ -167,8 +308,8 @@ async def test_crisis_resources_are_in_every_message_while_urgent_whatever_the_p
     await notify.processed(pid, await notify.send("pathway", older))
     assert await notify.at(datetime(2026, 3, 4, 9, 0, tzinfo=UTC)) == 1
     texts = notify.mailbox.texts()
-    assert len(texts) == 2 and CRISIS_RESOURCES not in texts[1]
-    sent = [r for r in await notify.reminders(pid) if r["status"] == "sent"]
+    assert len(texts) == rise + 2 and CRISIS_RESOURCES not in texts[-1]
+    sent = [r for r in await notify.reminders(pid) if r["status"] == "sent" and r["kind"] == "adherence"]
     assert sorted(r["crisis_resources"] for r in sent) == [False, True]
     # Suicidality recorded at intake also brings the first review forward.
     p2, t2 = ids()
@@ -177,9 +318,176 @@ async def test_crisis_resources_are_in_every_message_while_urgent_whatever_the_p
     await notify.processed(p2, await notify.send("intake", started(p2, t2)))
     await notify.processed(
         p2,
-        await notify.send("intake", AssessmentRecorded(patient_id=p2, assessment_id="a1", instrument="PHQ-9", score=14, item9=1, taken_on=date(2026, 3, 1))),
+        await notify.send(
+            "intake",
+            AssessmentRecorded(
+                patient_id=p2,
+                assessment_id="a1",
+                instrument="PHQ-9",
+                score=14,
+                item9=1,
+                taken_on=date(2026, 3, 1),
+            ),
+        ),
     )
     assert (await kinds(notify, p2))["first_review"] == "2026-03-09T09:00:00+00:00"
+
+
+async def test_adherence_reminders_one_a_day_for_medication_trials_until_the_last_completes(
+    notify: Notify,
+) -> None:
+    pid = await patient(notify)
+    await notify.put_contact(
+        pid, email="pat@example.org", channel="email", reminders=True, adherence_reminders="daily"
+    )
+    medicine, added, therapy = (str(uuid.uuid4()) for _ in range(3))
+    await notify.processed(pid, await notify.send("intake", started(pid, medicine, date(2026, 3, 2))))
+    await notify.processed(
+        pid, await notify.send("intake", started(pid, added, date(2026, 3, 3), kind="augmentation"))
+    )
+    await notify.processed(
+        pid, await notify.send("intake", started(pid, therapy, date(2026, 3, 2), kind="psychotherapy"))
+    )
+
+    def adherence(rows: list[dict], status: str = "scheduled") -> list[dict]:
+        return [r for r in rows if r["kind"] == "adherence" and r["status"] == status]
+
+    assert [r["due_at"] for r in adherence(await notify.reminders(pid))] == ["2026-03-03T09:00:00+00:00"]
+    for day in (3, 4, 5):
+        await notify.at(datetime(2026, 3, day, 9, 0, tzinfo=UTC))
+    assert len(adherence(await notify.reminders(pid), "sent")) == 3  # one a day, not one per trial
+    assert len(notify.mailbox.messages) == 3
+    done = date(2026, 3, 5)
+    await notify.processed(
+        pid, await notify.send("intake", TrialCompleted(patient_id=pid, trial_id=medicine, ended_on=done))
+    )
+    assert [r["due_at"] for r in adherence(await notify.reminders(pid))] == ["2026-03-06T09:00:00+00:00"]
+    # The last medication trial completes: adherence reminders end (psychotherapy runs on).
+    await notify.processed(
+        pid, await notify.send("intake", TrialCompleted(patient_id=pid, trial_id=added, ended_on=done))
+    )
+    rows = await notify.reminders(pid)
+    assert adherence(rows) == [] and [r["reason"] for r in adherence(rows, "cancelled")] == [
+        "trial_completed"
+    ]
+    assert await notify.at(datetime(2026, 3, 6, 9, 0, tzinfo=UTC)) == 0
+    # Psychotherapy alone: no adherence reminders at all.
+    p2 = await patient(notify)
+    await notify.put_contact(
+        p2, email="p2@example.org", channel="email", reminders=True, adherence_reminders="daily"
+    )
+    await notify.processed(
+        p2, await notify.send("intake", started(p2, str(uuid.uuid4()), kind="psychotherapy"))
+    )
+    assert set(await kinds(notify, p2)) == {"first_review", "response_check", "week_8_review"}
+
+
+async def test_a_retry_that_would_fall_in_quiet_hours_waits_until_08_local(notify: Notify) -> None:
+    pid = await patient(notify)  # Europe/London: GMT in March until the 29th
+    await notify.put_contact(pid, phone="+447700900123", channel="sms", reminders=True)
+    rid = str(uuid.uuid4())
+    await notify.processed(
+        pid,
+        await notify.send(
+            "referral",
+            ReferralScheduled(
+                referral_id=rid, patient_id=pid, appointment_at=datetime(2026, 3, 12, 20, 11, tzinfo=UTC)
+            ),
+        ),
+    )
+    notify.delivery.policy = DeliveryPolicy(max_attempts=3, backoff_seconds=(3600.0,))
+    notify.gateway.refuse = True
+    assert await notify.at(datetime(2026, 3, 10, 20, 11, tzinfo=UTC)) == 1  # the 48 h reminder: try 1 fails
+    notify.gateway.refuse = False
+    assert await notify.at(datetime(2026, 3, 10, 21, 11, tzinfo=UTC)) == 0  # an hour later: quiet hours
+    assert await notify.at(datetime(2026, 3, 11, 7, 59, tzinfo=UTC)) == 0
+    assert notify.gateway.requests == 1
+    assert await notify.at(datetime(2026, 3, 11, 8, 0, tzinfo=UTC)) == 1  # 08:00 next morning: try 2
+    row = next(r for r in await notify.reminders(pid) if r["kind"] == "appointment_48h")
+    assert (row["status"], row["attempts"], row["sent_at"]) == ("sent", 2, "2026-03-11T08:00:00+00:00")
+
+
+async def test_a_reminder_past_due_when_notify_comes_back_at_night_goes_at_08_local(notify: Notify) -> None:
+    pid, tid = ids()
+    pid = await patient(notify, timezone="America/New_York")
+    await notify.put_contact(pid, email="pat@example.org", channel="email", reminders=True)
+    await notify.processed(pid, await notify.send("intake", started(pid, tid, date(2026, 2, 21))))
+    assert (await kinds(notify, pid))["first_review"] == "2026-03-07T14:00:00+00:00"  # 09:00 EST
+    # notify was down; it comes back at 03:00 EDT on 8 March, the night clocks went forward.
+    await notify.at(datetime(2026, 3, 8, 7, 0, tzinfo=UTC))
+    assert notify.mailbox.submissions == []
+    row = next(r for r in await notify.reminders(pid) if r["kind"] == "first_review")
+    assert (row["status"], row["deliver_at"]) == ("scheduled", "2026-03-08T12:00:00+00:00")  # 08:00 EDT
+    # Another event for the patient meanwhile replans: it stays at 08:00.
+    await notify.processed(pid, await notify.send("pathway", urgency(pid, "routine")))
+    assert await notify.at(datetime(2026, 3, 8, 11, 59, tzinfo=UTC)) == 0
+    assert await notify.at(datetime(2026, 3, 8, 12, 0, tzinfo=UTC)) == 1
+    assert len(notify.mailbox.messages) == 1
+
+
+async def test_a_booking_late_at_night_holds_a_48h_reminder_already_due_until_08(notify: Notify) -> None:
+    pid = await patient(notify)  # Europe/London, GMT
+    await notify.put_contact(pid, email="pat@example.org", channel="email", reminders=True)
+    notify.clock.at = datetime(2026, 3, 10, 22, 30, tzinfo=UTC)
+    rid = str(uuid.uuid4())
+    appointment = datetime(2026, 3, 12, 20, 30, tzinfo=UTC)  # 48 h before is 20:30 today: two hours ago
+    await notify.processed(
+        pid,
+        await notify.send(
+            "referral", ReferralScheduled(referral_id=rid, patient_id=pid, appointment_at=appointment)
+        ),
+    )
+    row = next(r for r in await notify.reminders(pid) if r["kind"] == "appointment_48h")
+    assert (row["due_at"], row["deliver_at"]) == ("2026-03-10T20:30:00+00:00", "2026-03-11T08:00:00+00:00")
+    assert await notify.at(datetime(2026, 3, 10, 22, 30, tzinfo=UTC)) == 0
+    assert await notify.at(datetime(2026, 3, 11, 7, 59, tzinfo=UTC)) == 0
+    assert await notify.at(datetime(2026, 3, 11, 8, 0, tzinfo=UTC)) == 1
+    assert len(notify.mailbox.messages) == 1
+
+
+needs_crisis_kind = pytest.mark.skipif(
+    CRISIS_RESOURCES_KIND is None,
+    reason="needs ReminderKind.CRISIS_RESOURCES in the shared contract (care_shared.contracts.notify)",
+)
+
+
+@needs_crisis_kind
+async def test_an_opted_out_patient_whose_urgency_rises_gets_one_crisis_resources_message(
+    notify: Notify,
+) -> None:
+    pid, tid = ids()
+    pid = await patient(notify)
+    await notify.put_contact(
+        pid, email="pat@example.org", phone="+447700900123", channel="email", reminders=False
+    )
+    await notify.processed(pid, await notify.send("intake", started(pid, tid)))
+    assert await notify.reminders(pid) == []  # opted out: no reminders
+    notify.clock.at = datetime(2026, 3, 1, 23, 30, tzinfo=UTC)  # quiet hours: safety does not wait
+    await notify.processed(pid, await notify.send("pathway", urgency(pid, "emergency")))
+    [row] = await notify.reminders(pid)
+    assert (row["kind"], row["status"], row["channel"]) == ("crisis_resources", "scheduled", "email")
+    assert await notify.at(notify.clock.at) == 1
+    [text] = notify.mailbox.texts()
+    assert CRISIS_RESOURCES in text and "your care team" in text.lower()
+    for word in [*MEDICINES, *(w for w in DIAGNOSIS_WORDS if w != "suicid")]:
+        assert not named_in(text, word, stem=word in DIAGNOSIS_WORDS), word
+    # Still raised: a second urgent assessment sends nothing more.
+    await notify.processed(pid, await notify.send("pathway", urgency(pid, "urgent")))
+    assert await notify.at(datetime(2026, 3, 2, 9, 0, tzinfo=UTC)) == 0
+    assert len(notify.mailbox.submissions) == 1
+    [row] = await notify.reminders(pid)
+    assert (row["status"], row["channel"], row["crisis_resources"]) == ("sent", "email", True)
+    # Down to routine and up again: a new rise, one more message; by SMS where only a phone is on file.
+    await notify.put_contact(pid, phone="+447700900123", channel="none", reminders=True)
+    await notify.processed(pid, await notify.send("pathway", urgency(pid, "routine")))
+    await notify.processed(pid, await notify.send("pathway", urgency(pid, "urgent")))
+    assert await notify.at(datetime(2026, 3, 2, 9, 0, tzinfo=UTC)) == 1
+    [sms] = notify.gateway.sms.values()
+    assert CRISIS_RESOURCES in sms["text"] and sms["to"] == "+447700900123"
+    # No contact on file: nothing to send, and no error.
+    p2 = await patient(notify)
+    await notify.processed(p2, await notify.send("pathway", urgency(p2, "emergency")))
+    assert await notify.reminders(p2) == []
 
 
 async def test_retries_with_backoff_then_a_failed_event_visible_over_rest(notify: Notify) -> None:
@@ -236,7 +544,9 @@ async def test_reminder_events_are_published_without_contact_details(notify: Not
     assert "secret-pat" not in json.dumps(events)
 
 
-async def test_rebuild_from_the_reminders_events_matches_the_live_rows_and_names_a_drift(notify: Notify) -> None:
+async def test_rebuild_from_the_reminders_events_matches_the_live_rows_and_names_a_drift(
+    notify: Notify,
+) -> None:
     from sqlalchemy import update
 
     from notify.rebuild import rebuild_and_compare
@@ -247,13 +557,18 @@ async def test_rebuild_from_the_reminders_events_matches_the_live_rows_and_names
     await notify.put_contact(pid, email="pat@example.org", channel="email", reminders=True)
     await notify.processed(pid, await notify.send("intake", started(pid, tid)))
     assert await notify.at(datetime(2026, 3, 16, 9, 0, tzinfo=UTC)) == 1  # the week-2 review goes
-    await notify.processed(pid, await notify.send("intake", TrialCompleted(patient_id=pid, trial_id=tid, ended_on=date(2026, 3, 20))))
+    await notify.processed(
+        pid,
+        await notify.send("intake", TrialCompleted(patient_id=pid, trial_id=tid, ended_on=date(2026, 3, 20))),
+    )
 
     report = await rebuild_and_compare(notify.runtime.db)
     assert report.ok and report.compared == 3 and report.identical == 3, report.to_json()
 
     drifted = next(r["id"] for r in await notify.reminders(pid) if r["status"] == "cancelled")
     async with notify.runtime.db.transaction() as s:
-        await s.execute(update(reminders).where(reminders.c.reminder_id == drifted).values(status="scheduled"))
+        await s.execute(
+            update(reminders).where(reminders.c.reminder_id == drifted).values(status="scheduled")
+        )
     report = await rebuild_and_compare(notify.runtime.db)
     assert report.different == [drifted]

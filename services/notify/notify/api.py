@@ -11,6 +11,7 @@ from care_shared.problems import InvalidField, NotFound
 from care_shared.service import current_clinic, runtime_of
 from notify.contact import AdherenceFrequency, ContactChannel, Rejected, contact_preferences
 from notify.records import load_contact, replan, save_contact, utc
+from notify.schedule import CRISIS_RESOURCES_KIND
 from notify.tables import reminders
 
 router = APIRouter(prefix="/v1", tags=["reminders"])
@@ -40,9 +41,12 @@ def _contact_out(patient_id: str, prefs) -> dict:  # noqa: ANN001
     "/patients/{patient_id}/contact",
     summary="Set the patient's contact details and reminder consent",
     description="Contact details and consent live only in notify. Reminders are opt-in; crisis resources are "
-    "added to every message while the patient's urgency is urgent or emergency, whatever the preferences.",
+    "added to every message while the patient's urgency is urgent or emergency, and sent once when it rises to "
+    "either, whatever the preferences (to any address on file).",
 )
-async def put_contact(patient_id: str, body: ContactIn, request: Request, clinic: Clinic = Depends(current_clinic)):
+async def put_contact(
+    patient_id: str, body: ContactIn, request: Request, clinic: Clinic = Depends(current_clinic)
+):
     rt = runtime_of(request)
     try:
         prefs = contact_preferences(
@@ -84,10 +88,16 @@ async def list_reminders(patient_id: str, request: Request, clinic: Clinic = Dep
         prefs = await load_contact(session, patient_id)
         rows = (
             await session.execute(
-                select(reminders).where(reminders.c.patient_id == patient_id).order_by(reminders.c.deliver_at, reminders.c.kind)
+                select(reminders)
+                .where(reminders.c.patient_id == patient_id)
+                .order_by(reminders.c.deliver_at, reminders.c.kind)
             )
         ).all()
-    planned_channel = prefs.channel.value if prefs and prefs.wants_reminders else None
+
+    def planned_channel(kind: str) -> str | None:
+        channel = prefs.channel_for(kind == CRISIS_RESOURCES_KIND) if prefs else None
+        return channel.value if channel else None
+
     return [
         {
             "id": r.reminder_id,
@@ -97,7 +107,7 @@ async def list_reminders(patient_id: str, request: Request, clinic: Clinic = Dep
             "deliver_at": utc(r.deliver_at),
             # A sent or failed reminder shows the channel it used; a pending one, the channel
             # it would use now.
-            "channel": r.channel or (planned_channel if r.status == "scheduled" else None),
+            "channel": r.channel or (planned_channel(r.kind) if r.status == "scheduled" else None),
             "trial_id": r.trial_id,
             "referral_id": r.referral_id,
             "sent_at": utc(r.sent_at),

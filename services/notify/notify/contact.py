@@ -41,6 +41,12 @@ class ContactPreferences:
     reminders: bool
     adherence: AdherenceFrequency = AdherenceFrequency.OFF
 
+    def channel_for(self, crisis_message: bool) -> ContactChannel | None:
+        """The channel a message goes by now; None: none (opted out, or no address)."""
+        if crisis_message:
+            return self.crisis_channel
+        return self.channel if self.wants_reminders else None
+
     @property
     def wants_reminders(self) -> bool:
         """Opt-in: reminders on, and a channel to send them by."""
@@ -49,6 +55,19 @@ class ContactPreferences:
     @property
     def wants_adherence(self) -> bool:
         return self.wants_reminders and self.adherence is not AdherenceFrequency.OFF
+
+    @property
+    def crisis_channel(self) -> ContactChannel | None:
+        """Where crisis resources go (CLINICAL.md sections 5 and 8: not turned off by
+        preferences): the preferred channel while reminders are on, else any address on
+        file, e-mail first. None: no address, nothing to send to."""
+        if self.wants_reminders:
+            return self.channel
+        if self.email:
+            return ContactChannel.EMAIL
+        if self.phone:
+            return ContactChannel.SMS
+        return None
 
 
 def contact_preferences(

@@ -8,6 +8,10 @@
 3. Record the outcome: `reminder-sent`; or a retry after backoff; or, after the last try,
    `reminder-failed`. A sent reminder replans the patient (the next adherence reminder).
 
+Quiet hours (CLINICAL.md section 8) are kept here, at send time, whatever made a reminder due
+(planned late, moved to a past time, a retry, a backlog after notify was down): one due in
+them is moved to 08:00 local, which takes it out of the due query until then.
+
 Times come from the injectable clock, so tests move time instead of waiting.
 """
 
@@ -44,6 +48,7 @@ from notify.records import (
     reminder_stream,
     replan,
 )
+from notify.schedule import CRISIS_RESOURCES_KIND, QUIET_HOURS, keeps_quiet_hours
 from notify.tables import delivery_attempts, reminders
 
 log = logging.getLogger(__name__)
@@ -70,6 +75,8 @@ class Claimed:
     channel: Channel
     outgoing: Outgoing
     crisis: bool
+    kind: ReminderKind
+    timezone: str
     traceparent: str | None = None
 
 
@@ -116,13 +123,17 @@ class DeliveryLoop:
         with suppress_instrumentation():
             async with self.db.read() as session:
                 due = (
-                    await session.execute(
-                        select(reminders.c.reminder_id)
-                        .where(due_filter(now, wall))
-                        .order_by(reminders.c.next_attempt_at, reminders.c.reminder_id)
-                        .limit(self.policy.batch)
+                    (
+                        await session.execute(
+                            select(reminders.c.reminder_id)
+                            .where(due_filter(now, wall))
+                            .order_by(reminders.c.next_attempt_at, reminders.c.reminder_id)
+                            .limit(self.policy.batch)
+                        )
                     )
-                ).scalars().all()
+                    .scalars()
+                    .all()
+                )
         for reminder_id in due:
             if self._stopping.is_set():
                 break
@@ -138,7 +149,11 @@ class DeliveryLoop:
             f"deliver {claimed.channel.value}",
             context=context_from_traceparent(claimed.traceparent),
             kind=SpanKind.CLIENT,
-            attributes={"care.reminder.id": reminder_id, "care.delivery.attempt": claimed.attempt, "care.delivery.channel": claimed.channel.value},
+            attributes={
+                "care.reminder.id": reminder_id,
+                "care.delivery.attempt": claimed.attempt,
+                "care.delivery.channel": claimed.channel.value,
+            },
         ) as span:
             error = await self._send(claimed)
             if error is not None:
@@ -165,6 +180,14 @@ class DeliveryLoop:
     async def _claim(self, reminder_id: str) -> Claimed | None:
         now, wall = self.clock.now(), datetime.now(UTC)
         async with self.db.transaction() as session:
+            patient_id = await session.scalar(
+                select(reminders.c.patient_id).where(reminders.c.reminder_id == reminder_id)
+            )
+            if patient_id is None:
+                return None
+            # The patient's lock before the reminder's row, in the order every replan takes
+            # them: a claim may append to the reminder (cancel, hold), and may not deadlock.
+            await lock_patient(session, patient_id)
             taken = await session.execute(
                 update(reminders)
                 .where(reminders.c.reminder_id == reminder_id, due_filter(now, wall))
@@ -174,18 +197,43 @@ class DeliveryLoop:
                 return None  # another replica has it, or it changed meanwhile
             current, version = await self.records.load(session, reminder_id)
             assert current is not None
-            contact = await load_contact(session, current.patient_id)
-            if contact is None or not contact.wants_reminders:
-                # Consent withdrawn since it was scheduled (the replan cancels it too).
-                await lock_patient(session, current.patient_id)
-                await self.records.append(session, current, version, rem.cancel(current, "opted_out"))
+            crisis_message = current.kind is CRISIS_RESOURCES_KIND
+            contact = await load_contact(session, patient_id)
+            preferred = contact.channel_for(crisis_message) if contact else None
+            if preferred is None:
+                # Consent withdrawn (or no address left) since it was scheduled; the replan
+                # cancels it too.
+                reason = "no_contact" if crisis_message else "opted_out"
+                await self.records.append(session, current, version, rem.cancel(current, reason))
                 return None
-            facts = await load_facts(session, current.patient_id)
+            # The delivery continues the trace of the clinic request that led to the reminder.
+            scheduled_in = (
+                await session.execute(
+                    select(events.c.meta)
+                    .where(events.c.stream_id == reminder_stream(reminder_id))
+                    .order_by(events.c.version.desc())
+                    .limit(1)
+                )
+            ).scalar_one_or_none() or {}
+            facts = await load_facts(session, patient_id)
+            if keeps_quiet_hours(current.kind) and QUIET_HOURS.is_quiet(now, facts.zone):
+                morning = QUIET_HOURS.deliver_at(now, facts.zone)
+                await self.records.append(
+                    session,
+                    current,
+                    version,
+                    rem.move(current, current.due_at, morning),
+                    queue={"lease_until": None},
+                    traceparent=scheduled_in.get("traceparent"),
+                )
+                return None
             appointment = None
             if current.referral_id and current.referral_id in facts.referrals:
                 appointment = facts.referrals[current.referral_id].appointment_at
-            message = compose(current.kind, crisis=facts.crisis_resources, appointment_at=appointment, timezone=facts.zone)
-            channel = Channel.EMAIL if contact.channel is ContactChannel.EMAIL else Channel.SMS
+            message = compose(
+                current.kind, crisis=facts.crisis_resources, appointment_at=appointment, timezone=facts.zone
+            )
+            channel = Channel.EMAIL if preferred is ContactChannel.EMAIL else Channel.SMS
             to = contact.email if channel is Channel.EMAIL else contact.phone
             last = (
                 await session.execute(
@@ -196,20 +244,15 @@ class DeliveryLoop:
                 )
             ).first()
             attempt = (last.attempt + 1) if last else 1
-            # The delivery continues the trace of the clinic request that led to the reminder.
-            scheduled_in = (
-                await session.execute(
-                    select(events.c.meta)
-                    .where(events.c.stream_id == reminder_stream(reminder_id))
-                    .order_by(events.c.version.desc())
-                    .limit(1)
-                )
-            ).scalar_one_or_none() or {}
             # One key per reminder, whatever the try: what makes a resend harmless.
             key = reminder_id
             await session.execute(
                 insert(delivery_attempts).values(
-                    reminder_id=reminder_id, attempt=attempt, idempotency_key=key, channel=channel.value, started_at=now
+                    reminder_id=reminder_id,
+                    attempt=attempt,
+                    idempotency_key=key,
+                    channel=channel.value,
+                    started_at=now,
                 )
             )
         return Claimed(
@@ -219,7 +262,9 @@ class DeliveryLoop:
             in_doubt=bool(last and last.outcome is None),
             channel=channel,
             outgoing=Outgoing(key, to or "", message.subject, message.text),
-            crisis=facts.crisis_resources,
+            crisis=facts.crisis_resources or crisis_message,
+            kind=current.kind,
+            timezone=facts.zone,
             traceparent=scheduled_in.get("traceparent"),
         )
 
@@ -236,7 +281,10 @@ class DeliveryLoop:
         async with self.db.transaction() as session:
             await session.execute(
                 update(delivery_attempts)
-                .where(delivery_attempts.c.reminder_id == claimed.reminder_id, delivery_attempts.c.attempt == claimed.attempt)
+                .where(
+                    delivery_attempts.c.reminder_id == claimed.reminder_id,
+                    delivery_attempts.c.attempt == claimed.attempt,
+                )
                 .values(outcome="error" if error else "sent", error=error)
             )
             await lock_patient(session, claimed.patient_id)
@@ -246,11 +294,17 @@ class DeliveryLoop:
                 if current.status in (rem.SENT, rem.FAILED):
                     return
                 event = rem.record_sent(current, claimed.channel, now, claimed.attempt, claimed.crisis)
-                await self.records.append(session, current, version, event, queue={"lease_until": None, "attempts": claimed.attempt})
+                await self.records.append(
+                    session, current, version, event, queue={"lease_until": None, "attempts": claimed.attempt}
+                )
                 self.sent += 1
                 log.info(
                     "reminder sent",
-                    extra={"reminder_id": claimed.reminder_id, "channel": claimed.channel.value, "attempt": claimed.attempt},
+                    extra={
+                        "reminder_id": claimed.reminder_id,
+                        "channel": claimed.channel.value,
+                        "attempt": claimed.attempt,
+                    },
                 )
                 if current.kind is ReminderKind.ADHERENCE:
                     await replan(session, self.store, claimed.patient_id, now)
@@ -264,11 +318,18 @@ class DeliveryLoop:
             if claimed.attempt >= self.policy.max_attempts:
                 event = rem.record_failed(current, claimed.channel, now, claimed.attempt, error)
                 await self.records.append(
-                    session, current, version, event, queue={"lease_until": None, "attempts": claimed.attempt, "last_error": error[:120]}
+                    session,
+                    current,
+                    version,
+                    event,
+                    queue={"lease_until": None, "attempts": claimed.attempt, "last_error": error[:120]},
                 )
                 if current.kind is ReminderKind.ADHERENCE:
                     await replan(session, self.store, claimed.patient_id, now)
                 return
+            next_try = now + self.policy.backoff(claimed.attempt)
+            if keeps_quiet_hours(claimed.kind):
+                next_try = QUIET_HOURS.deliver_at(next_try, claimed.timezone)
             await session.execute(
                 update(reminders)
                 .where(reminders.c.reminder_id == claimed.reminder_id)
@@ -276,7 +337,7 @@ class DeliveryLoop:
                     attempts=claimed.attempt,
                     last_error=error[:120],
                     lease_until=None,
-                    next_attempt_at=now + self.policy.backoff(claimed.attempt),
+                    next_attempt_at=next_try,
                 )
             )
 

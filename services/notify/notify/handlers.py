@@ -11,6 +11,7 @@ the facts, so the reminders converge.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -24,13 +25,14 @@ from care_shared.contracts.intake import (
     TrialCompleted,
     TrialStarted,
 )
-from care_shared.contracts.pathway import AssessmentChanged
-from care_shared.contracts.referral import ReferralCancelled, ReferralScheduled
+from care_shared.contracts.pathway import AssessmentChanged, Urgency
+from care_shared.contracts.referral import ReferralCancelled, ReferralCompleted, ReferralScheduled
 from care_shared.envelope import Envelope
 from care_shared.eventstore import EventStore
 from care_shared.seen import record_seen
 from care_shared.service import project_access
 from notify.records import lock_patient, replan, upsert
+from notify.schedule import RAISED_URGENCY
 from notify.tables import patient_facts, referral_facts, trial_facts
 
 SCHEDULE_INPUTS = (
@@ -41,6 +43,7 @@ SCHEDULE_INPUTS = (
     AssessmentChanged,
     ReferralScheduled,
     ReferralCancelled,
+    ReferralCompleted,
 )
 
 
@@ -50,11 +53,14 @@ def recorder(consumer: str, store: EventStore, clock: Clock) -> Callable:
         patient_id = getattr(payload, "patient_id", None)
         if not patient_id:
             return
-        await record_seen(session, consumer, envelope, patient_id, caused_by=getattr(payload, "as_of_event", None))
+        await record_seen(
+            session, consumer, envelope, patient_id, caused_by=getattr(payload, "as_of_event", None)
+        )
         if isinstance(payload, SCHEDULE_INPUTS):
             await lock_patient(session, patient_id)
-            await keep_fact(session, envelope, payload)
-            await replan(session, store, patient_id, clock.now())
+            now = clock.now()
+            await keep_fact(session, envelope, payload, now)
+            await replan(session, store, patient_id, now)
 
     return handle
 
@@ -64,41 +70,80 @@ def suicidality(e: AssessmentRecorded) -> bool:
     return (e.item9 or 0) >= 1 or e.suicide_risk in (SuicideRisk.FLAGGED, SuicideRisk.ACTIVE_INTENT)
 
 
-async def keep_fact(session: AsyncSession, envelope: Envelope, e: EventData) -> None:
+async def keep_fact(session: AsyncSession, envelope: Envelope, e: EventData, now: datetime) -> None:
     pid = e.patient_id
     match e:
         case PatientRegistered():
             await session.execute(
-                update(patient_facts).where(patient_facts.c.patient_id == pid).values(birth_year=e.birth_year, timezone=e.timezone)
+                update(patient_facts)
+                .where(patient_facts.c.patient_id == pid)
+                .values(birth_year=e.birth_year, timezone=e.timezone)
             )
         case TrialStarted():
-            stmt = upsert(session)(trial_facts).values(trial_id=e.trial_id, patient_id=pid, started_on=e.started_on, completed=False)
-            await session.execute(stmt.on_conflict_do_update(index_elements=["trial_id"], set_={"started_on": e.started_on}))
+            stmt = upsert(session)(trial_facts).values(
+                trial_id=e.trial_id,
+                patient_id=pid,
+                started_on=e.started_on,
+                completed=False,
+                kind=e.kind.value,
+            )
+            await session.execute(
+                stmt.on_conflict_do_update(
+                    index_elements=["trial_id"], set_={"started_on": e.started_on, "kind": e.kind.value}
+                )
+            )
         case TrialCompleted():
-            stmt = upsert(session)(trial_facts).values(trial_id=e.trial_id, patient_id=pid, started_on=None, completed=True)
-            await session.execute(stmt.on_conflict_do_update(index_elements=["trial_id"], set_={"completed": True}))
+            stmt = upsert(session)(trial_facts).values(
+                trial_id=e.trial_id, patient_id=pid, started_on=None, completed=True
+            )
+            await session.execute(
+                stmt.on_conflict_do_update(index_elements=["trial_id"], set_={"completed": True})
+            )
         case AssessmentRecorded() if suicidality(e):
             # Kept once seen (*convention*): it brings the first review forward, never back.
             await session.execute(
-                update(patient_facts).where(patient_facts.c.patient_id == pid).values(suicidality_flagged=True)
+                update(patient_facts)
+                .where(patient_facts.c.patient_id == pid)
+                .values(suicidality_flagged=True)
             )
         case AssessmentChanged():
+            row = (
+                await session.execute(select(patient_facts).where(patient_facts.c.patient_id == pid))
+            ).one()
             # as_of_event is an intake event id, UUIDv7: later ids are later events.
+            if row.urgency_as_of is not None and row.urgency_as_of >= e.as_of_event:
+                return
+            raised, was_raised = (
+                e.assessment.urgency in RAISED_URGENCY,
+                Urgency(row.urgency) in RAISED_URGENCY,
+            )
+            # A rise (from routine, or no assessment yet) is remembered until urgency goes
+            # down: one crisis-resources message per rise, not per urgent assessment.
+            rise = (
+                {"crisis_since": e.as_of_event, "crisis_raised_at": now} if raised and not was_raised else {}
+            )
+            fall = {"crisis_since": None, "crisis_raised_at": None} if not raised else {}
             await session.execute(
                 update(patient_facts)
-                .where(
-                    patient_facts.c.patient_id == pid,
-                    (patient_facts.c.urgency_as_of.is_(None)) | (patient_facts.c.urgency_as_of < e.as_of_event),
-                )
-                .values(urgency=e.assessment.urgency.value, urgency_as_of=e.as_of_event)
+                .where(patient_facts.c.patient_id == pid)
+                .values(urgency=e.assessment.urgency.value, urgency_as_of=e.as_of_event, **rise, **fall)
             )
         case ReferralScheduled():
             order = [envelope.sequence or 0, envelope.time.isoformat()]
-            row = (await session.execute(select(referral_facts).where(referral_facts.c.referral_id == e.referral_id))).first()
+            row = (
+                await session.execute(
+                    select(referral_facts).where(referral_facts.c.referral_id == e.referral_id)
+                )
+            ).first()
             if row is None:
                 await session.execute(
                     referral_facts.insert().values(
-                        referral_id=e.referral_id, patient_id=pid, appointment_at=e.appointment_at, cancelled=False, last_event=order
+                        referral_id=e.referral_id,
+                        patient_id=pid,
+                        appointment_at=e.appointment_at,
+                        cancelled=False,
+                        completed=False,
+                        last_event=order,
                     )
                 )
             elif row.appointment_at is None or _older(row.last_event, order):
@@ -109,8 +154,21 @@ async def keep_fact(session: AsyncSession, envelope: Envelope, e: EventData) -> 
                 )
         case ReferralCancelled():
             # A cancellation ends the referral whenever it arrives; a new booking is a new referral.
-            stmt = upsert(session)(referral_facts).values(referral_id=e.referral_id, patient_id=pid, cancelled=True)
-            await session.execute(stmt.on_conflict_do_update(index_elements=["referral_id"], set_={"cancelled": True}))
+            stmt = upsert(session)(referral_facts).values(
+                referral_id=e.referral_id, patient_id=pid, cancelled=True, completed=False
+            )
+            await session.execute(
+                stmt.on_conflict_do_update(index_elements=["referral_id"], set_={"cancelled": True})
+            )
+        case ReferralCompleted():
+            # Completed ends it too (referral allows completing before the appointment); a
+            # decline comes before any booking (referral re-routes it), so it ends nothing here.
+            stmt = upsert(session)(referral_facts).values(
+                referral_id=e.referral_id, patient_id=pid, cancelled=False, completed=True
+            )
+            await session.execute(
+                stmt.on_conflict_do_update(index_elements=["referral_id"], set_={"completed": True})
+            )
 
 
 def _older(stored: list | None, incoming: list) -> bool:

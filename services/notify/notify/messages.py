@@ -9,6 +9,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from care_shared.contracts.notify import ReminderKind
+from notify.schedule import CRISIS_RESOURCES_KIND
 
 CRISIS_RESOURCES = (
     "If you are in crisis or thinking about suicide, help is available now: call or text 988 "
@@ -16,6 +17,8 @@ CRISIS_RESOURCES = (
 )
 
 SUBJECT = "A reminder from your care team"
+CRISIS_SUBJECT = "A message from your care team"
+CRISIS_TEXT = "Your care team wants you to know that support is there for you, day and night."
 
 _TEXT = {
     ReminderKind.FIRST_REVIEW: "It is time for your first check-in with your care team. Please get in touch to arrange it.",
@@ -34,7 +37,16 @@ class Message:
     text: str
 
 
-def compose(kind: ReminderKind, *, crisis: bool, appointment_at: datetime | None = None, timezone: str = "UTC") -> Message:
+def crisis_message() -> Message:
+    """Sent once when the patient's urgency rises to urgent or emergency (section 5)."""
+    return Message(CRISIS_SUBJECT, f"{CRISIS_TEXT}\n\n{CRISIS_RESOURCES}")
+
+
+def compose(
+    kind: ReminderKind, *, crisis: bool, appointment_at: datetime | None = None, timezone: str = "UTC"
+) -> Message:
+    if kind is CRISIS_RESOURCES_KIND:
+        return crisis_message()
     if kind in (ReminderKind.APPOINTMENT_48H, ReminderKind.APPOINTMENT_2H):
         when = ""
         if appointment_at is not None:

@@ -27,3 +27,12 @@ class QuietHours:
             return due
         day = local.date() + timedelta(days=1) if local.time() >= self.start else local.date()
         return datetime.combine(day, self.end, tzinfo=zone).astimezone(UTC)
+
+    def send_at(self, planned: datetime, now: datetime, timezone: str) -> datetime:
+        """When a message planned for `planned` may go, seen at `now`. A time still ahead
+        stands (planning already moved it out of quiet hours); one that has passed (planned
+        late, moved to a past time, a backlog, a retry) goes now, unless now is quiet: then
+        at the next 08:00."""
+        if planned <= now and self.is_quiet(now, timezone):
+            return self.deliver_at(now, timezone)
+        return planned

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from care_shared.auth import patient_clinics
 from care_shared.contracts import EventData, decode
+from care_shared.contracts.intake import TrialKind
 from care_shared.contracts.notify import ReminderKind, ReminderMoved, ReminderScheduled
 from care_shared.contracts.pathway import Urgency
 from care_shared.eventstore import EventStore, NewEvent
@@ -47,19 +48,29 @@ async def lock_patient(session: AsyncSession, patient_id: str) -> None:
         .on_conflict_do_nothing()
     )
     if session.bind.dialect.name == "postgresql":
-        await session.execute(select(patient_facts.c.patient_id).where(patient_facts.c.patient_id == patient_id).with_for_update())
+        await session.execute(
+            select(patient_facts.c.patient_id)
+            .where(patient_facts.c.patient_id == patient_id)
+            .with_for_update()
+        )
 
 
 async def load_facts(session: AsyncSession, patient_id: str) -> schedule.PatientFacts:
-    row = (await session.execute(select(patient_facts).where(patient_facts.c.patient_id == patient_id))).first()
+    row = (
+        await session.execute(select(patient_facts).where(patient_facts.c.patient_id == patient_id))
+    ).first()
     facts = schedule.PatientFacts(patient_id)
     if row:
         facts.birth_year, facts.timezone = row.birth_year, row.timezone
         facts.urgency, facts.suicidality_flagged = Urgency(row.urgency), row.suicidality_flagged
+        facts.crisis_since, facts.crisis_raised_at = row.crisis_since, utc(row.crisis_raised_at)
     for t in await session.execute(select(trial_facts).where(trial_facts.c.patient_id == patient_id)):
-        facts.trials[t.trial_id] = schedule.TrialFacts(t.trial_id, t.started_on, t.completed)
+        kind = TrialKind(t.kind) if t.kind else None
+        facts.trials[t.trial_id] = schedule.TrialFacts(t.trial_id, t.started_on, t.completed, kind)
     for r in await session.execute(select(referral_facts).where(referral_facts.c.patient_id == patient_id)):
-        facts.referrals[r.referral_id] = schedule.ReferralFacts(r.referral_id, utc(r.appointment_at), r.cancelled)
+        facts.referrals[r.referral_id] = schedule.ReferralFacts(
+            r.referral_id, utc(r.appointment_at), r.cancelled, r.completed
+        )
     return facts
 
 
@@ -72,7 +83,9 @@ async def load_contact(session: AsyncSession, patient_id: str) -> ContactPrefere
     )
 
 
-async def save_contact(session: AsyncSession, patient_id: str, prefs: ContactPreferences, at: datetime) -> None:
+async def save_contact(
+    session: AsyncSession, patient_id: str, prefs: ContactPreferences, at: datetime
+) -> None:
     values = {
         "email": prefs.email,
         "phone": prefs.phone,
@@ -89,29 +102,44 @@ async def existing_reminders(session: AsyncSession, patient_id: str) -> list[sch
     rows = await session.execute(select(reminders).where(reminders.c.patient_id == patient_id))
     return [
         schedule.ExistingReminder(
-            r.reminder_id, ReminderKind(r.kind), r.status, utc(r.due_at), utc(r.deliver_at), r.trial_id, r.referral_id
+            r.reminder_id,
+            ReminderKind(r.kind),
+            r.status,
+            utc(r.due_at),
+            utc(r.deliver_at),
+            r.trial_id,
+            r.referral_id,
         )
         for r in rows
     ]
 
 
-async def adherence_done_until(session: AsyncSession, patient_id: str) -> dict[str, datetime]:
-    rows = await session.execute(
-        select(reminders.c.trial_id, func.max(reminders.c.due_at))
-        .where(
+async def adherence_done_until(session: AsyncSession, patient_id: str) -> datetime | None:
+    """The due time of the patient's last adherence reminder sent or failed."""
+    due = await session.scalar(
+        select(func.max(reminders.c.due_at)).where(
             reminders.c.patient_id == patient_id,
             reminders.c.kind == ReminderKind.ADHERENCE.value,
             reminders.c.status.in_([rem.SENT, rem.FAILED]),
         )
-        .group_by(reminders.c.trial_id)
     )
-    return {trial_id: utc(due) for trial_id, due in rows}
+    return utc(due)
 
 
 # The reminder columns its events decide; the rest is the delivery queue's working state.
 FROM_EVENTS = (
-    "patient_id", "kind", "status", "due_at", "deliver_at", "trial_id", "referral_id",
-    "channel", "sent_at", "failed_at", "reason", "crisis_resources",
+    "patient_id",
+    "kind",
+    "status",
+    "due_at",
+    "deliver_at",
+    "trial_id",
+    "referral_id",
+    "channel",
+    "sent_at",
+    "failed_at",
+    "reason",
+    "crisis_resources",
 )
 
 
@@ -147,17 +175,31 @@ class ReminderRecords:
         return rem.fold(history), (stored[-1].version if stored else 0)
 
     async def append(
-        self, session: AsyncSession, current: rem.Reminder | None, version: int, event: EventData, *, queue: dict | None = None
+        self,
+        session: AsyncSession,
+        current: rem.Reminder | None,
+        version: int,
+        event: EventData,
+        *,
+        queue: dict | None = None,
+        traceparent: str | None = None,
     ) -> rem.Reminder:
+        """`traceparent`: the trace to carry on where the event has no cause of its own (the
+        delivery loop holding a reminder over quiet hours keeps the trace it came from)."""
         reminder_id, patient_id = event.reminder_id, event.patient_id
         clinic_id = (
-            await session.execute(select(patient_clinics.c.clinic_id).where(patient_clinics.c.patient_id == patient_id))
+            await session.execute(
+                select(patient_clinics.c.clinic_id).where(patient_clinics.c.patient_id == patient_id)
+            )
         ).scalar_one_or_none()
+        meta = {"clinicid": clinic_id} if clinic_id else {}
+        if traceparent:
+            meta["traceparent"] = traceparent
         await self.store.append(
             session,
             reminder_stream(reminder_id),
             version,
-            [NewEvent(event.event_type, patient_id, event.to_data(), meta={"clinicid": clinic_id} if clinic_id else {})],
+            [NewEvent(event.event_type, patient_id, event.to_data(), meta=meta)],
         )
         after, _ = await self.load(session, reminder_id)  # the stream is the truth: fold it
         assert after is not None
@@ -170,17 +212,25 @@ class ReminderRecords:
             row.setdefault("attempts", 0)
             await session.execute(insert(reminders).values(reminder_id=reminder_id, **row))
         else:
-            await session.execute(update(reminders).where(reminders.c.reminder_id == reminder_id).values(**row))
+            await session.execute(
+                update(reminders).where(reminders.c.reminder_id == reminder_id).values(**row)
+            )
         return after
 
 
-async def replan(session: AsyncSession, store: EventStore, patient_id: str, now: datetime) -> list[schedule.Decision]:
+async def replan(
+    session: AsyncSession, store: EventStore, patient_id: str, now: datetime
+) -> list[schedule.Decision]:
     """Load the patient's facts, consent and reminders; let the schedule decide; append."""
     await lock_patient(session, patient_id)
     facts = await load_facts(session, patient_id)
     consent = await load_contact(session, patient_id)
-    planned = schedule.plan(facts, consent, now, adherence_done_until=await adherence_done_until(session, patient_id))
-    decisions = schedule.reconcile(planned, await existing_reminders(session, patient_id), now, facts, consent)
+    planned = schedule.plan(
+        facts, consent, now, adherence_done_until=await adherence_done_until(session, patient_id)
+    )
+    decisions = schedule.reconcile(
+        planned, await existing_reminders(session, patient_id), now, facts, consent
+    )
     records = ReminderRecords(store)
     for d in decisions:
         if isinstance(d, schedule.Schedule):
@@ -202,7 +252,11 @@ async def replan(session: AsyncSession, store: EventStore, patient_id: str, now:
         else:
             current, version = await records.load(session, d.reminder_id)
             assert current is not None
-            event = rem.move(current, d.due_at, d.deliver_at) if isinstance(d, schedule.Move) else rem.cancel(current, d.reason)
+            event = (
+                rem.move(current, d.due_at, d.deliver_at)
+                if isinstance(d, schedule.Move)
+                else rem.cancel(current, d.reason)
+            )
             await records.append(session, current, version, event)
     return decisions
 

@@ -9,10 +9,11 @@ the facts arrived in, the same facts give the same plan: that is how handlers co
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from care_shared.contracts.intake import TrialKind
 from care_shared.contracts.notify import ReminderKind
 from care_shared.contracts.pathway import Urgency
 from notify.contact import AdherenceFrequency, ContactPreferences
@@ -28,13 +29,35 @@ EARLY_FIRST_REVIEW_WEEK = 1
 YOUNG_ADULT_AGES = range(18, 26)
 RESPONSE_CHECK_WEEK = 4  # with a PHQ-9
 LATE_REVIEW_WEEK = 8
-APPOINTMENT_LEADS = {ReminderKind.APPOINTMENT_48H: timedelta(hours=48), ReminderKind.APPOINTMENT_2H: timedelta(hours=2)}
+APPOINTMENT_LEADS = {
+    ReminderKind.APPOINTMENT_48H: timedelta(hours=48),
+    ReminderKind.APPOINTMENT_2H: timedelta(hours=2),
+}
 # *convention*: a reminder that would first be scheduled more than a day after its time is
 # stale (a review reminder for months ago helps nobody); one already scheduled still goes.
 STALE_AFTER = timedelta(days=1)
 # Where the patient's time zone is not known yet (intake's patient-registered not arrived):
 # plan in UTC; the reminders move when it arrives.
 DEFAULT_TIMEZONE = "UTC"
+# CLINICAL.md section 8 "medication adherence reminders": the trials of a medicine the patient
+# takes at home (section 1's medication kinds). Esketamine and ketamine are given at the clinic,
+# under supervision; psychotherapy, ECT, rTMS, VNS and DBS are no medicine to keep to.
+MEDICATION_TRIALS = frozenset({TrialKind.ANTIDEPRESSANT, TrialKind.AUGMENTATION, TrialKind.COMBINATION})
+RAISED_URGENCY = frozenset({Urgency.URGENT, Urgency.EMERGENCY})
+
+# The crisis-resources message (CLINICAL.md section 5) is a reminder of its own kind. The kind
+# belongs in the shared contract (care_shared.contracts.notify.ReminderKind.CRISIS_RESOURCES);
+# until the contract has it, notify plans no such message (the resources still ride on every
+# reminder while urgency is raised).
+CRISIS_RESOURCES_KIND: ReminderKind | None = getattr(ReminderKind, "CRISIS_RESOURCES", None)
+
+
+def keeps_quiet_hours(kind: ReminderKind) -> bool:
+    """*convention*: every reminder waits out quiet hours (section 8) except the crisis-resources
+    message: crisis resources are a safety rule that preferences cannot turn off (sections 5
+    and 8), and help that is available now must not wait for the morning."""
+    return kind is not CRISIS_RESOURCES_KIND
+
 
 _NAMESPACE = uuid.UUID("5b0e3c1e-7d4a-4c55-9a55-2f0a4c1d6e01")
 
@@ -50,6 +73,15 @@ class TrialFacts:
     trial_id: str
     started_on: date | None = None  # None: completed seen before started
     completed: bool = False
+    kind: TrialKind | None = None  # None: its start not seen yet
+
+    @property
+    def running(self) -> bool:
+        return self.started_on is not None and not self.completed
+
+    @property
+    def medication(self) -> bool:
+        return self.kind in MEDICATION_TRIALS
 
 
 @dataclass
@@ -57,6 +89,11 @@ class ReferralFacts:
     referral_id: str
     appointment_at: datetime | None = None
     cancelled: bool = False
+    completed: bool = False  # seen: the appointment took place, or the referral closed early
+
+    @property
+    def open(self) -> bool:
+        return not (self.cancelled or self.completed)
 
 
 @dataclass
@@ -68,6 +105,10 @@ class PatientFacts:
     timezone: str | None = None
     urgency: Urgency = Urgency.ROUTINE
     suicidality_flagged: bool = False
+    # The latest rise of urgency to urgent or emergency: the assessment that raised it
+    # (pathway's as_of_event) and notify's time then. None while urgency is routine.
+    crisis_since: str | None = None
+    crisis_raised_at: datetime | None = None
     trials: dict[str, TrialFacts] = field(default_factory=dict)
     referrals: dict[str, ReferralFacts] = field(default_factory=dict)
 
@@ -79,7 +120,14 @@ class PatientFacts:
     def crisis_resources(self) -> bool:
         """CLINICAL.md section 5: every message carries crisis resources while urgency is
         urgent or emergency, whatever the preferences say."""
-        return self.urgency in (Urgency.URGENT, Urgency.EMERGENCY)
+        return self.urgency in RAISED_URGENCY
+
+    @property
+    def adherence_series_start(self) -> date | None:
+        """One adherence series per patient while any medication trial runs (two trials
+        would otherwise send two identical messages), counted from the earliest running
+        one's start; None when none runs."""
+        return min((t.started_on for t in self.trials.values() if t.running and t.medication), default=None)
 
     def early_first_review(self, trial: TrialFacts) -> bool:
         young = (
@@ -145,34 +193,34 @@ def trial_reviews(facts: PatientFacts, trial: TrialFacts) -> list[PlannedReminde
 
 
 def next_adherence(
-    facts: PatientFacts, trial: TrialFacts, frequency: AdherenceFrequency, after: datetime
+    facts: PatientFacts, start: date, frequency: AdherenceFrequency, after: datetime
 ) -> PlannedReminder:
-    """The first adherence reminder of the trial due after `after`: daily from the day after
-    the start, or weekly on the weekday it started, at 09:00 local time. One is pending at a
-    time; the next is planned once it has gone."""
-    assert trial.started_on is not None
+    """The patient's first adherence reminder due after `after`: daily from the day after
+    the series' start, or weekly on the weekday it started, at 09:00 local time. One is
+    pending at a time; the next is planned once it has gone. Keyed on its day, so one day
+    never has two."""
     step = 1 if frequency is AdherenceFrequency.DAILY else 7
     local_after = after.astimezone(ZoneInfo(facts.zone)).date()
-    n = max(1, (local_after - trial.started_on).days // step)
+    n = max(1, (local_after - start).days // step)
     while True:
-        due = local_time_on(trial.started_on + timedelta(days=n * step), REMINDER_TIME, facts.zone)
+        day = start + timedelta(days=n * step)
+        due = local_time_on(day, REMINDER_TIME, facts.zone)
         if due > after:
             return _planned(
-                f"{trial.trial_id}/adherence/{frequency.value}/{n}",
-                ReminderKind.ADHERENCE,
-                due,
-                facts.zone,
-                trial_id=trial.trial_id,
+                f"{facts.patient_id}/adherence/{day.isoformat()}", ReminderKind.ADHERENCE, due, facts.zone
             )
         n += 1
 
 
 def appointment_reminders(facts: PatientFacts, referral: ReferralFacts) -> list[PlannedReminder]:
     assert referral.appointment_at is not None
+    # Keyed on the appointment's time too: a reschedule after the 48 h reminder went gets
+    # fresh reminders for the new time (the pending ones for the old time are cancelled).
+    appointment = referral.appointment_at.astimezone(UTC).isoformat()
     planned = []
     for kind, lead in APPOINTMENT_LEADS.items():
         reminder = _planned(
-            f"{referral.referral_id}/{kind.value}",
+            f"{referral.referral_id}/{kind.value}/{appointment}",
             kind,
             referral.appointment_at - lead,
             facts.zone,
@@ -184,29 +232,48 @@ def appointment_reminders(facts: PatientFacts, referral: ReferralFacts) -> list[
     return planned
 
 
+def crisis_resources_message(
+    facts: PatientFacts, consent: ContactPreferences | None
+) -> list[PlannedReminder]:
+    """CLINICAL.md sections 5 and 8: when urgency rises to urgent or emergency, one message
+    with the crisis resources, whatever the preferences (reminders off or channel none: to
+    any address on file). Keyed on the assessment that raised it: once per rise."""
+    if CRISIS_RESOURCES_KIND is None or facts.crisis_since is None:
+        return []
+    if consent is None or consent.crisis_channel is None:
+        return []  # no address on file: nothing to send
+    assert facts.crisis_raised_at is not None
+    at = facts.crisis_raised_at
+    return [
+        PlannedReminder(
+            f"{facts.patient_id}/crisis_resources/{facts.crisis_since}", CRISIS_RESOURCES_KIND, at, at
+        )
+    ]
+
+
 def plan(
     facts: PatientFacts,
     consent: ContactPreferences | None,
     now: datetime,
     *,
-    adherence_done_until: dict[str, datetime] | None = None,
+    adherence_done_until: datetime | None = None,
 ) -> list[PlannedReminder]:
     """Every reminder the patient's facts and consent ask for. Reminders are opt-in: no
-    contact, reminders off or channel none plans nothing. `adherence_done_until` gives, per
-    trial, the due time of its last adherence reminder already sent or failed."""
+    contact, reminders off or channel none plans nothing but the crisis-resources message.
+    `adherence_done_until` is the due time of the patient's last adherence reminder already
+    sent or failed."""
+    planned = crisis_resources_message(facts, consent)
     if consent is None or not consent.wants_reminders:
-        return []
-    done = adherence_done_until or {}
-    planned: list[PlannedReminder] = []
+        return planned
     for trial in facts.trials.values():
-        if trial.started_on is None or trial.completed:
-            continue
-        planned += trial_reviews(facts, trial)
-        if consent.wants_adherence:
-            after = max(now - STALE_AFTER, done.get(trial.trial_id, now - STALE_AFTER))
-            planned.append(next_adherence(facts, trial, consent.adherence, after))
+        if trial.running:
+            planned += trial_reviews(facts, trial)
+    start = facts.adherence_series_start
+    if consent.wants_adherence and start is not None:
+        after = max(now - STALE_AFTER, adherence_done_until or now - STALE_AFTER)
+        planned.append(next_adherence(facts, start, consent.adherence, after))
     for referral in facts.referrals.values():
-        if referral.appointment_at is not None and not referral.cancelled:
+        if referral.appointment_at is not None and referral.open:
             planned += appointment_reminders(facts, referral)
     return planned
 
@@ -235,20 +302,55 @@ class Cancel:
 Decision = Schedule | Move | Cancel
 
 
-def withdrawal_reason(facts: PatientFacts, consent: ContactPreferences | None, existing: ExistingReminder) -> str:
+def withdrawal_reason(
+    facts: PatientFacts, consent: ContactPreferences | None, existing: ExistingReminder
+) -> str:
+    if existing.kind is CRISIS_RESOURCES_KIND:
+        if facts.crisis_since is None:
+            return "urgency_lowered"
+        return "no_contact" if consent is None or consent.crisis_channel is None else "superseded"
     if consent is None or not consent.wants_reminders:
         return "opted_out"
+    if existing.kind is ReminderKind.ADHERENCE:
+        if not consent.wants_adherence:
+            return "opted_out"
+        return "trial_completed" if facts.adherence_series_start is None else "superseded"
     if existing.trial_id:
         trial = facts.trials.get(existing.trial_id)
         if trial and trial.completed:
             return "trial_completed"
-        if existing.kind is ReminderKind.ADHERENCE and not consent.wants_adherence:
-            return "opted_out"
     if existing.referral_id:
         referral = facts.referrals.get(existing.referral_id)
         if referral and referral.cancelled:
             return "referral_cancelled"
+        if referral and referral.completed:
+            return "referral_completed"
+        lead = APPOINTMENT_LEADS.get(existing.kind)
+        if (
+            referral
+            and referral.appointment_at
+            and lead
+            and existing.due_at != referral.appointment_at - lead
+        ):
+            return "rescheduled"
     return "superseded"
+
+
+def send_at(p: PlannedReminder, now: datetime, timezone: str) -> datetime:
+    """When a planned reminder goes, seen at `now`: a time that has passed while it is quiet
+    hours waits for 08:00 (CLINICAL.md section 8). The delivery loop checks again when it
+    sends, for what passes the time here (a backlog, a retry)."""
+    if not keeps_quiet_hours(p.kind):
+        return p.deliver_at
+    return QUIET_HOURS.send_at(p.deliver_at, now, timezone)
+
+
+def _off_plan(e: ExistingReminder, due_at: datetime, deliver_at: datetime, now: datetime) -> bool:
+    if e.due_at != due_at:
+        return True
+    # Both times passed: it is due either way (the delivery loop may have held it over
+    # quiet hours): pulling it back would only undo that.
+    return e.deliver_at != deliver_at and not (e.deliver_at <= now and deliver_at <= now)
 
 
 def reconcile(
@@ -260,17 +362,19 @@ def reconcile(
 ) -> list[Decision]:
     """Schedule what is planned and missing (unless already stale), move what is planned for
     another time, cancel what is pending and no longer planned. Sent and failed reminders are
-    history: never touched."""
+    history: never touched. A time already passed is kept out of quiet hours from `now`."""
     by_id = {e.reminder_id: e for e in existing}
     wanted = {p.reminder_id: p for p in planned}
     decisions: list[Decision] = []
     for rid, p in wanted.items():
         e = by_id.get(rid)
+        deliver_at = send_at(p, now, facts.zone)
         if e is None or e.status == "cancelled":
-            if p.deliver_at >= now - STALE_AFTER:
-                decisions.append(Schedule(p))
-        elif e.status == "scheduled" and (e.due_at != p.due_at or e.deliver_at != p.deliver_at):
-            decisions.append(Move(rid, p.due_at, p.deliver_at))
+            # Crisis resources are never stale: they go while the urgency stays raised.
+            if p.deliver_at >= now - STALE_AFTER or p.kind is CRISIS_RESOURCES_KIND:
+                decisions.append(Schedule(replace(p, deliver_at=deliver_at)))
+        elif e.status == "scheduled" and _off_plan(e, p.due_at, deliver_at, now):
+            decisions.append(Move(rid, p.due_at, deliver_at))
     for rid, e in by_id.items():
         if e.status == "scheduled" and rid not in wanted:
             decisions.append(Cancel(rid, withdrawal_reason(facts, consent, e)))

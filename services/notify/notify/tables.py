@@ -11,7 +11,7 @@ sent-record here for exactly-once delivery. NATS stays the event backbone; the c
 in the database.
 """
 
-from sqlalchemy import JSON, Boolean, Column, Date, DateTime, Integer, MetaData, String, Table, Text
+from sqlalchemy import JSON, Boolean, Column, Date, DateTime, Integer, MetaData, String, Table, Text, false
 
 metadata = MetaData()
 
@@ -26,6 +26,10 @@ patient_facts = Table(
     # assessment-changed never overwrites a newer one.
     Column("urgency_as_of", String(36), nullable=True),
     Column("suicidality_flagged", Boolean, nullable=False),
+    # The latest rise of urgency to urgent or emergency (the assessment that raised it, and
+    # notify's time then), for the one crisis-resources message per rise. NULL while routine.
+    Column("crisis_since", String(36), nullable=True),
+    Column("crisis_raised_at", DateTime(timezone=True), nullable=True),
 )
 
 trial_facts = Table(
@@ -35,6 +39,9 @@ trial_facts = Table(
     Column("patient_id", String(36), nullable=False, index=True),
     Column("started_on", Date, nullable=True),
     Column("completed", Boolean, nullable=False),
+    # The trial's kind (adherence reminders are for medication trials); NULL until its start
+    # is seen.
+    Column("kind", String(16), nullable=True),
 )
 
 referral_facts = Table(
@@ -44,6 +51,7 @@ referral_facts = Table(
     Column("patient_id", String(36), nullable=False, index=True),
     Column("appointment_at", DateTime(timezone=True), nullable=True),
     Column("cancelled", Boolean, nullable=False),
+    Column("completed", Boolean, nullable=False, server_default=false()),
     # (sequence, time) of the referral event last applied: a later scheduled moves the
     # appointment, an older one arriving late changes nothing.
     Column("last_event", JSON, nullable=True),
