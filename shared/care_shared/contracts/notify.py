@@ -20,6 +20,7 @@ class ReminderKind(StrEnum):
     ADHERENCE = "adherence"
     APPOINTMENT_48H = "appointment_48h"
     APPOINTMENT_2H = "appointment_2h"
+    CRISIS_RESOURCES = "crisis_resources"  # once when urgency rises to urgent or emergency (CLINICAL.md 5)
 
 
 class Channel(StrEnum):
