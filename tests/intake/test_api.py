@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 
 import pytest
 
@@ -54,6 +55,10 @@ async def test_a_clinic_records_a_patient_episode_trial_and_completion_as_events
     assert first["specversion"] == "1.0" and first["source"] == "/intake" and first["subject"] == pid
     assert first["traceparent"]
     assert [e["id"] for e in published] == [e["id"] for e in history]
+    # On the wire too: UUIDv7 ids (time-ordered) and the stream sequence consumers order by.
+    assert all(uuid.UUID(e["id"]).version == 7 for e in published)
+    assert [e["sequence"] for e in published] == [1, 2, 3, 4, 5]
+    assert [e["id"] for e in published] == sorted(e["id"] for e in published)
 
 
 @pytest.mark.parametrize(
