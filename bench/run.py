@@ -1063,7 +1063,7 @@ async def run() -> dict:
     await section(report, "consumer_pathway", consumer("pathway", 30, 20, 60), 80)
     await section(report, "consumer_notify", consumer("notify", 30, 20, 60), 80)
     await section(report, "consumer_referral", referral_consumer(150, 4, 60), 80)
-    await section(report, "end_to_end", end_to_end(5, 10, [5, 10, 15, 20, 30, 45, 60], 6, 60), 200)
+    await section(report, "end_to_end", end_to_end(5, 10, [5, 10, 15, 20, 30, 45, 60, 90, 120], 6, 60), 240)
 
     # pathway's own micro-benchmarks (bench_pathway.py), CPU only.
     if left() > 15:
