@@ -244,7 +244,12 @@ def test_an_escalated_task_whose_lease_runs_out_waits_afresh() -> None:
     lease_end = NOW + limit + domain.DEFAULT_LEASE
     assert r.status_at(lease_end) == "queued" and not r.is_escalated()
     assert domain.escalate(r, lease_end + limit - timedelta(seconds=1)) == []
-    assert domain.escalate(r, lease_end + limit) != []
+    escalated = then(r, domain.escalate(r, lease_end + limit))
+    # The escalation of a lapsed claim shows: the task is back in the queue, escalated, and
+    # moves up; it is not escalated again for the same wait.
+    assert (escalated.status, escalated.claimed_by, escalated.is_escalated()) == ("queued", None, True)
+    assert escalated.waiting_since(lease_end + limit) == lease_end
+    assert domain.escalate(escalated, lease_end + 3 * limit) == []
 
 
 def test_decline_reroutes_and_never_returns_to_a_decliner() -> None:
@@ -283,8 +288,29 @@ def test_a_closed_referral_gives_way_to_the_next_for_newer_advice_only() -> None
         )
         == []
     )
-    # Newer advice that is no more urgent: the patient was seen for this need; no re-referral.
+    # Newer advice that is routine: the patient was seen for this need; no re-referral.
     assert advise(first, Advice(Urgency.ROUTINE, ("mood_disorder_clinic",), ("status trd",), "0002")) == []
+    # Suicidality refers every time (CLINICAL.md 5), even after an urgent referral was closed.
+    urgent_before = domain.fold(
+        [
+            *domain.open_referral(
+                patient_id="p1",
+                advice=Advice(Urgency.URGENT, ("mood_disorder_clinic",), ("suicidality (urgent)",), "0001"),
+                region="north",
+                now=NOW,
+                clinics=DIRECTORY,
+                loads={},
+            )
+        ]
+    )
+    urgent_before = then(urgent_before, domain.cancel(urgent_before, "patient moved away", NOW))
+    again = domain.fold(
+        advise(
+            urgent_before,
+            Advice(Urgency.URGENT, ("mood_disorder_clinic",), ("suicidality (urgent)",), "0002"),
+        )
+    )
+    assert again.urgency == Urgency.URGENT and again.status in ("queued", "unroutable")
     # Newer, more urgent advice opens the second referral for the need.
     emergency = Advice(Urgency.EMERGENCY, ("mood_disorder_clinic",), ("suicidality (emergency)",), "0002")
     second = domain.fold(advise(first, emergency))

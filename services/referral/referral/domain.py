@@ -13,7 +13,8 @@ The life of a referral (its task in the coordinators' queue):
     lease's end is in the claim). Any open referral may be cancelled.
 
 A patient has at most one open referral per need; once it is completed or cancelled, newer
-advice for the need opens the next one when it is more urgent than the closed one was. An escalation belongs to one wait for a coordinator:
+advice for the need opens the next one when it is urgent or emergency, or more urgent than
+the closed one was. An escalation belongs to one wait for a coordinator:
 a claim, or a re-route after a decline, ends it.
 """
 
@@ -326,7 +327,11 @@ def apply(r: Referral | None, e: EventData) -> Referral | None:
         r = replace(r, status=COMPLETED, claimed_by=None, lease_until=None)
         note |= {"event": "completed"}
     elif isinstance(e, ReferralEscalated):
-        r = replace(r, escalated_at=e.at)
+        # An escalation is only ever decided for a task waiting for a coordinator, so one of a
+        # claimed task says its lease ran out: it is back in the queue, waiting since then.
+        if r.status == CLAIMED:
+            r = replace(r, status=QUEUED if r.clinic_id else UNROUTABLE, claimed_by=None, lease_until=None)
+        r = replace(r, escalated_at=e.at, unclaimed_since=e.unclaimed_since)
         note |= {"event": "escalated", "urgency": e.urgency}
     elif isinstance(e, ReferralCancelled):
         r = replace(r, status=CANCELLED, claimed_by=None, lease_until=None)
@@ -361,17 +366,19 @@ def take_advice(
     """Pathway's advice for a need, given the patient's last referral for it (numbered
     `last_sequence`). Exactly one OPEN referral per patient and need: an open one is
     reassessed; when there is none yet, or the last one is closed (completed or cancelled),
-    the advice opens the next, but only for a more urgent need than the closed one had: a
-    patient seen for this need is not re-referred by every later re-assessment that still
-    advises it (a TRD status does for good), while suicidality rising after a routine
-    referral is referred again at once (CLINICAL.md 5, 7). Advice no newer than what a closed
-    referral already reflects (its own assessment redelivered, or an older one arriving late)
-    was taken: nothing."""
+    the advice opens the next when it is urgent or emergency (suicidality always refers,
+    CLINICAL.md 5, however often), or more urgent than the closed one was. Routine advice
+    after a closed referral opens nothing: a patient seen for this need is not re-referred by
+    every later re-assessment that still advises it (a TRD status does for good). Advice no
+    newer than what a closed referral already reflects (its own assessment redelivered, or an
+    older one arriving late) was taken: nothing."""
     if last is not None and last.is_open():
         return reassess(last, advice, now, clinics, loads)
     if last is not None and not _newer(advice, last):
         return []
-    if last is not None and URGENCY_RANK[advice.urgency] >= URGENCY_RANK[last.urgency]:
+    if last is not None and not (
+        advice.urgency in (Urgency.URGENT, Urgency.EMERGENCY) or _more_urgent(advice, last)
+    ):
         return []
     return open_referral(
         patient_id=patient_id,
@@ -382,6 +389,10 @@ def take_advice(
         loads=loads,
         sequence=last_sequence + 1,
     )
+
+
+def _more_urgent(advice: Advice, r: Referral) -> bool:
+    return URGENCY_RANK[advice.urgency] < URGENCY_RANK[r.urgency]
 
 
 def _newer(advice: Advice, r: Referral) -> bool:
