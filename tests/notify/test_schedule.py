@@ -141,6 +141,14 @@ def test_adherence_reminders_are_for_medication_trials_only(kind: TrialKind) -> 
     }
 
 
+def test_a_trial_recorded_before_kinds_were_kept_keeps_its_adherence_reminders() -> None:
+    """Rows from before migration 0003 have a start but no kind: they had adherence reminders,
+    and an upgrade must not stop them in silence."""
+    f = facts()
+    f.trials["t1"].kind = None
+    assert len(adherence(f)) == 1
+
+
 def test_two_medication_trials_give_one_adherence_reminder_a_day_until_the_last_completes() -> None:
     f = facts()
     f.trials["t2"] = TrialFacts("t2", STARTED + timedelta(days=3), kind=TrialKind.AUGMENTATION)

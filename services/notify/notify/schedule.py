@@ -81,7 +81,9 @@ class TrialFacts:
 
     @property
     def medication(self) -> bool:
-        return self.kind in MEDICATION_TRIALS
+        # A started trial without a kind was recorded before kinds were kept (migration 0003):
+        # it had adherence reminders then, so it keeps them rather than losing them silently.
+        return self.kind in MEDICATION_TRIALS or (self.kind is None and self.started_on is not None)
 
 
 @dataclass
