@@ -69,6 +69,7 @@ class V:
     referral: bool | object = ANY
     reasons: set = field(default_factory=set)
     capabilities: set = field(default_factory=set)
+    capabilities_absent: set = field(default_factory=set)  # capabilities the referral must not name
     must: set = field(default_factory=set)
     must_not: set = field(default_factory=set)
     first: str | None = None
@@ -459,28 +460,130 @@ VIGNETTES: list[V] = [
     V("failed T3 augmentation: liothyronine not offered again", "§6 augmentation options; §2 T3 alias",
       [episode(ONSET), *two_failures(), aug("T3", 0.05, *T3)],
       status="trd", mgh=2.5, options_absent={"augment": {"liothyronine", "T3"}}, options_present={"augment": {"lithium"}}),
-    # By the letter of §3 either clause puts the patient in remission: the PHQ-9 of 3 (< 5) on 1 April
-    # is the latest PHQ-9 and is dated after T1 ended (6 March), so in_remission, although T2 ended
-    # later in no_response. Staging keeps the history: C = {SSRI, SNRI}, Thase-Rush II; Maudsley
-    # 1 (onset to 5 May: 4 months) + 3 + 1 (2 agents) + 0 + 0 = 5; MGH 1 + 1 = 2. No referral: routine,
-    # not trd, nothing but continue_and_monitor and lifestyle recommended (§6, §7).
-    V("a PHQ-9 of 3 after the first failed trial, then a second failure: in remission by the letter",
-      "§3 in_remission (the latest PHQ-9 < 5 after a trial; after = on or after a completed trial's end, convention); §4",
+    # Review case (c). Changed: this row expected in_remission by the letter of §3, which hid the later
+    # failure. §3 as this project reads it (convention: the latest evidence decides): the PHQ-9 of 3 on
+    # 1 April is after T1 (ended 6 March), but T2 ended later (5 May) in no_response, so the trial is
+    # the latest evidence and it is not a remission. Two failed adequate trials of distinct agents
+    # (sertraline, venlafaxine): trd. C = {SSRI, SNRI}, Thase-Rush II; Maudsley 1 (onset to 5 May:
+    # 4 months) + 3 + 1 (2 agents) + 0 + 0 = 5; MGH 1 + 1 = 2 (no dose raised). §7 referral for trd;
+    # moderate, not psychotic: ECT among the §6 trd strategies, not first, and the referral does not
+    # need to name it. The status reason says what was overtaken.
+    V("a PHQ-9 of 3 after the first failed trial, then a later second failure: TRD, not remission",
+      "§3 in_remission (convention: the latest evidence decides; after = on or after a completed trial's end); §3 trd; §4; §6 trd; §7",
       [episode(ONSET), ad("sertraline", 100, *T1), phq9(3, 0, "2024-04-01"), ad("venlafaxine", 225, *T2)],
-      status="in_remission", thase_rush=2, maudsley=maud(5), mgh=2, referral=False,
-      must={"continue_and_monitor", "lifestyle"}, must_not={"augment", "switch", "psychotherapy"}),
-    # ---------------------------------------------------------------- in_remission by the letter (§3)
-    V("remission outcome, then a PHQ-9 of 15: in remission by the letter, flagged as a possible relapse",
-      "§3 in_remission (the latest completed trial ended in remission); §3 possible relapse flag (PHQ-9 >= 10, convention)",
+      status="trd", thase_rush=2, maudsley=maud(5), mgh=2, failed_adequate=2, referral=True, reasons={"trd"},
+      must=TRD_CORE | {"ect"}, must_not={"continue_and_monitor"}, options_absent={"switch": {"SSRI", "SNRI"}},
+      capabilities_absent={"ect"}, no_flags={"possible_relapse"}, reason_mentions={"earlier PHQ-9 of 3"}),
+    # Review case (c), a variant: T2 failed but was not adequate (adherence 60 %, §1), still a later
+    # trial that did not end in remission, so the PHQ-9 of 3 no longer decides. One failed adequate
+    # trial (sertraline): inadequate_response; T2 raises pseudo-resistance (adherence) and §6 optimise.
+    # Thase-Rush I; Maudsley 1 (4 months) + 3 + 1 + 0 + 0 = 5; MGH 1 (T2 inadequate, not scored).
+    # Routine, not trd, not psychotic, no augment/combine in the §6 inadequate_response row: no referral.
+    V("a PHQ-9 of 3 after a failed trial, then a later inadequate failure: not in remission",
+      "§3 in_remission (convention: the latest evidence decides); §1 inadequate trial that failed; §3 inadequate_response; §6",
+      [episode(ONSET), ad("sertraline", 100, *T1), phq9(3, 0, "2024-04-01"), ad("venlafaxine", 225, *T2, adherence=60)],
+      status="inadequate_response", thase_rush=1, maudsley=maud(5), mgh=1, failed_adequate=1, adequate=[True, False],
+      referral=False, must={"optimise", "pseudo_resistance_checks", "raise_dose", "switch", "psychotherapy"},
+      must_not={"continue_and_monitor"}, flags={"pseudo_resistance"}, flag_mentions={"pseudo_resistance": "adherence"}),
+    # ---------------------------------------------------------------- in_remission: the latest evidence decides (§3, convention)
+    # Changed (this and the next two rows): they expected in_remission by the letter of §3 whatever
+    # followed. Now the PHQ-9 on 1 April, after T1 ended in remission (6 March), is the latest evidence:
+    # 15 is not < 5, so not in remission. Nothing failed: no_adequate_failure, stage 0, no Maudsley,
+    # MGH 0; routine, moderate, not psychotic: no referral, and §6 gives lifestyle only. 15 >= 10 after a
+    # remission: the possible_relapse flag, now beside a non-remission status.
+    V("remission outcome, then a PHQ-9 of 15: not in remission, flagged as a possible relapse",
+      "§3 in_remission (convention: the latest evidence decides); §3 no_adequate_failure; possible relapse flag (PHQ-9 >= 10, convention)",
       [episode(ONSET), ad("sertraline", 100, *T1, outcome="remission"), phq9(15, 0, "2024-04-01")],
-      status="in_remission", thase_rush=0, maudsley=None, mgh=0, referral=False,
-      flags={"possible_relapse"}, flag_mentions={"possible_relapse": "§3"}, must={"continue_and_monitor"}),
-    V("remission outcome, then a PHQ-9 of 10: flagged (threshold is inclusive)", "§3; possible relapse at PHQ-9 >= 10 (convention)",
+      status="no_adequate_failure", thase_rush=0, maudsley=None, mgh=0, failed_adequate=0, referral=False,
+      flags={"possible_relapse"}, flag_mentions={"possible_relapse": "§3"}, must={"lifestyle"},
+      must_not={"continue_and_monitor", "pseudo_resistance_checks"}, reason_mentions={"ended in remission"}),
+    V("remission outcome, then a PHQ-9 of 10: not in remission, flagged (threshold is inclusive)",
+      "§3 (convention: the latest evidence decides); possible relapse at PHQ-9 >= 10 (convention)",
       [episode(ONSET), ad("sertraline", 100, *T1, outcome="remission"), phq9(10, 0, "2024-04-01")],
-      status="in_remission", flags={"possible_relapse"}),
-    V("remission outcome, then a PHQ-9 of 9: in remission, no relapse flag", "§3; possible relapse at PHQ-9 >= 10 (convention)",
+      status="no_adequate_failure", flags={"possible_relapse"}, must_not={"continue_and_monitor"}),
+    # A PHQ-9 of 9 is not < 5, so not in remission either; below the relapse threshold: no flag.
+    V("remission outcome, then a PHQ-9 of 9: not in remission, no relapse flag",
+      "§3 (convention: the latest evidence decides); possible relapse at PHQ-9 >= 10 (convention)",
       [episode(ONSET), ad("sertraline", 100, *T1, outcome="remission"), phq9(9, 0, "2024-04-01")],
-      status="in_remission", no_flags={"possible_relapse"}),
+      status="no_adequate_failure", no_flags={"possible_relapse"}, must_not={"continue_and_monitor"}),
+    # A PHQ-9 of 3 after a remission agrees with it: in_remission, no flag.
+    V("remission outcome, then a PHQ-9 of 3: in remission", "§3 in_remission (either evidence says remission)",
+      [episode(ONSET), ad("sertraline", 100, *T1, outcome="remission"), phq9(3, 0, "2024-04-01")],
+      status="in_remission", referral=False, must={"continue_and_monitor", "lifestyle"}, no_flags={"possible_relapse"}),
+    # Review case (a). Severe episode (clinician), T1 ended in remission on 6 March, then a PHQ-9 of 24
+    # with item 9 = 2 on 1 April. The PHQ-9 is the latest evidence and not < 5: not in remission;
+    # nothing failed: no_adequate_failure (stage 0, no Maudsley, MGH 0). Item 9 = 2: urgent (§5), so
+    # referral advised (§5, §7) with crisis resources (suicidality flag). Severe baseline with
+    # suicidality, no ECT course failed: ECT first (§5), and the referral names `ect` (§7). 24 >= 10
+    # after a remission: possible_relapse.
+    V("severe, remission, then PHQ-9 24 with item 9 = 2: urgent, ECT first, referral names ECT",
+      "§3 (convention: the latest evidence decides); §5 suicidality, ECT first; §7 capabilities",
+      [episode(ONSET, severity="severe"), ad("sertraline", 100, *T1, outcome="remission"), phq9(24, 2, "2024-04-01")],
+      status="no_adequate_failure", thase_rush=0, maudsley=None, mgh=0, urgency="urgent", referral=True,
+      reasons={"suicid"}, capabilities={"mood_disorder_clinic", "ect"}, first="ect", options_present={"ect": {"ect"}},
+      must_not={"continue_and_monitor"}, flags={"possible_relapse", "suicidality"}),
+    # Review case (a), psychotic features: same story with a psychotic severe episode and no
+    # suicidality (item 9 = 0: routine). Not in remission (PHQ-9 24 is the latest evidence);
+    # no_adequate_failure. Psychotic features: ECT first (§5) and referral (§7) naming `ect`.
+    V("psychotic, remission, then PHQ-9 24: ECT first, referral names ECT",
+      "§3 (convention: the latest evidence decides); §5 psychotic features, ECT first; §7",
+      [episode(ONSET, severity="severe", psychotic=True), ad("sertraline", 100, *T1, outcome="remission"), phq9(24, 0, "2024-04-01")],
+      status="no_adequate_failure", thase_rush=0, maudsley=None, mgh=0, urgency="routine", referral=True,
+      reasons={"psychotic"}, capabilities={"mood_disorder_clinic", "ect"}, first="ect",
+      must_not={"continue_and_monitor"}, flags={"possible_relapse", "psychotic_features"}),
+    # Review case (b). Sertraline and venlafaxine failed adequately (TRD), mirtazapine ended in remission
+    # on 5 July, then a PHQ-9 of 20 on 1 August: the latest evidence, not < 5, so not in remission. Two
+    # failed adequate trials of distinct agents: trd (7 months: not chronic). Thase-Rush II ({SSRI, SNRI});
+    # Maudsley 1 (onset to 1 August: 7 months) + 3 + 1 + 0 + 0 = 5; MGH 2. §7 referral for trd; §6 trd
+    # strategies with ECT (moderate, not first). 20 >= 10 after a remission: possible_relapse.
+    V("TRD, remission on a third agent, then PHQ-9 20: TRD again with referral",
+      "§3 (convention: the latest evidence decides); §3 trd; §4; §6 trd; §7; possible relapse (convention)",
+      [episode(ONSET), *two_failures(), ad("mirtazapine", 30, *T3, outcome="remission"), phq9(20, 0, "2024-08-01")],
+      status="trd", thase_rush=2, maudsley=maud(5), mgh=2, failed_adequate=2, referral=True, reasons={"trd"},
+      must=TRD_CORE | {"ect"}, must_not={"continue_and_monitor"}, options_absent={"switch": {"SSRI", "SNRI"}},
+      flags={"possible_relapse"}),
+    # Same-day tie: T1 ended in remission on 6 March and a PHQ-9 of 12 was taken that day. The PHQ-9
+    # decides (convention: a measurement on the day a trial ended is the newer evidence): 12 is not < 5,
+    # not in remission; no_adequate_failure; 12 >= 10 after the remission: possible_relapse.
+    V("same day: a trial ends in remission and a PHQ-9 of 12 is taken: the PHQ-9 decides",
+      "§3 (convention: the latest evidence decides; on the same day the PHQ-9 decides); possible relapse (convention)",
+      [episode(ONSET), ad("sertraline", 100, *T1, outcome="remission"), phq9(12, 0, "2024-03-06")],
+      status="no_adequate_failure", thase_rush=0, maudsley=None, mgh=0, referral=False,
+      flags={"possible_relapse"}, must_not={"continue_and_monitor"}),
+    # in_remission with psychotic features: T1 ended in remission, nothing since. §5 has no exception for
+    # remission: ECT listed first (CANMAT 2016), then continue_and_monitor; psychotic features advise
+    # referral (§7), naming `ect`. Stage 0, no Maudsley (nothing failed), MGH 0.
+    V("in remission with psychotic features: ECT still first, referral names ECT",
+      "§3 in_remission; §5 psychotic features, ECT first (every status); §7",
+      [episode(ONSET, severity="severe", psychotic=True), ad("sertraline", 100, *T1, outcome="remission")],
+      status="in_remission", thase_rush=0, maudsley=None, mgh=0, referral=True, reasons={"psychotic"},
+      capabilities={"mood_disorder_clinic", "ect"}, first="ect", options_present={"ect": {"ect"}},
+      must={"continue_and_monitor", "lifestyle"}, flags={"psychotic_features"}),
+    # in_remission with psychotic features after an adequate ECT course (8 sessions >= 6, §1) failed:
+    # sertraline then ended in remission (latest evidence). §5: ECT shown as tried, not recommended, so
+    # the referral (psychotic features, §7) does not name `ect`. MGH +3 for the failed ECT; no
+    # antidepressant class failed: Thase-Rush 0.
+    V("in remission with psychotic features after a failed ECT course: ECT shown as tried",
+      "§3 in_remission; §5 unless an adequate ECT course already failed; §4 MGH; §7",
+      [episode(ONSET, severity="severe", psychotic=True), ect(*T1, sessions=8), ad("sertraline", 100, *T2, outcome="remission")],
+      status="in_remission", thase_rush=0, mgh=3, referral=True, reasons={"psychotic"},
+      capabilities_absent={"ect"}, first="ect", options_absent={"*": {"ect"}}, must={"continue_and_monitor"}),
+    # in_remission and urgent: severe episode, T1 ended in remission, then a PHQ-9 of 4 with item 9 = 1.
+    # The PHQ-9 is the latest evidence and < 5: in_remission. Item 9 >= 1: urgent, so referral advised
+    # (§5, §7); severe baseline with suicidality: ECT first (§5), named in the referral. No relapse flag.
+    V("in remission but urgent (PHQ-9 4, item 9 = 1, severe): referral, ECT first",
+      "§3 in_remission; §5 suicidality always advises referral; §5 ECT first; §7",
+      [episode(ONSET, severity="severe"), ad("sertraline", 100, *T1, outcome="remission"), phq9(4, 1, "2024-04-01")],
+      status="in_remission", urgency="urgent", referral=True, reasons={"suicid"}, capabilities={"ect"}, first="ect",
+      must={"continue_and_monitor"}, flags={"suicidality"}, no_flags={"possible_relapse"}),
+    # in_remission and urgent, moderate: a clinician flags suicide risk on a MADRS after the remission.
+    # A MADRS is not a PHQ-9, so the trial stays the latest evidence: in_remission. Urgent: referral
+    # advised (§5); moderate, not psychotic: ECT not first and not named.
+    V("in remission, moderate, clinician-flagged risk: referral advised, no ECT",
+      "§3 in_remission (PHQ-9 evidence only); §5 flagged risk -> urgent, referral; §5 ECT first only if psychotic or severe",
+      [episode(ONSET), ad("sertraline", 100, *T1, outcome="remission"), madrs(8, "2024-04-01", risk="flagged")],
+      status="in_remission", urgency="urgent", referral=True, reasons={"suicid"}, capabilities_absent={"ect"},
+      must={"continue_and_monitor"}, must_not={"ect"}, flags={"suicidality"}),
     # No trial has completed, so neither clause of §3 can hold: a PHQ-9 during the first trial is a
     # response check (§8 week 4), not "after a trial". Nothing failed: no_adequate_failure, stage 0.
     V("a PHQ-9 of 3 during a first, unfinished trial: not yet in remission",
@@ -488,7 +591,10 @@ VIGNETTES: list[V] = [
       [episode(ONSET), ad("sertraline", 100, "2024-01-10"), phq9(3, 0, "2024-02-07")],
       status="no_adequate_failure", thase_rush=0, maudsley=None, mgh=0, referral=False,
       must_not={"continue_and_monitor", "pseudo_resistance_checks"}),
-    V("a PHQ-9 of 4 on the day a failed trial ended counts as after it", "§3 in_remission (on or after the trial's end, convention)",
+    # Same-day tie, the other way: T1 failed on 6 March and a PHQ-9 of 4 was taken that day. The PHQ-9
+    # decides (convention): < 5, in_remission.
+    V("a PHQ-9 of 4 on the day a failed trial ended counts as after it",
+      "§3 in_remission (on or after the trial's end; on the same day the PHQ-9 decides: convention)",
       [episode(ONSET), ad("sertraline", 100, *T1), phq9(4, 0, "2024-03-06")],
       status="in_remission", thase_rush=1, referral=False, must={"continue_and_monitor"}),
     V("a new episode starts from zero", "§3 computed from the current episode only; §4 months from the new onset",
@@ -542,6 +648,11 @@ def check(v: V, a: dict) -> list[str]:
     missing_caps = v.capabilities - set(a["referral"]["capabilities"])
     if missing_caps:
         problems.append(f"referral capabilities lack {sorted(missing_caps)}: {a['referral']['capabilities']}")
+    named_caps = v.capabilities_absent & set(a["referral"]["capabilities"])
+    if named_caps:
+        problems.append(
+            f"referral capabilities must not name {sorted(named_caps)}: {a['referral']['capabilities']}"
+        )
     strategies = [r["strategy"] for r in a["recommendations"]]
     if v.must - set(strategies):
         problems.append(f"missing strategies {sorted(v.must - set(strategies))}; got {strategies}")

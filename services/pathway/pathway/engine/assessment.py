@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import date
+
 from care_shared import drugs
 from pathway.engine import conventions as c
 from pathway.engine import staging
@@ -53,33 +56,61 @@ def latest_completed_trial(facts: PatientFacts, reviews: list[TrialReview]) -> T
     return completed[-1] if completed else None
 
 
-def in_remission(facts: PatientFacts, reviews: list[TrialReview]) -> str | None:
-    """CLINICAL.md 3, by its letter: the latest completed trial ended in remission, or the latest
-    PHQ-9 is < 5 and was taken after a trial (on or after a completed trial's end: conventions)."""
+def _phq9_is_newer(taken_on: date, ended_on: date) -> bool:
+    """A PHQ-9 is newer evidence than a trial's end: later, or the same day (conventions)."""
+    return taken_on > ended_on or (c.REMISSION_SAME_DAY_PHQ9_DECIDES and taken_on == ended_on)
+
+
+@dataclass(frozen=True)
+class Remission:
+    """What the latest evidence says about remission (CLINICAL.md 3; conventions: the latest
+    evidence decides). `reason` says what decided; `overrides` names older evidence that said
+    remission and was overtaken, so that the status reason can say why the patient is not in it."""
+
+    in_remission: bool
+    reason: str
+    overrides: str | None = None
+
+
+def remission(facts: PatientFacts, reviews: list[TrialReview]) -> Remission | None:
+    """The most recent of the latest completed trial's end and the latest PHQ-9 taken after a trial
+    (on or after a completed trial's end) decides. None when no trial of the episode completed: a
+    PHQ-9 during the first trial is a response check, not an outcome (conventions)."""
     latest = latest_completed_trial(facts, reviews)
     if latest is None:
-        return None  # no trial has completed: neither clause can hold
-    if latest.outcome == "remission":
-        return f"trial {latest.trial_id} ({latest.kind}), the latest completed, ended in remission"
+        return None
+    ended_on = facts.trials[latest.trial_id].ended_on
+    trial_says = f"trial {latest.trial_id} ({latest.kind}) ended on {ended_on.isoformat()} in {latest.outcome or 'an unknown outcome'}"
+    trial_remitted = latest.outcome == "remission"
     phq9 = facts.latest_phq9
-    if phq9 is None or phq9.score > c.REMISSION_BELOW_OR_AT["PHQ-9"]:
-        return None
-    before = [r for r in reviews if r.completed and facts.trials[r.trial_id].ended_on <= phq9.taken_on]
-    if not before:
-        return None
-    after = max(before, key=lambda r: facts.trials[r.trial_id].ended_on)
-    return f"latest PHQ-9 {phq9.score} < 5 on {phq9.taken_on.isoformat()}, after trial {after.trial_id} ended"
+    # The latest PHQ-9 overall: if it is not after the latest trial, the trial is the newer evidence
+    # whether or not the PHQ-9 came after some earlier trial.
+    if phq9 is not None and _phq9_is_newer(phq9.taken_on, ended_on):
+        remitted = phq9.score <= c.REMISSION_BELOW_OR_AT["PHQ-9"]
+        says = (
+            f"the latest PHQ-9 is {phq9.score} ({'<' if remitted else '>='} 5) on {phq9.taken_on.isoformat()}, "
+            f"on or after the end of the latest completed trial {latest.trial_id} ({ended_on.isoformat()})"
+        )
+        older = f"trial {latest.trial_id} ended in remission" if trial_remitted and not remitted else None
+        return Remission(remitted, f"{says}: the latest evidence decides", older)
+    older = None
+    if not trial_remitted and phq9 is not None and phq9.score <= c.REMISSION_BELOW_OR_AT["PHQ-9"]:
+        first_end = min(facts.trials[r.trial_id].ended_on for r in reviews if r.completed)
+        if phq9.taken_on >= first_end:  # "after a trial" (conventions)
+            older = f"an earlier PHQ-9 of {phq9.score} on {phq9.taken_on.isoformat()}"
+    newest = " (no PHQ-9 since)" if phq9 is None or phq9.taken_on < ended_on else ""
+    return Remission(trial_remitted, f"{trial_says}{newest}: the latest evidence decides", older)
 
 
 def possible_relapse(facts: PatientFacts, reviews: list[TrialReview]) -> dict | None:
-    """CLINICAL.md 3 keeps in_remission while the latest completed trial ended in remission; a
-    later PHQ-9 at or above the relapse threshold (convention) is shown to the clinician."""
+    """The latest completed trial ended in remission and a newer PHQ-9 (conventions) is at or above
+    the relapse threshold: the status is no longer in_remission, and the clinician is told why."""
     latest = latest_completed_trial(facts, reviews)
     phq9 = facts.latest_phq9
     if latest is None or latest.outcome != "remission" or phq9 is None:
         return None
     if (
-        phq9.taken_on < facts.trials[latest.trial_id].ended_on
+        not _phq9_is_newer(phq9.taken_on, facts.trials[latest.trial_id].ended_on)
         or phq9.score < c.POSSIBLE_RELAPSE_PHQ9_AT_OR_ABOVE
     ):
         return None
@@ -89,7 +120,7 @@ def possible_relapse(facts: PatientFacts, reviews: list[TrialReview]) -> dict | 
         "trial_id": latest.trial_id,
         "detail": (
             f"the latest PHQ-9 is {phq9.score} (>= {c.POSSIBLE_RELAPSE_PHQ9_AT_OR_ABOVE}) after trial {latest.trial_id} "
-            "ended in remission: status stays in_remission by CLINICAL.md §3; review for relapse"
+            "ended in remission: no longer in_remission (CLINICAL.md §3, the latest evidence decides); review for relapse"
         ),
     }
 
@@ -100,9 +131,17 @@ def status(facts: PatientFacts, reviews: list[TrialReview]) -> tuple[str, str]:
         return "no_adequate_failure", "no episode recorded yet"
     if episode.diagnosis != "mdd":
         return "diagnosis_review", f"diagnosis revised to {episode.diagnosis}: off the unipolar TRD pathway"
-    remission = in_remission(facts, reviews)
-    if remission:
-        return "in_remission", remission
+    evidence = remission(facts, reviews)
+    if evidence is not None and evidence.in_remission:
+        return "in_remission", evidence.reason
+    name, reason = _status_without_remission(facts, reviews)
+    if evidence is not None and evidence.overrides:
+        reason += f"; not in remission although {evidence.overrides}: {evidence.reason}"
+    return name, reason
+
+
+def _status_without_remission(facts: PatientFacts, reviews: list[TrialReview]) -> tuple[str, str]:
+    episode = facts.episode
     n = distinct_failed_trials(reviews)
     if n == 0:
         # CLINICAL.md 3 counts antidepressant and combination trials of antidepressant agents only:
@@ -123,11 +162,10 @@ def status(facts: PatientFacts, reviews: list[TrialReview]) -> tuple[str, str]:
     return "trd", f"{n} failed adequate trials of distinct antidepressant agents"
 
 
-def flags(
-    facts: PatientFacts, reviews: list[TrialReview], urgency_level: str, status_name: str
-) -> list[dict]:
+def flags(facts: PatientFacts, reviews: list[TrialReview], urgency_level: str) -> list[dict]:
     out = []
-    if status_name == "in_remission" and (relapse := possible_relapse(facts, reviews)):
+    # Beside whatever status the latest evidence gives (never in_remission: the PHQ-9 decides).
+    if relapse := possible_relapse(facts, reviews):
         out.append(relapse)
     for r in reviews:
         if r.failed_inadequately:
@@ -220,6 +258,11 @@ def assess(facts: PatientFacts) -> dict:
         suicidality=level != "routine",
     )
     recs: list[st.Recommendation] = []
+    # CLINICAL.md 5 before any status: psychotic features, or a severe baseline with suicidality,
+    # list ECT first (or show it as tried) whatever the status, in_remission included.
+    first = st.ect_first(situation)
+    if first:
+        recs.append(first)
     if status_name == "in_remission":
         recs.append(
             st.Recommendation(
@@ -230,26 +273,22 @@ def assess(facts: PatientFacts) -> dict:
                 "primary_care",
             )
         )
-    else:
-        first = st.ect_first(situation)
-        if first:
-            recs.append(first)
-        if status_name == "diagnosis_review":
-            recs.append(
-                st.Recommendation(
-                    "diagnosis_review",
-                    ["bipolar assessment in a mood disorder clinic"],
-                    status_reason,
-                    "CLINICAL.md 1; CANMAT 2023",
-                    "mood_disorder_clinic",
-                )
+    elif status_name == "diagnosis_review":
+        recs.append(
+            st.Recommendation(
+                "diagnosis_review",
+                ["bipolar assessment in a mood disorder clinic"],
+                status_reason,
+                "CLINICAL.md 1; CANMAT 2023",
+                "mood_disorder_clinic",
             )
-        else:
-            recs += st.optimise(situation)
-            recs += st.pseudo_resistance_checks(situation)
-            recs += st.after_one_failure(situation)
-            recs += st.trd_strategies(situation)
-            recs += st.advanced(situation)
+        )
+    else:
+        recs += st.optimise(situation)
+        recs += st.pseudo_resistance_checks(situation)
+        recs += st.after_one_failure(situation)
+        recs += st.trd_strategies(situation)
+        recs += st.advanced(situation)
     recs.append(st.lifestyle())
     return {
         "patient_id": facts.patient_id,
@@ -261,7 +300,7 @@ def assess(facts: PatientFacts) -> dict:
         "failed_adequate_trials": distinct_failed_trials(reviews),
         "stages": stages,
         "trials": [r.to_json() for r in reviews],
-        "flags": flags(facts, reviews, level, status_name),
+        "flags": flags(facts, reviews, level),
         "recommendations": [r.to_json(i + 1) for i, r in enumerate(recs)],
         "referral": referral_advice(level, status_name, episode, recs),
         "assessment_date": assessment_date.isoformat() if assessment_date else None,

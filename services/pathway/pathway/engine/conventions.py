@@ -26,11 +26,21 @@ PARTIAL_RESPONSE_REDUCTION = 0.25
 # suicidality itself (PHQ-9 item 9, or a clinician's suicide-risk rating): a MADRS total
 # alone says nothing about it (convention, CLINICAL.md 5: "only a newer assessment can lower it").
 
-# in_remission (CLINICAL.md 3): "the latest completed trial ended in remission (or the latest PHQ-9
-# < 5 after a trial)". "After a trial" (convention): dated on or after the end date of a completed
-# trial of the current episode, of any kind. A PHQ-9 taken while the first trial is still running
-# is a response check (CLINICAL.md 8, week 4), not an outcome, so it does not make a remission.
-# Possible relapse (convention): when the latest completed trial ended in remission, CLINICAL.md 3
-# keeps the status in_remission whatever follows; a later PHQ-9 at or above this (moderate, the
-# section 4 band) is flagged so that a clinician sees it.
+# in_remission (CLINICAL.md 3, convention): "the latest completed trial ended in remission (or the
+# latest PHQ-9 < 5 after a trial)". Read by the letter, either clause could hold over newer evidence
+# against it (a remission, then a PHQ-9 of 24; a PHQ-9 of 3, then a failed trial). This project reads
+# it as: THE LATEST EVIDENCE DECIDES REMISSION. The evidence is (a) the end of the latest completed
+# trial of the current episode and (b) the latest PHQ-9 taken "after a trial", that is on or after the
+# end date of a completed trial of the current episode, of any kind. Whichever is more recent decides:
+# a trial that ended in remission, or a PHQ-9 < 5, is in_remission; anything else is not, and the
+# other statuses of the table apply in their order (diagnosis_review is decided before all of them).
+# A PHQ-9 taken while the first trial is still running is a response check (CLINICAL.md 8, week 4),
+# not an outcome: with no completed trial there is no evidence of remission.
+# Same day: a PHQ-9 dated on the day the latest trial ended decides (a measurement on the day a trial
+# ended is the newer evidence: it is what the patient scored once the trial was over).
+REMISSION_SAME_DAY_PHQ9_DECIDES = True
+# Possible relapse (convention): the latest completed trial ended in remission and a PHQ-9 that is
+# newer evidence (by the rule above) is at or above this (moderate, the section 4 band). The status is
+# then no longer in_remission; the flag says that the patient had remitted, so a clinician reviews for
+# relapse.
 POSSIBLE_RELAPSE_PHQ9_AT_OR_ABOVE = 10
