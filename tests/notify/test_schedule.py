@@ -24,7 +24,6 @@ from notify.contact import (
 from notify.messages import CRISIS_RESOURCES, compose, crisis_message
 from notify.quiet_hours import QuietHours
 from notify.schedule import (
-    CRISIS_RESOURCES_KIND,
     Cancel,
     ExistingReminder,
     Move,
@@ -490,10 +489,6 @@ def test_phone_numbers_are_normalised_to_e164() -> None:
 
 # --- crisis resources ------------------------------------------------------------------------
 
-needs_crisis_kind = pytest.mark.skipif(
-    CRISIS_RESOURCES_KIND is None,
-    reason="needs ReminderKind.CRISIS_RESOURCES in the shared contract (care_shared.contracts.notify)",
-)
 PHONE = "+447700900123"
 CRISIS_CHANNELS = [
     # (who, consent, where crisis resources go): CLINICAL.md sections 5 and 8
@@ -523,7 +518,6 @@ def test_crisis_resources_go_to_the_preferred_channel_else_any_address_on_file(
     assert consent.crisis_channel is channel
 
 
-@needs_crisis_kind
 @pytest.mark.parametrize(
     ("who", "consent", "channel"),
     [*CRISIS_CHANNELS, ("no contact", None, None)],
@@ -536,12 +530,11 @@ def test_a_rise_of_urgency_plans_one_crisis_resources_message_whatever_the_prefe
     f = facts(urgency=Urgency.EMERGENCY, crisis_since="assessment-1", crisis_raised_at=night)
     decisions = schedule.reconcile(schedule.plan(f, consent, night), [], night, f, consent)
     crisis = [
-        d.reminder for d in decisions if isinstance(d, Schedule) and d.reminder.kind is CRISIS_RESOURCES_KIND
+        d.reminder for d in decisions if isinstance(d, Schedule) and d.reminder.kind is K.CRISIS_RESOURCES
     ]
     assert [(p.due_at, p.deliver_at) for p in crisis] == ([] if channel is None else [(night, night)])
 
 
-@needs_crisis_kind
 def test_one_crisis_resources_message_per_rise_of_urgency() -> None:
     off = ContactPreferences("p@example.org", None, ContactChannel.EMAIL, False)
     f = facts(urgency=Urgency.URGENT, crisis_since="assessment-1", crisis_raised_at=NOW)
@@ -616,6 +609,6 @@ def test_messages_name_no_diagnosis_or_medicine_and_carry_crisis_resources_when_
         if word == "suicid" and CRISIS_RESOURCES in m.text:
             continue  # the crisis line's own name
         assert not named_in(text, word, stem=True), word
-    assert (CRISIS_RESOURCES in m.text) is (crisis or kind is None or kind is CRISIS_RESOURCES_KIND)
+    assert (CRISIS_RESOURCES in m.text) is (crisis or kind is None or kind is K.CRISIS_RESOURCES)
     if CRISIS_RESOURCES in m.text:
         assert "988" in m.text and "HOME to 741741" in m.text

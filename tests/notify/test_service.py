@@ -7,8 +7,6 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, date, datetime, timedelta
 
-import pytest
-
 from care_shared.contracts.intake import AssessmentRecorded, PatientRegistered, TrialCompleted, TrialStarted
 from care_shared.contracts.pathway import AssessmentChanged, AssessmentSummary, ReferralAdvice
 from care_shared.contracts.referral import ReferralCancelled, ReferralCompleted, ReferralScheduled
@@ -16,7 +14,6 @@ from care_shared.envelope import new_event_id
 from care_shared.testing.polling import eventually
 from notify.delivery import DeliveryPolicy
 from notify.messages import CRISIS_RESOURCES
-from notify.schedule import CRISIS_RESOURCES_KIND
 from tests.notify.conftest import Notify
 from tests.notify.test_schedule import DIAGNOSIS_WORDS, MEDICINES, named_in
 
@@ -294,8 +291,8 @@ async def test_crisis_resources_are_in_every_message_while_urgent_whatever_the_p
     await notify.processed(pid, await notify.send("pathway", urgency(pid, "urgent")))
     # Urgent: the first review comes forward to week 1 too.
     assert (await kinds(notify, pid))["first_review"] == "2026-03-09T09:00:00+00:00"
-    # The rise itself sends the crisis-resources message at once, where the contract has its kind.
-    rise = 1 if CRISIS_RESOURCES_KIND else 0
+    # The rise itself sends the crisis-resources message at once.
+    rise = 1
     assert await notify.at(datetime(2026, 3, 1, 12, 0, tzinfo=UTC)) == rise
     assert await notify.at(datetime(2026, 3, 3, 9, 0, tzinfo=UTC)) == 1  # the first adherence reminder
     assert len(notify.mailbox.texts()) == rise + 1
@@ -445,13 +442,6 @@ async def test_a_booking_late_at_night_holds_a_48h_reminder_already_due_until_08
     assert len(notify.mailbox.messages) == 1
 
 
-needs_crisis_kind = pytest.mark.skipif(
-    CRISIS_RESOURCES_KIND is None,
-    reason="needs ReminderKind.CRISIS_RESOURCES in the shared contract (care_shared.contracts.notify)",
-)
-
-
-@needs_crisis_kind
 async def test_an_opted_out_patient_whose_urgency_rises_gets_one_crisis_resources_message(
     notify: Notify,
 ) -> None:

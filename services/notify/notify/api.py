@@ -7,11 +7,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
 from care_shared.auth import Clinic, ensure_patient_of
+from care_shared.contracts.notify import ReminderKind
 from care_shared.problems import InvalidField, NotFound
 from care_shared.service import current_clinic, runtime_of
 from notify.contact import AdherenceFrequency, ContactChannel, Rejected, contact_preferences
 from notify.records import load_contact, replan, save_contact, utc
-from notify.schedule import CRISIS_RESOURCES_KIND
 from notify.tables import reminders
 
 router = APIRouter(prefix="/v1", tags=["reminders"])
@@ -95,7 +95,7 @@ async def list_reminders(patient_id: str, request: Request, clinic: Clinic = Dep
         ).all()
 
     def planned_channel(kind: str) -> str | None:
-        channel = prefs.channel_for(kind == CRISIS_RESOURCES_KIND) if prefs else None
+        channel = prefs.channel_for(kind == ReminderKind.CRISIS_RESOURCES) if prefs else None
         return channel.value if channel else None
 
     return [

@@ -48,7 +48,7 @@ from notify.records import (
     reminder_stream,
     replan,
 )
-from notify.schedule import CRISIS_RESOURCES_KIND, QUIET_HOURS, keeps_quiet_hours
+from notify.schedule import QUIET_HOURS, keeps_quiet_hours
 from notify.tables import delivery_attempts, reminders
 
 log = logging.getLogger(__name__)
@@ -197,7 +197,7 @@ class DeliveryLoop:
                 return None  # another replica has it, or it changed meanwhile
             current, version = await self.records.load(session, reminder_id)
             assert current is not None
-            crisis_message = current.kind is CRISIS_RESOURCES_KIND
+            crisis_message = current.kind is ReminderKind.CRISIS_RESOURCES
             contact = await load_contact(session, patient_id)
             preferred = contact.channel_for(crisis_message) if contact else None
             if preferred is None:

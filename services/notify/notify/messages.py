@@ -9,7 +9,6 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from care_shared.contracts.notify import ReminderKind
-from notify.schedule import CRISIS_RESOURCES_KIND
 
 CRISIS_RESOURCES = (
     "If you are in crisis or thinking about suicide, help is available now: call or text 988 "
@@ -45,7 +44,7 @@ def crisis_message() -> Message:
 def compose(
     kind: ReminderKind, *, crisis: bool, appointment_at: datetime | None = None, timezone: str = "UTC"
 ) -> Message:
-    if kind is CRISIS_RESOURCES_KIND:
+    if kind is ReminderKind.CRISIS_RESOURCES:
         return crisis_message()
     if kind in (ReminderKind.APPOINTMENT_48H, ReminderKind.APPOINTMENT_2H):
         when = ""

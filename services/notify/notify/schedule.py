@@ -45,18 +45,11 @@ DEFAULT_TIMEZONE = "UTC"
 MEDICATION_TRIALS = frozenset({TrialKind.ANTIDEPRESSANT, TrialKind.AUGMENTATION, TrialKind.COMBINATION})
 RAISED_URGENCY = frozenset({Urgency.URGENT, Urgency.EMERGENCY})
 
-# The crisis-resources message (CLINICAL.md section 5) is a reminder of its own kind. The kind
-# belongs in the shared contract (care_shared.contracts.notify.ReminderKind.CRISIS_RESOURCES);
-# until the contract has it, notify plans no such message (the resources still ride on every
-# reminder while urgency is raised).
-CRISIS_RESOURCES_KIND: ReminderKind | None = getattr(ReminderKind, "CRISIS_RESOURCES", None)
-
-
 def keeps_quiet_hours(kind: ReminderKind) -> bool:
     """*convention*: every reminder waits out quiet hours (section 8) except the crisis-resources
     message: crisis resources are a safety rule that preferences cannot turn off (sections 5
     and 8), and help that is available now must not wait for the morning."""
-    return kind is not CRISIS_RESOURCES_KIND
+    return kind is not ReminderKind.CRISIS_RESOURCES
 
 
 _NAMESPACE = uuid.UUID("5b0e3c1e-7d4a-4c55-9a55-2f0a4c1d6e01")
@@ -240,7 +233,7 @@ def crisis_resources_message(
     """CLINICAL.md sections 5 and 8: when urgency rises to urgent or emergency, one message
     with the crisis resources, whatever the preferences (reminders off or channel none: to
     any address on file). Keyed on the assessment that raised it: once per rise."""
-    if CRISIS_RESOURCES_KIND is None or facts.crisis_since is None:
+    if facts.crisis_since is None:
         return []
     if consent is None or consent.crisis_channel is None:
         return []  # no address on file: nothing to send
@@ -248,7 +241,7 @@ def crisis_resources_message(
     at = facts.crisis_raised_at
     return [
         PlannedReminder(
-            f"{facts.patient_id}/crisis_resources/{facts.crisis_since}", CRISIS_RESOURCES_KIND, at, at
+            f"{facts.patient_id}/crisis_resources/{facts.crisis_since}", ReminderKind.CRISIS_RESOURCES, at, at
         )
     ]
 
@@ -307,7 +300,7 @@ Decision = Schedule | Move | Cancel
 def withdrawal_reason(
     facts: PatientFacts, consent: ContactPreferences | None, existing: ExistingReminder
 ) -> str:
-    if existing.kind is CRISIS_RESOURCES_KIND:
+    if existing.kind is ReminderKind.CRISIS_RESOURCES:
         if facts.crisis_since is None:
             return "urgency_lowered"
         return "no_contact" if consent is None or consent.crisis_channel is None else "superseded"
@@ -373,7 +366,7 @@ def reconcile(
         deliver_at = send_at(p, now, facts.zone)
         if e is None or e.status == "cancelled":
             # Crisis resources are never stale: they go while the urgency stays raised.
-            if p.deliver_at >= now - STALE_AFTER or p.kind is CRISIS_RESOURCES_KIND:
+            if p.deliver_at >= now - STALE_AFTER or p.kind is ReminderKind.CRISIS_RESOURCES:
                 decisions.append(Schedule(replace(p, deliver_at=deliver_at)))
         elif e.status == "scheduled" and _off_plan(e, p.due_at, deliver_at, now):
             decisions.append(Move(rid, p.due_at, deliver_at))
