@@ -3,7 +3,6 @@ exits 0; started again, it takes up the rest, and nothing is handled twice."""
 
 from __future__ import annotations
 
-import json
 import random
 import re
 import uuid
@@ -14,14 +13,12 @@ import nats
 import pytest
 
 from care_shared.db import Database, sqlite_url_for
-from care_shared.envelope import nats_subject, new_event_id
 from care_shared.testing.nats_server import NatsServer
 from care_shared.testing.polling import eventually
 from care_shared.testing.processes import ServiceProcess
 from care_shared.topology import ensure_streams
-from pathway.engine import assess, fold
 from pathway.rebuild import live_assessments
-from tests.pathway_service.test_projection_and_rebuild import envelope, patient_history
+from tests.pathway_service.test_projection_and_rebuild import patient_history, publish_in_order
 
 pytestmark = pytest.mark.e2e
 
@@ -42,14 +39,7 @@ async def test_sigterm_finishes_in_flight_work_and_a_restart_takes_up_the_rest(o
     nc = await nats.connect(own_nats.url)
     js = nc.jetstream()
     await ensure_streams(js)
-    expected = {}
-    for pid, evs in histories:
-        triples = [(new_event_id(), i + 1, e) for i, e in enumerate(evs)]
-        expected[pid] = json.loads(json.dumps(assess(fold(pid, triples))))
-        for event_id, seq, e in triples:
-            await js.publish_async(nats_subject(e.event_type, pid), envelope(e, pid, seq, clinic_id, event_id), headers={"Nats-Msg-Id": event_id})
-    await js.publish_async_completed()
-    total = sum(len(evs) for _, evs in histories)
+    expected, total = await publish_in_order(js, histories, clinic_id)
 
     async with httpx.AsyncClient(timeout=10) as http:
         async def under_way() -> bool:

@@ -74,6 +74,21 @@ def envelope(payload, pid: str, sequence: int, clinic_id: str, event_id: str) ->
     ).encode()
 
 
+async def publish_in_order(js, histories: list[tuple[str, list]], clinic_id: str) -> tuple[dict[str, dict], int]:  # noqa: ANN001
+    """Each patient's history onto INTAKE in order; returns each patient's expected assessment
+    (the engine on the same events) and how many events were published."""
+    expected = {}
+    for pid, evs in histories:
+        triples = [(new_event_id(), i + 1, e) for i, e in enumerate(evs)]
+        expected[pid] = json.loads(json.dumps(assess(fold(pid, triples))))
+        for event_id, seq, e in triples:
+            await js.publish_async(
+                nats_subject(e.event_type, pid), envelope(e, pid, seq, clinic_id, event_id), headers={"Nats-Msg-Id": event_id}
+            )
+    await js.publish_async_completed()
+    return expected, sum(len(evs) for _, evs in histories)
+
+
 def run_rebuild(pathway: ServiceProcess) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "pathway", "rebuild"], env=pathway.env_for_cli(), capture_output=True, text=True, timeout=120

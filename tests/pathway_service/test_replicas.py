@@ -3,7 +3,6 @@ shared, nothing is done twice, nothing is lost."""
 
 from __future__ import annotations
 
-import json
 import random
 import re
 import uuid
@@ -15,15 +14,13 @@ import pytest
 import sqlalchemy as sa
 
 from care_shared.db import Database
-from care_shared.envelope import nats_subject, new_event_id
 from care_shared.eventstore import events, outbox
 from care_shared.testing.nats_server import NatsServer
 from care_shared.testing.polling import eventually
 from care_shared.testing.processes import ServiceProcess
 from care_shared.topology import ensure_streams
-from pathway.engine import assess, fold
 from pathway.rebuild import live_assessments
-from tests.pathway_service.test_projection_and_rebuild import envelope, patient_history
+from tests.pathway_service.test_projection_and_rebuild import patient_history, publish_in_order
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
 
@@ -44,13 +41,7 @@ async def test_two_replicas_share_one_durable_consumer(own_nats: NatsServer, pos
         nc = await nats.connect(own_nats.url)
         js = nc.jetstream()
         await ensure_streams(js)
-        expected = {}
-        for pid, evs in histories:
-            triples = [(new_event_id(), i + 1, e) for i, e in enumerate(evs)]
-            expected[pid] = json.loads(json.dumps(assess(fold(pid, triples))))
-            for event_id, seq, e in triples:
-                await js.publish(nats_subject(e.event_type, pid), envelope(e, pid, seq, clinic_id, event_id), headers={"Nats-Msg-Id": event_id})
-        total = sum(len(evs) for _, evs in histories)
+        expected, total = await publish_in_order(js, histories, clinic_id)
 
         db = Database(postgres_url)
         try:

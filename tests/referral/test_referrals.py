@@ -19,6 +19,16 @@ from referral.work_queue import TASK_STREAM, task_subject
 from tests.referral.conftest import NOW, Harness, new_patient
 
 
+async def stored(session, event: str, patient_id: str) -> int:  # noqa: ANN001
+    """How many `care.referral.<event>.v1` events referral stored for the patient."""
+    query = (
+        select(func.count())
+        .select_from(events)
+        .where(events.c.type == f"care.referral.{event}.v1", events.c.subject == patient_id)
+    )
+    return (await session.execute(query)).scalar_one()
+
+
 async def test_advice_is_routed_by_capability_region_capacity_and_queue(referral: Harness) -> None:
     h = referral
     # The referring clinic is in the north (its directory entry links its partner key).
@@ -84,13 +94,7 @@ async def test_redelivered_and_reordered_advice_opens_exactly_one_referral(refer
                 select(func.count()).select_from(referral_needs).where(referral_needs.c.patient_id == pid)
             )
         ).scalar_one()
-        opened = (
-            await s.execute(
-                select(func.count())
-                .select_from(events)
-                .where(events.c.type == "care.referral.referral-opened.v1", events.c.subject == pid)
-            )
-        ).scalar_one()
+        opened = await stored(s, "referral-opened", pid)
     assert (needs, opened) == (1, 1)
 
     # A newer assessment updates the same referral, never opens another.
@@ -187,13 +191,7 @@ async def test_emergency_advice_after_a_completed_referral_opens_a_new_one_at_th
             .scalars()
             .all()
         )
-        opened = (
-            await s.execute(
-                select(func.count())
-                .select_from(events)
-                .where(events.c.type == "care.referral.referral-opened.v1", events.c.subject == pid)
-            )
-        ).scalar_one()
+        opened = await stored(s, "referral-opened", pid)
     assert (needs, opened) == ([1, 2], 2)
 
 
@@ -281,13 +279,7 @@ async def test_claim_race_exactly_one_wins_and_the_lease_runs_out(referral: Harn
     claimed = await h.task(task_id)
     assert claimed["status"] == "claimed" and claimed["lease_until"].startswith("2026-06-15T12:15")
     async with h.runtime.db.read() as s:
-        claims = (
-            await s.execute(
-                select(func.count())
-                .select_from(events)
-                .where(events.c.type == "care.referral.task-claimed.v1", events.c.subject == pid)
-            )
-        ).scalar_one()
+        claims = await stored(s, "task-claimed", pid)
     assert claims == 1
 
     # Before the lease ends, the other coordinator cannot claim; after it, the task is back.
@@ -334,13 +326,7 @@ async def test_claim_schedule_complete_and_illegal_transitions_are_409(referral:
     history = [e["event"] for e in done.json()["history"]]
     assert history == ["opened", "routed", "task-queued", "claimed", "scheduled", "completed"]
     async with h.runtime.db.read() as s:
-        schedules = (
-            await s.execute(
-                select(func.count())
-                .select_from(events)
-                .where(events.c.type == "care.referral.referral-scheduled.v1", events.c.subject == pid)
-            )
-        ).scalar_one()
+        schedules = await stored(s, "referral-scheduled", pid)
     assert schedules == 1  # the idempotent retry stored nothing
     metrics = (await h.client.get("/metrics")).text
     for step in ("queued", "claimed", "scheduled", "completed"):
