@@ -1,6 +1,6 @@
 """The event envelope on the bus: CloudEvents 1.0, structured JSON mode.
 
-`type` is versioned (`care.intake.trial-completed.v1`); `subject` is the patient (or clinic)
+`type` is versioned (`care.intake.trial-completed.v2`); `subject` is the patient (or clinic)
 id; `traceparent` is the distributed-tracing extension; `sequence` is the version of the event
 in its stream; `clinicid` names the clinic that owns the patient, so that a consumer can keep
 tenants apart whatever order events arrive in. Consumers ignore unknown fields.

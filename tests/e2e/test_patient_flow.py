@@ -166,7 +166,7 @@ async def test_two_failed_adequate_trials_of_different_classes_make_trd_with_sta
 
         metrics = (await http.get(f"{pathway}/metrics")).text
         assert 'care_consumer_lag{consumer="pathway-intake"} 0.0' in metrics
-        assert 'care_events_consumed_total{consumer="pathway-intake",type="care.intake.trial-completed.v1"}' in metrics
+        assert 'care_events_consumed_total{consumer="pathway-intake",type="care.intake.trial-completed.v2"}' in metrics
         assert 'care_events_appended_total{type="care.pathway.assessment-changed.v1"}' in metrics
 
         history = (await http.get(f"{pathway}/v1/patients/{pid}/assessment/history", headers=auth)).json()

@@ -37,11 +37,11 @@ async def test_a_clinic_records_a_patient_episode_trial_and_completion_as_events
 
     history = (await intake.client.get(f"/v1/patients/{pid}/events", headers=intake.auth())).json()
     assert [e["type"] for e in history] == [
-        "care.intake.patient-registered.v1",
-        "care.intake.episode-opened.v1",
-        "care.intake.trial-started.v1",
-        "care.intake.trial-completed.v1",
-        "care.intake.assessment-recorded.v1",
+        "care.intake.patient-registered.v2",
+        "care.intake.episode-opened.v2",
+        "care.intake.trial-started.v2",
+        "care.intake.trial-completed.v2",
+        "care.intake.assessment-recorded.v2",
     ]
     assert [e["sequence"] for e in history] == [1, 2, 3, 4, 5]
 

@@ -171,7 +171,7 @@ async def test_poison_messages_go_to_the_dead_letter_subject_and_the_consumer_ke
         json.dumps(assessment(pid, type_="care.intake.mystery-happened.v1")).encode(): "unknown event type",
         json.dumps(
             assessment(pid, type_="care.intake.assessment-recorded.v9")
-        ).encode(): "understands up to v1",
+        ).encode(): "understands up to v2",
         json.dumps(
             assessment(pid, data={"patient_id": pid, "instrument": "PHQ-9"})
         ).encode(): "failed validation",

@@ -19,6 +19,8 @@ class EventData(BaseModel):
 
     model_config = ConfigDict(extra="ignore", frozen=True)
     event_type: ClassVar[str]
+    # Older schema versions of this type that this model reads unchanged (additive changes).
+    reads_versions: ClassVar[tuple[int, ...]] = ()
 
     def to_data(self) -> dict[str, Any]:
         return self.model_dump(mode="json", exclude_none=True)
@@ -28,9 +30,16 @@ _REGISTRY: dict[str, type[EventData]] = {}
 
 
 def event(cls: type[EventData]) -> type[EventData]:
-    """Class decorator: register a payload model under its versioned type name."""
-    EventType(cls.event_type)  # validates the name
+    """Class decorator: register a payload model under its versioned type name, and under
+    each older version it reads (`reads_versions`): an additive change (new optional fields)
+    makes a new version whose model reads the old data as it is, so stored and in-flight
+    events of the old version still decode (upcast on the way in, never edited)."""
+    parsed = EventType(cls.event_type)  # validates the name
     _REGISTRY[cls.event_type] = cls
+    for older in getattr(cls, "reads_versions", ()):
+        if older >= parsed.version:
+            raise ValueError(f"{cls.event_type}: reads_versions must be older versions")
+        _REGISTRY[f"{parsed.unversioned}.v{older}"] = cls
     return cls
 
 
@@ -72,7 +81,8 @@ def decode(event_type: str, data: dict[str, Any]) -> EventData:
 
 
 def registered_types() -> list[str]:
-    return sorted(_REGISTRY)
+    """The current type names (older versions read through their successor are left out)."""
+    return sorted(name for name, model in _REGISTRY.items() if model.event_type == name)
 
 
 # Import the modules that register types, so any importer sees the whole language.
