@@ -17,8 +17,6 @@ import uuid
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-import nats
-
 from care_shared.contracts.intake import (
     AgentDose,
     AssessmentRecorded,
@@ -97,10 +95,10 @@ async def service_events_per_second(patients: int = 50, events_each: int = 20) -
         work = Path(tmp)
         server = NatsServer(store_dir=work / "nats").start()
         db_url = sqlite_url_for(work / "pathway.db")
-        svc = ServiceProcess("pathway", {"DATABASE_URL": db_url, "NATS_URL": server.url, "CARE_TRACE_FILE": ""}, work).start()
+        svc = ServiceProcess("pathway", {"DATABASE_URL": db_url, **server.env("pathway"), "CARE_TRACE_FILE": ""}, work).start()
         try:
             svc.wait_ready()
-            nc = await nats.connect(server.url)
+            nc = await server.connect()
             js = nc.jetstream()
             await ensure_streams(js)
             expected = {}

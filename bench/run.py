@@ -47,7 +47,6 @@ from pathlib import Path
 
 import asyncpg
 import httpx
-import nats
 from sqlalchemy import func, select, text
 
 BENCH = Path(__file__).resolve().parent
@@ -357,7 +356,7 @@ async def intake_posts(kind: str, seconds: float, separate_relay: bool = False) 
     async with scope(f"intake-{kind}") as s:
         server = s.start_nats()
         url = sqlite_url_for(s.dir / "intake.db") if kind == "sqlite" else pg_url(await s.new_pg())
-        env = {"DATABASE_URL": url, "NATS_URL": server.url}
+        env = {"DATABASE_URL": url, **server.env("intake")}
         svc = s.service("intake", {**env, "RELAY_ENABLED": "false"} if separate_relay else env).wait_ready()
         if separate_relay:
             s.service("intake", env, command="relay")
@@ -384,7 +383,7 @@ def sample_envelopes(n: int) -> list[tuple[str, bytes, str]]:
 async def jetstream_limits(n_sync: int = 2000, n_async: int = 20000) -> dict:
     async with scope("js") as s:
         server = s.start_nats()
-        nc = await nats.connect(server.url)
+        nc = await server.connect()
         try:
             js = nc.jetstream()
             await ensure_streams(js)
@@ -543,7 +542,7 @@ async def relay(kind: str, n: int) -> dict:
 
         total = await backlog()
         t_spawn = time.perf_counter()
-        s.service("intake", {"DATABASE_URL": url, "NATS_URL": server.url}, command="relay")
+        s.service("intake", {"DATABASE_URL": url, **server.env("intake")}, command="relay")
         t_first = None
         deadline = t_spawn + 90
         while time.perf_counter() < deadline:
@@ -557,7 +556,7 @@ async def relay(kind: str, n: int) -> dict:
         else:
             raise TimeoutError(f"relay left {count} of {total} rows after 90 s")
         t_empty = time.perf_counter()
-        nc = await nats.connect(server.url)
+        nc = await server.connect()
         try:
             published = (await nc.jetstream().stream_info("INTAKE")).state.messages
         finally:
@@ -581,8 +580,8 @@ async def consumer(service: str, patients: int, events_each: int, budget: float)
     async with scope(f"consume-{service}") as s:
         server = s.start_nats()
         url = sqlite_url_for(s.dir / f"{service}.db")
-        svc = s.service(service, {"DATABASE_URL": url, "NATS_URL": server.url}).wait_ready()
-        nc = await nats.connect(server.url)
+        svc = s.service(service, {"DATABASE_URL": url, **server.env(service)}).wait_ready()
+        nc = await server.connect()
         db = s.database(url)
         try:
             js = nc.jetstream()
@@ -632,11 +631,11 @@ async def referral_consumer(patients: int, updates_each: int, budget: float) -> 
     async with scope("consume-referral") as s:
         server = s.start_nats()
         url = sqlite_url_for(s.dir / "referral.db")
-        env = {"DATABASE_URL": url, "NATS_URL": server.url}
+        env = {"DATABASE_URL": url, **server.env("referral")}
         # The demo directory: four clinics with varied capabilities, so referrals are routed.
         operator_command(["referral", "demo-seed", "--key-file", str(s.dir / "coordinator.key")], env, s.dir)
         svc = s.service("referral", env).wait_ready()
-        nc = await nats.connect(server.url)
+        nc = await server.connect()
         try:
             js = nc.jetstream()
             await ensure_streams(js)
@@ -726,10 +725,10 @@ def slope(samples: list[tuple[float, float]]) -> float:
 async def end_to_end(fixed_rate: float, fixed_seconds: float, ramp: list[float], step_seconds: float, pool: int) -> dict:
     async with scope("e2e") as s:
         server = s.start_nats()
-        intake_env = {"DATABASE_URL": sqlite_url_for(s.dir / "intake.db"), "NATS_URL": server.url}
-        referral_env = {"DATABASE_URL": sqlite_url_for(s.dir / "referral.db"), "NATS_URL": server.url}
+        intake_env = {"DATABASE_URL": sqlite_url_for(s.dir / "intake.db"), **server.env("intake")}
+        referral_env = {"DATABASE_URL": sqlite_url_for(s.dir / "referral.db"), **server.env("referral")}
         intake = s.service("intake", intake_env)
-        pathway = s.service("pathway", {"DATABASE_URL": sqlite_url_for(s.dir / "pathway.db"), "NATS_URL": server.url})
+        pathway = s.service("pathway", {"DATABASE_URL": sqlite_url_for(s.dir / "pathway.db"), **server.env("pathway")})
         intake.wait_ready()
         clinic = new_clinic(intake_env, s.dir)
         key = clinic["api_key"]

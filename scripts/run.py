@@ -1,7 +1,13 @@
 """`make run`: a real nats-server with JetStream and the four services on SQLite, all under
 var/, in the foreground. Ctrl-C stops everything cleanly.
 
-Standard library only, so it runs before anything else is known to work.
+The bus runs as it does everywhere: no anonymous access, one nkey user per service, one for
+ops (carectl) and one per receiving clinic, with the permissions generated from the topology
+(care_shared.nats_auth) into var/nats-auth/ (mode 0700; seeds 0600). It listens on loopback
+only, in plaintext (TLS is for past one machine: deploy/, docker-compose.yml).
+
+Standard library only, so it runs before anything else is known to work (the generator runs
+in the project's virtual environment, as a child).
 """
 
 from __future__ import annotations
@@ -155,11 +161,6 @@ def main() -> int:
     ports = pick_ports(wanted)
     nats_port, monitor_port = ports.pop("nats"), ports.pop("nats monitoring")
 
-    nats_bin = BIN / "nats-server"
-    nats = start("nats", [str(nats_bin), "-js", "-a", "127.0.0.1", "-p", str(nats_port), "-m", str(monitor_port), "-sd", str(VAR / "nats")])
-    wait_for("nats", nats, lambda: tcp_open(nats_port), 20)
-    nats_url = f"nats://127.0.0.1:{nats_port}"
-
     databases = {name: f"sqlite+aiosqlite:///{VAR / name}.db" for name in SERVICES}
     clinic = operator_command(
         "demo clinic",
@@ -174,10 +175,32 @@ def main() -> int:
         {"DATABASE_URL": databases["referral"]},
     )
 
+    # The bus: credentials for every user (the seeded receiving clinics included), then NATS.
+    auth = VAR / "nats-auth"
+    operator_command(
+        "NATS credentials",
+        ["care_shared.nats_auth", "generate", "--dir", str(auth), *[a for c in seeded["clinics"] for a in ("--clinic", c["id"])]],
+        {},
+    )
+    conf = VAR / "nats.conf"
+    conf.write_text(
+        f'host: "127.0.0.1"\nport: {nats_port}\nhttp_port: {monitor_port}\n'
+        f'jetstream {{ store_dir: {json.dumps(str(VAR / "nats"))} }}\n'
+        f'include "nats-auth/auth.conf"\n'
+    )
+    nats = start("nats", [str(BIN / "nats-server"), "-c", str(conf)])
+    wait_for("nats", nats, lambda: tcp_open(nats_port), 20)
+    nats_url = f"nats://127.0.0.1:{nats_port}"
+    ops_seed = auth / "ops.nk"
+    operator_command(
+        "streams", ["care_shared.ops.carectl", "--nats", nats_url, "--creds", str(ops_seed), "bus", "ensure"], {}
+    )
+
     for name in SERVICES:
         env = {
             "DATABASE_URL": databases[name],
             "NATS_URL": nats_url,
+            "NATS_NKEY_FILE": str(auth / f"{name}.nk"),
             "HTTP_HOST": "127.0.0.1",
             "HTTP_PORT": str(ports[name]),
             "CARE_TRACE_FILE": str(VAR / "traces" / f"{name}.jsonl"),
@@ -192,6 +215,7 @@ def main() -> int:
         json.dumps(
             {
                 "nats_url": nats_url,
+                "nats_ops_credentials": str(ops_seed),
                 "services": {n: f"http://127.0.0.1:{p}" for n, p in ports.items()},
                 "databases": databases,
                 "trace_dir": str(VAR / "traces"),
@@ -205,7 +229,8 @@ def main() -> int:
     for name in SERVICES:
         url = f"http://127.0.0.1:{ports[name]}"
         say(f"  {name:<9} {url}   docs {url}/docs   events {url}/asyncapi.json")
-    say(f"  nats      {nats_url}   monitoring http://127.0.0.1:{monitor_port}")
+    say(f"  nats      {nats_url}   monitoring http://127.0.0.1:{monitor_port}   (loopback, plaintext)")
+    say(f"  ops credentials (carectl finds them) {ops_seed}; every user's seed in {auth}/")
     say(f"\n  logs {VAR}/logs/   traces {VAR}/traces/ (carectl trace --last)   data {VAR}/*.db, {VAR}/nats/")
     say(f"\n  Demo clinic API key: {key}")
     say(f"  Demo coordinator key: {seeded['coordinator_key']}   (queue page http://127.0.0.1:{ports['referral']}/coordinator)")

@@ -17,12 +17,13 @@ from fastapi import FastAPI
 
 from care_shared.db import Database
 from care_shared.migrations import migrate
+from care_shared.nats_auth import client_options
 from care_shared.outbox import OutboxRelay
 from care_shared.rebuild import RebuildReport
 from care_shared.service import Runtime
 from care_shared.settings import ServiceSettings
 from care_shared.telemetry import build_tracer_provider, configure_logging
-from care_shared.topology import ensure_streams
+from care_shared.topology import ensure_own_stream
 
 
 def port_is_free(host: str, port: int) -> bool:
@@ -60,9 +61,11 @@ async def run_relay(settings: ServiceSettings, source: str) -> None:
     configure_logging(settings)
     db = Database(settings.database_url)
     provider = build_tracer_provider(settings)
-    nc = await nats.connect(servers=settings.nats_servers(), max_reconnect_attempts=-1)
+    nc = await nats.connect(
+        servers=settings.nats_servers(), max_reconnect_attempts=-1, **client_options(settings)
+    )
     js = nc.jetstream()
-    await ensure_streams(js, settings.nats_stream_replicas)
+    await ensure_own_stream(js, settings.service_name, settings.nats_stream_replicas)
     relay = OutboxRelay(
         db,
         source,

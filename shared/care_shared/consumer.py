@@ -1,10 +1,12 @@
 """Consuming events: durable pull consumers, an inbox, bounded redelivery, dead letters.
 
 For every message:
-1. Parse the CloudEvents envelope and validate its data against the published schema.
-   Malformed JSON, a bad envelope, an unknown type, a newer schema version than this code
-   knows, or data that fails validation can never succeed: the message goes to
-   `dlq.<consumer>` with the reason, and is terminated so the consumer moves on.
+1. Parse the CloudEvents envelope and validate its data against the published schema, and
+   check where it came from (care_shared.origin: stream, type, source and subject must name
+   one producer). Malformed JSON, a bad envelope, an unknown type, a newer schema version
+   than this code knows, data that fails validation, or a forged origin can never succeed:
+   the message goes to `dlq.<consumer>` with the reason, and is terminated so the consumer
+   moves on.
 2. In one transaction: claim `(consumer, event_id)` in the inbox (a duplicate is skipped)
    and run the handler, which writes its state and any events of its own.
 3. Ack only after that commit. A failure naks with backoff; the last permitted delivery
@@ -40,10 +42,11 @@ from care_shared.contracts import (
     decode,
 )
 from care_shared.db import Database
-from care_shared.envelope import Envelope, EnvelopeError, parse_envelope
+from care_shared.envelope import CLOUDEVENTS_CONTENT_TYPE, Envelope, EnvelopeError, parse_envelope
 from care_shared.eventstore import ConcurrencyError, inbox
 from care_shared.metrics import ServiceMetrics
-from care_shared.topology import dlq_subject
+from care_shared.origin import ForgedEvent, verify_origin
+from care_shared.topology import dlq_subject, durable_for
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +65,15 @@ CONFLICT_RETRIES = 5
 class PoisonEvent(Exception):
     """Raised by a handler for an event that can never be processed; the message names why
     (ids and rules only, never patient data)."""
+
+
+class PositionTaken(PoisonEvent):
+    """The producer's stream position this event claims is already held by another event id:
+    one of the two is not what it says. Never dropped as a "duplicate": dead-lettered with
+    both ids, and counted."""
+
+    def __init__(self, position: int, held_by: str, claimed_by: str) -> None:
+        super().__init__(f"position {position} is held by event {held_by}; refused {claimed_by}")
 
 
 @dataclass(frozen=True)
@@ -86,8 +98,14 @@ class EventConsumers:
         db: Database,
         policy: ConsumerPolicy,
         metrics: ServiceMetrics | None = None,
+        *,
+        inbox: str | None = None,
+        topology_checked: bool = True,
     ) -> None:
         self.service = service
+        # Pull consumers fetch on the client's inbox: it must be this user's own (nats_auth).
+        self.inbox = (inbox + ".").encode() if inbox else None
+        self.topology_checked = topology_checked
         self.metrics = metrics or ServiceMetrics(service)
         self.streams: dict[str, str] = {}
         self.subjects: dict[str, str] = {}
@@ -99,6 +117,8 @@ class EventConsumers:
         self.durables: list[str] = []
 
     def subscribe(self, purpose: str, stream: str, subject: str, handler: Handler) -> str:
+        if self.topology_checked:  # a durable the topology lacks has no permissions either
+            durable_for(self.service, purpose, stream, subject)
         durable = f"{self.service}-{purpose}"
         self.durables.append(durable)
         self.streams[durable] = stream
@@ -121,6 +141,7 @@ class EventConsumers:
             # Never FastStream's default, which terminates a message on any exception.
             ack_policy=AckPolicy.MANUAL,
             title=durable,
+            **({"inbox_prefix": self.inbox} if self.inbox else {}),
         )
         async def on_message(msg: NatsMessage) -> None:
             await self.process(durable, handler, msg)
@@ -136,8 +157,18 @@ class EventConsumers:
             return
         try:
             envelope = parse_envelope(raw.data)
+        except EnvelopeError as exc:
+            await self._dead_letter(msg, durable, str(exc), delivered)
+            return
+        try:  # where it came from, before anything it says is read
+            verify_origin(envelope, raw.metadata.stream, raw.subject)
+        except ForgedEvent as exc:
+            self.metrics.events_refused.labels(durable, "origin").inc()
+            await self._dead_letter(msg, durable, f"refused: {exc}", delivered)
+            return
+        try:
             payload = decode(envelope.type, envelope.data)
-        except (EnvelopeError, UnknownEventType, UnsupportedVersion, InvalidEventData) as exc:
+        except (UnknownEventType, UnsupportedVersion, InvalidEventData) as exc:
             await self._dead_letter(msg, durable, str(exc), delivered)
             return
         try:
@@ -149,6 +180,9 @@ class EventConsumers:
                 self.metrics.events_duplicate.labels(durable).inc()
             await msg.ack()
             self.processed += 1
+        except PositionTaken as exc:
+            self.metrics.events_refused.labels(durable, "position_taken").inc()
+            await self._dead_letter(msg, durable, f"refused: {exc}", delivered)
         except PoisonEvent as exc:
             await self._dead_letter(msg, durable, f"rejected by handler: {exc}", delivered)
         except Exception as exc:
@@ -207,6 +241,7 @@ class EventConsumers:
             DLQ_SUBJECT: raw.subject,
             DLQ_STREAM_SEQ: str(stream_seq),
             DLQ_DELIVERIES: str(delivered),
+            "Content-Type": CLOUDEVENTS_CONTENT_TYPE,
         }
         try:
             await self.broker.connection.jetstream().publish(

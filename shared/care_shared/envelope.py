@@ -2,8 +2,12 @@
 
 `type` is versioned (`care.intake.trial-completed.v2`); `subject` is the patient (or clinic)
 id; `traceparent` is the distributed-tracing extension; `sequence` is the version of the event
-in its stream; `clinicid` names the clinic that owns the patient, so that a consumer can keep
-tenants apart whatever order events arrive in. Consumers ignore unknown fields.
+in its producer's stream, written as the CloudEvents Sequence extension requires: a
+lexicographically orderable string (zero-padded to 10 digits) with `sequencetype: Integer`
+(in Python it is the int; an integer `sequence` from before still reads); `clinicid` names the
+clinic that owns the patient, so that a consumer can keep tenants apart whatever order events
+arrive in. Consumers ignore unknown fields. On NATS every event travels with
+`Content-Type: application/cloudevents+json` (structured mode).
 """
 
 from __future__ import annotations
@@ -13,11 +17,13 @@ from datetime import datetime
 from typing import Any
 
 import uuid6
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_serializer, field_validator
 
 TYPE_PATTERN = re.compile(r"^care\.(?P<service>[a-z]+)\.(?P<name>[a-z][a-z-]*)\.v(?P<version>\d+)$")
 SUBJECT_TOKEN = re.compile(r"^[A-Za-z0-9_-]+$")
 MAX_EVENT_BYTES = 256 * 1024
+CLOUDEVENTS_CONTENT_TYPE = "application/cloudevents+json"
+SEQUENCE_DIGITS = 10  # CloudEvents' Integer sequence is a signed 32-bit value: 10 digits
 
 
 def new_event_id() -> str:
@@ -67,8 +73,23 @@ class Envelope(BaseModel):
     datacontenttype: str = "application/json"
     data: dict[str, Any]
     traceparent: str | None = None
-    sequence: int | None = None
+    sequence: int | None = Field(default=None, ge=0, lt=10**SEQUENCE_DIGITS)
+    sequencetype: str | None = None
     clinicid: str | None = None
+
+    @field_validator("sequence", mode="before")
+    @classmethod
+    def _sequence_string(cls, value: Any) -> Any:
+        """The wire form is a zero-padded string; integers (events stored before) still read."""
+        if isinstance(value, str):
+            if not value.isdigit():
+                raise ValueError("sequence must be a string of digits")
+            return int(value)
+        return value
+
+    @field_serializer("sequence")
+    def _padded(self, value: int | None) -> str | None:
+        return None if value is None else str(value).zfill(SEQUENCE_DIGITS)
 
     @field_validator("type")
     @classmethod
@@ -137,6 +158,7 @@ def to_envelope(
         time=time,
         data=data,
         sequence=sequence,
+        sequencetype=None if sequence is None else "Integer",
         traceparent=traceparent,
         clinicid=clinicid,
     )

@@ -29,6 +29,12 @@ class ServiceMetrics:
         self.events_duplicate = Counter("care_events_duplicate", "Events skipped by the inbox as already handled", ["consumer"], registry=r)
         self.events_conflicts = Counter("care_events_conflicts", "Handlings retried at once after losing a race to another replica", ["consumer"], registry=r)
         self.events_redelivered = Counter("care_events_redelivered", "Failed handlings sent back for redelivery", ["consumer"], registry=r)
+        self.events_refused = Counter(
+            "care_events_refused",
+            "Events refused for where they came from: a forged origin, or a stream position held by another event",
+            ["consumer", "check"],
+            registry=r,
+        )
         self.events_dead_lettered = Counter("care_events_dead_lettered", "Events sent to the dead-letter subject", ["consumer"], registry=r)
         self.outbox_backlog = Gauge("care_outbox_backlog", "Events stored but not yet published", registry=r)
         self.consumer_pending = Gauge("care_consumer_lag", "Messages not yet delivered to a durable consumer", ["consumer"], registry=r)

@@ -24,7 +24,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from sqlalchemy import delete, func, select, update
 
 from care_shared.db import Database
-from care_shared.envelope import nats_subject, to_envelope
+from care_shared.envelope import CLOUDEVENTS_CONTENT_TYPE, EventType, nats_subject, to_envelope
 from care_shared.eventstore import events, outbox
 from care_shared.metrics import ServiceMetrics
 from care_shared.tracing import context_from_traceparent
@@ -52,6 +52,10 @@ def envelope_bytes(source: str, row) -> bytes:  # noqa: ANN001
     return env.model_dump_json(exclude_none=True).encode()
 
 
+class ForeignEvent(Exception):
+    """An outbox row whose type belongs to another service."""
+
+
 class OutboxRelay:
     def __init__(
         self,
@@ -67,6 +71,7 @@ class OutboxRelay:
     ) -> None:
         self.db = db
         self.source = source
+        self.service = source.strip("/")
         self._jetstream = jetstream
         self.batch_size = batch_size
         self.poll_seconds = poll_seconds
@@ -158,7 +163,14 @@ class OutboxRelay:
         """Publish a batch to JetStream; which positions it acknowledged, which failed."""
         js = self._jetstream()
         pending = []
+        refused: list[tuple] = []
         for row in rows:
+            # A service speaks only for itself: an event of another service's type is never
+            # published from here (its consumers would refuse it as forged anyway).
+            if EventType(row.type).service != self.service:
+                log.error("outbox row of another service's type refused", extra={"position": row.position, "type": row.type})
+                refused.append((row, ForeignEvent(f"{row.type} is not a {self.service} event")))
+                continue
             subject = nats_subject(row.type, row.subject)
             span = self._tracer.start_span(
                 f"send {subject.split('.', 2)[0]}.{subject.split('.', 2)[1]}",
@@ -172,7 +184,7 @@ class OutboxRelay:
                     "care.event.type": row.type,
                 },
             )
-            headers = {"Nats-Msg-Id": row.event_id}
+            headers = {"Nats-Msg-Id": row.event_id, "Content-Type": CLOUDEVENTS_CONTENT_TYPE}
             propagate.inject(headers, context=trace.set_span_in_context(span))
             future = await js.publish_async(subject, envelope_bytes(self.source, row), headers=headers)
             pending.append((row, span, future))
@@ -180,7 +192,7 @@ class OutboxRelay:
             asyncio.gather(*(f for _, _, f in pending), return_exceptions=True),
             timeout=self.ack_timeout,
         )
-        done, failed = [], []
+        done, failed = [], refused
         for (row, span, _), result in zip(pending, results, strict=True):
             if isinstance(result, BaseException):
                 span.set_status(Status(StatusCode.ERROR, type(result).__name__))

@@ -15,6 +15,7 @@ from pathlib import Path
 from fastapi import APIRouter, FastAPI, Request, Response
 from faststream.nats import NatsBroker
 from faststream.nats.opentelemetry import NatsTelemetryMiddleware
+from faststream.nats.security import NatsNKey, NatsSecurity
 from nats.errors import Error as NatsError
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
@@ -41,6 +42,7 @@ from care_shared.envelope import Envelope
 from care_shared.eventstore import EventStore
 from care_shared.metrics import HttpMetricsMiddleware, ServiceMetrics
 from care_shared.migrations import current_revision, head_revision, migrate
+from care_shared.nats_auth import inbox_prefix, ssl_context
 from care_shared.outbox import OutboxRelay
 from care_shared.problems import (
     PROBLEM_RESPONSES,
@@ -51,7 +53,7 @@ from care_shared.problems import (
 )
 from care_shared.settings import ServiceSettings
 from care_shared.telemetry import build_tracer_provider, configure_logging
-from care_shared.topology import ensure_streams
+from care_shared.topology import ensure_own_stream
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +86,9 @@ def build_runtime(
     SQLAlchemyInstrumentor().instrument(engine=db.engine.sync_engine, tracer_provider=tracer_provider)
     broker = NatsBroker(
         settings.nats_servers(),
+        security=nats_security(settings),
+        inbox_prefix=inbox_prefix(settings.nats_user_name),
+        error_cb=report_bus_error,
         max_reconnect_attempts=-1,  # reconnect forever (nats-py gives up after ~2 min by default)
         graceful_timeout=15.0,  # on shutdown, finish in-flight handlers before closing
         middlewares=[NatsTelemetryMiddleware(tracer_provider=tracer_provider)],
@@ -101,7 +106,9 @@ def build_runtime(
     )
     metrics = ServiceMetrics(settings.service_name)
     db.on_commit(metrics.on_appended)
-    consumers = EventConsumers(settings.service_name, broker, db, policy, metrics)
+    consumers = EventConsumers(
+        settings.service_name, broker, db, policy, metrics, inbox=inbox_prefix(settings.nats_user_name)
+    )
     relay = OutboxRelay(
         db,
         source,
@@ -129,6 +136,26 @@ def build_runtime(
         metrics=metrics,
         clock=clock or SystemClock(),
     )
+
+
+def nats_security(settings: ServiceSettings) -> NatsSecurity | None:
+    """The service's nkey (and TLS, past one machine) for FastStream's broker."""
+    tls = ssl_context(settings.nats_ca_file, settings.nats_cert_file, settings.nats_key_file)
+    if settings.nats_nkey_file:
+        return NatsNKey(settings.nats_nkey_file, ssl_context=tls, use_ssl=tls is not None)
+    if tls is not None:
+        return NatsSecurity(ssl_context=tls, use_ssl=True)
+    return None
+
+
+async def report_bus_error(exc: Exception) -> None:
+    """NATS refuses a forbidden publish or subscribe quietly (the caller only times out); the
+    server's -ERR comes here. Said loudly, with the subject (ids only), never the payload."""
+    text = str(exc)
+    if "permissions violation" in text.lower() or "authorization" in text.lower():
+        log.error("NATS refused an operation", extra={"error": text[:300]})
+    else:
+        log.warning("NATS error", extra={"error": type(exc).__name__})
 
 
 def _transient(exc: BaseException) -> bool:
@@ -187,8 +214,10 @@ def create_service_app(
         await connect_broker(runtime.broker, runtime.settings.nats_url)
         await until_done(
             "streams",
-            lambda: ensure_streams(
-                runtime.broker.connection.jetstream(), runtime.settings.nats_stream_replicas
+            lambda: ensure_own_stream(
+                runtime.broker.connection.jetstream(),
+                runtime.settings.service_name,
+                runtime.settings.nats_stream_replicas,
             ),
         )
         await runtime.broker.start()

@@ -16,6 +16,13 @@ class ServiceSettings(BaseSettings):
         default="nats://127.0.0.1:4222",
         description="One NATS URL, or several separated by commas (the members of a cluster)",
     )
+    # Credentials on the bus (care_shared.nats_auth): this service's nkey seed file, and for
+    # TLS the CA that signed the servers' certificates and this client's certificate.
+    nats_nkey_file: str | None = None
+    nats_user: str | None = Field(default=None, description="NATS user name (default: the service's)")
+    nats_ca_file: str | None = None
+    nats_cert_file: str | None = None
+    nats_key_file: str | None = None
     # Replicas of each JetStream stream: 3 on a three-node cluster (deploy/, docker compose).
     nats_stream_replicas: int = 1
     http_host: str = "127.0.0.1"
@@ -40,3 +47,7 @@ class ServiceSettings(BaseSettings):
 
     def nats_servers(self) -> list[str]:
         return [u.strip() for u in self.nats_url.split(",") if u.strip()]
+
+    @property
+    def nats_user_name(self) -> str:
+        return self.nats_user or self.service_name

@@ -25,7 +25,7 @@ class Network:
         self.services = {
             name: ServiceProcess(
                 name,
-                {"DATABASE_URL": sqlite_url_for(workdir / f"{name}.db"), "NATS_URL": nats.url, **extra_env.get(name, {})},
+                {"DATABASE_URL": sqlite_url_for(workdir / f"{name}.db"), **nats.env(name), **extra_env.get(name, {})},
                 workdir,
             )
             for name in SERVICES

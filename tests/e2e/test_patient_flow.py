@@ -186,14 +186,12 @@ async def test_carectl_shows_streams_consumers_dead_letters_and_the_last_trace(n
             return r.status_code == 200 and len(r.json()) == 1
         await eventually(pathway_saw, what="pathway to see the patient")
 
-    import nats as nats_client
-
-    nc = await nats_client.connect(network.nats.url)
+    nc = await network.nats.connect()  # as ops: the one user that may publish anything
     await nc.jetstream().publish(f"intake.patient-registered.{pid}", b"{not json", headers={"Nats-Msg-Id": "poison-1"})
     await nc.close()
 
     def carectl(*args: str) -> str:
-        out = subprocess.run([sys.executable, "-m", "care_shared.ops.carectl", "--nats", network.nats.url, *args], capture_output=True, text=True, timeout=60, cwd=network.workdir)
+        out = subprocess.run([sys.executable, "-m", "care_shared.ops.carectl", "--nats", network.nats.url, "--creds", str(network.nats.seed_file("ops")), *args], capture_output=True, text=True, timeout=60, cwd=network.workdir)
         assert out.returncode == 0, out.stderr
         return out.stdout
 

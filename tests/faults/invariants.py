@@ -21,6 +21,7 @@ from care_shared.consumer import DLQ_CONSUMER, DLQ_REASON, DLQ_STREAM_SEQ, DLQ_S
 from care_shared.db import Database
 from care_shared.envelope import parse_envelope, to_envelope
 from care_shared.eventstore import events, outbox
+from care_shared.testing.nats_server import NatsServer
 from notify.tables import reminders
 from pathway.rebuild import live_assessments, project
 from referral.domain import need_of
@@ -45,10 +46,10 @@ class StreamMessage:
             return None
 
 
-async def read_work_queue(nats_url: str) -> list[StreamMessage]:
+async def read_work_queue(server: NatsServer) -> list[StreamMessage]:
     """REFERRAL_TASKS by direct get, sequence by sequence: a work-queue stream allows no
     second consumer, and nothing must be taken out of it."""
-    nc = await nats.connect(nats_url)
+    nc = await server.connect()
     try:
         js = nc.jetstream()
         state = (await js.stream_info("REFERRAL_TASKS")).state
@@ -64,9 +65,9 @@ async def read_work_queue(nats_url: str) -> list[StreamMessage]:
         await nc.close()
 
 
-async def read_stream(nats_url: str, stream: str, subject: str) -> list[StreamMessage]:
+async def read_stream(server: NatsServer, stream: str, subject: str) -> list[StreamMessage]:
     """Every message of the stream up to its last sequence now (an ephemeral consumer)."""
-    nc = await nats.connect(nats_url)
+    nc = await server.connect()
     try:
         js = nc.jetstream()
         last = (await js.stream_info(stream)).state.last_seq
@@ -87,9 +88,9 @@ async def read_stream(nats_url: str, stream: str, subject: str) -> list[StreamMe
         await nc.close()
 
 
-async def consumer_backlog(nats_url: str) -> dict[str, tuple[int, int]]:
+async def consumer_backlog(server: NatsServer) -> dict[str, tuple[int, int]]:
     """(pending, ack pending) of every durable consumer on the event streams."""
-    nc = await nats.connect(nats_url)
+    nc = await server.connect()
     try:
         js = nc.jetstream()
         backlog = {}
@@ -138,7 +139,7 @@ async def quiesce(net: FaultNetwork, timeout: float) -> Quiet:
         try:
             last = {
                 "outbox": await outbox_backlogs(net),
-                "consumers": await consumer_backlog(net.nats.url),
+                "consumers": await consumer_backlog(net.nats),
                 "due_unsent_reminders": await due_unsent(net),
             }
             quiet = (
@@ -151,7 +152,7 @@ async def quiesce(net: FaultNetwork, timeout: float) -> Quiet:
                 # Twice in a row, a second apart: a message in backoff shows as ack-pending
                 # but a new commit between two looks would not.
                 await asyncio.sleep(1.0)
-                again = await outbox_backlogs(net), await consumer_backlog(net.nats.url)
+                again = await outbox_backlogs(net), await consumer_backlog(net.nats)
                 if not any(again[0].values()) and not any(p or a for p, a in again[1].values()):
                     return Quiet(True, round(loop.time() - began, 1), last)
         except Exception as exc:  # noqa: BLE001 - a server may still be coming back
@@ -294,8 +295,8 @@ async def referrals_one_per_need(net: FaultNetwork, clinics, pathway_rows: list,
             ref = (r.data.get("assessment") or {}).get("referral") or {}
             if ref.get("advised"):
                 advised.add((r.data["patient_id"], need_of(ref.get("capabilities") or [])))
-    opened = Counter(r.data["referral_id"] for r in referral_rows if r.type == "care.referral.referral-opened.v1")
-    opened_needs = Counter((r.data["patient_id"], r.data["need"]) for r in referral_rows if r.type == "care.referral.referral-opened.v1")
+    opened = Counter(r.data["referral_id"] for r in referral_rows if r.type == "care.referral.referral-opened.v2")
+    opened_needs = Counter((r.data["patient_id"], r.data["need"]) for r in referral_rows if r.type == "care.referral.referral-opened.v2")
     in_stream = Counter(
         json.loads(m.data)["data"]["referral_id"] for m in referral_stream if b"referral-opened" in m.data
     )
@@ -308,7 +309,7 @@ async def referrals_one_per_need(net: FaultNetwork, clinics, pathway_rows: list,
         await db.dispose()
     tasks_per_need = Counter((t.patient_id, t.need) for t in task_rows)
     # Independent of referral's tables: what clinics would pull from the work queue.
-    dispatched = Counter(json.loads(m.data)["data"]["referral_id"] for m in await read_work_queue(net.nats.url))
+    dispatched = Counter(json.loads(m.data)["data"]["referral_id"] for m in await read_work_queue(net.nats))
     routed = {json.loads(m.data)["data"]["referral_id"] for m in referral_stream if b"referral-routed" in m.data}
     c.counts = {
         "needs_advised_by_pathway": len(advised),

@@ -93,7 +93,7 @@ class FaultNetwork:
         self.smtp.start()
         self.gateway.start()
         self.set_clock(now)
-        common = {"NATS_URL": self.nats.url, "LOG_LEVEL": "INFO"}
+        common = {"LOG_LEVEL": "INFO"}
         extra = {
             # intake's events leave only through the standalone relay process.
             "intake": {"RELAY_ENABLED": "false"},
@@ -112,10 +112,15 @@ class FaultNetwork:
         }
         for name in SERVICES:
             self.services[name] = ServiceProcess(
-                name, {"DATABASE_URL": self.db_urls[name], **common, **extra[name]}, self.workdir / name
+                name,
+                {"DATABASE_URL": self.db_urls[name], **self.nats.env(name), **common, **extra[name]},
+                self.workdir / name,
             )
         self.relay = ServiceProcess(
-            "intake", {"DATABASE_URL": self.db_urls["intake"], **common}, self.workdir / "intake-relay", command="relay"
+            "intake",
+            {"DATABASE_URL": self.db_urls["intake"], **self.nats.env("intake"), **common},
+            self.workdir / "intake-relay",
+            command="relay",
         )
         for svc in self.services.values():
             svc.start()

@@ -13,8 +13,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from datetime import time as dtime
 
-import nats
-
 from care_shared.envelope import new_event_id
 from tests.faults import invariants as inv
 from tests.faults.network import FaultNetwork
@@ -106,7 +104,7 @@ class Outcome:
 
 async def inject_poison(net: FaultNetwork, kind: str) -> int:
     """A message on intake's subjects that can never be processed; returns its stream seq."""
-    nc = await nats.connect(net.nats.url)
+    nc = await net.nats.connect()
     try:
         js = nc.jetstream()
         pid = str(uuid.uuid4())
@@ -205,8 +203,8 @@ async def run_scenario(net: FaultNetwork, plan: Plan, *, seed: int = 7) -> Outco
         pathway_rows = await inv.store_events(net.db_urls["pathway"])
         referral_rows = await inv.store_events(net.db_urls["referral"])
         notify_rows = await inv.store_events(net.db_urls["notify"])
-        streams = {name: await inv.read_stream(net.nats.url, name, subj) for name, subj in inv.STREAMS.items()}
-        dlq = await inv.read_stream(net.nats.url, "DLQ", "dlq.>")
+        streams = {name: await inv.read_stream(net.nats, name, subj) for name, subj in inv.STREAMS.items()}
+        dlq = await inv.read_stream(net.nats, "DLQ", "dlq.>")
         checks = {
             "intake_store": inv.accepted_posts_in_store(accepted, intake_rows),
             "intake_stream": inv.stream_matches_store("INTAKE", intake_rows, streams["INTAKE"], set(poison)),

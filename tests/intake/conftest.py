@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import httpx
-import nats
 import pytest
 from nats.js.api import ConsumerConfig, DeliverPolicy
 from sqlalchemy import func, select
@@ -26,7 +25,7 @@ NOW = datetime(2026, 6, 15, 12, 0, tzinfo=UTC)
 class Intake:
     client: httpx.AsyncClient
     runtime: Runtime
-    nats_url: str
+    nats: NatsServer
     key_a: str
     key_b: str
 
@@ -42,13 +41,17 @@ class Intake:
             return (await s.execute(select(func.count()).select_from(events))).scalar_one()
 
     async def published_for(self, patient_id: str) -> list[dict]:
-        nc = await nats.connect(self.nats_url)
+        return [data for _, data in await self.published_messages(patient_id)]
+
+    async def published_messages(self, patient_id: str) -> list[tuple[dict, dict]]:
+        """(headers, envelope) of each message on the bus for the patient."""
+        nc = await self.nats.connect()
         try:
             sub = await nc.jetstream().pull_subscribe(
                 f"intake.*.{patient_id}", durable=None, stream="INTAKE", config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL)
             )
             try:
-                return [json.loads(m.data) for m in await sub.fetch(1000, timeout=0.3)]
+                return [(dict(m.headers or {}), json.loads(m.data)) for m in await sub.fetch(1000, timeout=0.3)]
             except TimeoutError:  # nats-py raises its own or the built-in one
                 return []
         finally:
@@ -77,11 +80,11 @@ class Intake:
 
 @pytest.fixture
 async def intake(nats_server: NatsServer, database_url: str) -> AsyncIterator[Intake]:
-    runtime = make_runtime(IntakeSettings(database_url=database_url, nats_url=nats_server.url), clock=FixedClock(NOW))
+    runtime = make_runtime(IntakeSettings(database_url=database_url, **nats_server.settings("intake")), clock=FixedClock(NOW))
     app = create_app(runtime)
     async with app.router.lifespan_context(app):
         a = await add_clinic(runtime, "Clinic A")
         b = await add_clinic(runtime, "Clinic B")
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://intake") as client:
-            yield Intake(client, runtime, nats_server.url, a["api_key"], b["api_key"])
+            yield Intake(client, runtime, nats_server, a["api_key"], b["api_key"])

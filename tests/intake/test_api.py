@@ -55,9 +55,13 @@ async def test_a_clinic_records_a_patient_episode_trial_and_completion_as_events
     assert first["specversion"] == "1.0" and first["source"] == "/intake" and first["subject"] == pid
     assert first["traceparent"]
     assert [e["id"] for e in published] == [e["id"] for e in history]
-    # On the wire too: UUIDv7 ids (time-ordered) and the stream sequence consumers order by.
+    # On the wire too: UUIDv7 ids (time-ordered) and the stream sequence consumers order by,
+    # as the CloudEvents Sequence extension writes it (an orderable string, its type named).
     assert all(uuid.UUID(e["id"]).version == 7 for e in published)
-    assert [e["sequence"] for e in published] == [1, 2, 3, 4, 5]
+    assert [e["sequence"] for e in published] == [f"{n:010d}" for n in range(1, 6)]
+    assert {e["sequencetype"] for e in published} == {"Integer"}
+    headers = [h for h, _ in await intake.published_messages(pid)]
+    assert {h.get("Content-Type") for h in headers} == {"application/cloudevents+json"}
     assert [e["id"] for e in published] == sorted(e["id"] for e in published)
 
 

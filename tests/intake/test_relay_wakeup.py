@@ -19,7 +19,7 @@ async def test_a_commit_wakes_the_relay_long_before_its_next_poll(
     nats_server: NatsServer, database_url: str
 ) -> None:
     poll = 120.0  # if only the poll published, the event would wait up to two minutes
-    settings = IntakeSettings(database_url=database_url, nats_url=nats_server.url, relay_poll_seconds=poll)
+    settings = IntakeSettings(database_url=database_url, **nats_server.settings("intake"), relay_poll_seconds=poll)
     runtime = make_runtime(settings, clock=FixedClock(NOW))
     app = create_app(runtime)
     async with app.router.lifespan_context(app):
@@ -27,7 +27,7 @@ async def test_a_commit_wakes_the_relay_long_before_its_next_poll(
         async with httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app), base_url="http://intake"
         ) as client:
-            intake = Intake(client, runtime, nats_server.url, clinic["api_key"], clinic["api_key"])
+            intake = Intake(client, runtime, nats_server, clinic["api_key"], clinic["api_key"])
             # Let the relay's start-up pass finish, so that it is asleep on its poll.
             await eventually(lambda: _outbox_empty(intake), what="the start-up pass to drain the outbox")
             for _ in range(3):

@@ -14,7 +14,6 @@ from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
-import nats
 import pytest
 from aiosmtpd.controller import Controller
 
@@ -173,6 +172,7 @@ class Notify:
     clinic_id: str
     key: str
     other_key: str
+    nats: NatsServer | None = None
 
     def auth(self, key: str | None = None) -> dict[str, str]:
         return {"Authorization": f"Bearer {key or self.key}"}
@@ -215,7 +215,7 @@ async def notify(own_nats: NatsServer, database_url: str, mailbox, gateway: Gate
     clock = FixedClock(datetime(2026, 3, 1, 12, 0, tzinfo=UTC))
     settings = NotifySettings(
         database_url=database_url,
-        nats_url=own_nats.url,
+        **own_nats.settings("notify"),
         delivery_enabled=False,  # tests drive the loop's passes themselves, at their clock
         delivery_max_attempts=3,
         delivery_backoff_seconds=[60, 300],
@@ -224,14 +224,16 @@ async def notify(own_nats: NatsServer, database_url: str, mailbox, gateway: Gate
     channels = [SmtpChannel("127.0.0.1", smtp_port, "care-team@trd-care.example"), SmsGatewayChannel(gateway.url)]
     app = create_app(runtime, channels=channels)
     async with app.router.lifespan_context(app):
-        nc = await nats.connect(own_nats.url)
+        nc = await own_nats.connect()
         events = EventSender(nc.jetstream())
         key, other_key = generate_api_key(), generate_api_key()
         clinic_id = await register_clinic(events, key)
         await register_clinic(events, other_key)
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://notify") as client:
-            harness = Notify(client, runtime, clock, app.state.delivery, events, box, gateway, clinic_id, key, other_key)
+            harness = Notify(
+                client, runtime, clock, app.state.delivery, events, box, gateway, clinic_id, key, other_key, own_nats
+            )
 
             async def both_keys_known() -> bool:
                 a = await client.get("/v1/patients/none/reminders", headers=harness.auth())

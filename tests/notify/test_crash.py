@@ -18,7 +18,6 @@ from datetime import date
 from pathlib import Path
 
 import httpx
-import nats
 import pytest
 
 from care_shared.auth import generate_api_key
@@ -40,7 +39,7 @@ async def test_sigkill_between_send_and_record_delivers_every_due_reminder_exact
     clock.write_text("2026-03-01T12:00:00+00:00")
     env = {
         "DATABASE_URL": database_url,
-        "NATS_URL": own_nats.url,
+        **own_nats.env("notify"),
         "SMTP_HOST": "127.0.0.1",
         "SMTP_PORT": str(smtp_port),
         "SMS_GATEWAY_URL": gateway.url,
@@ -57,7 +56,7 @@ async def test_sigkill_between_send_and_record_delivers_every_due_reminder_exact
     await asyncio.to_thread(svc.wait_ready)
     key = generate_api_key()
     auth = {"Authorization": f"Bearer {key}"}
-    nc = await nats.connect(own_nats.url)
+    nc = await own_nats.connect()
     events = EventSender(nc.jetstream())
     clinic_id = await register_clinic(events, key)
     patients: dict[str, str] = {}

@@ -506,14 +506,13 @@ async def test_retries_with_backoff_then_a_failed_event_visible_over_rest(notify
 async def test_reminder_events_are_published_without_contact_details(notify: Notify) -> None:
     import json
 
-    import nats
 
     pid, tid = ids()
     pid = await patient(notify)
     await notify.put_contact(pid, email="secret-pat@example.org", channel="email", reminders=True)
     await notify.processed(pid, await notify.send("intake", started(pid, tid)))
     await notify.at(datetime(2026, 3, 16, 9, 0, tzinfo=UTC))
-    nc = await nats.connect(notify.runtime.settings.nats_url)
+    nc = await notify.nats.connect()
     try:
         sub = await nc.jetstream().pull_subscribe(f"notify.*.{pid}", durable=None, stream="NOTIFY")
 

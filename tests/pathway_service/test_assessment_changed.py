@@ -163,3 +163,25 @@ def test_same_assessment_ignores_provenance_and_sees_what_is_acted_on() -> None:
     ]:
         assert not same_assessment(again, {**again, part: changed}), part
     assert same_assessment(None, None) and not same_assessment(None, again)
+
+
+async def test_a_second_event_claiming_a_taken_position_is_refused_with_both_ids(pathway: Pathway) -> None:
+    """Squatting: an event at a version of the patient's intake stream that another event
+    already holds is never dropped as a duplicate, and never replaces what is there."""
+    from care_shared.consumer import PositionTaken
+
+    pid = pathway.pid
+    for payload in one_failed_trial(pid):
+        await pathway.take(payload)
+    held = to_envelope(
+        event_id=new_event_id(), source="/intake", type=AssessmentRecorded.event_type, subject=pid,
+        time=datetime.now(UTC), data=phq9(pid, 27, 3, date(2024, 3, 7)).to_data(), sequence=5, traceparent=None, clinicid="c1",
+    )
+    squatter = held.model_copy(update={"id": new_event_id(), "data": phq9(pid, 2, 0, date(2024, 3, 7)).to_data()})
+    async with pathway.db.transaction() as session:
+        await pathway.handler(session, held, phq9(pid, 27, 3, date(2024, 3, 7)))
+    with pytest.raises(PositionTaken) as refused:
+        async with pathway.db.transaction() as session:
+            await pathway.handler(session, squatter, phq9(pid, 2, 0, date(2024, 3, 7)))
+    assert held.id in str(refused.value) and squatter.id in str(refused.value)
+    assert (await pathway.published())[-1]["urgency"] == "emergency"  # the real one stands

@@ -9,7 +9,6 @@ import uuid
 from pathlib import Path
 
 import httpx
-import nats
 import pytest
 
 from care_shared.db import Database, sqlite_url_for
@@ -32,11 +31,11 @@ async def test_sigterm_finishes_in_flight_work_and_a_restart_takes_up_the_rest(o
     clinic_id = str(uuid.uuid4())
     histories = [patient_history(rng, clinic_id) for _ in range(60)]
     url = sqlite_url_for(tmp_path / "pathway.db")
-    env = {"DATABASE_URL": url, "NATS_URL": own_nats.url}
+    env = {"DATABASE_URL": url, **own_nats.env("pathway")}
     first = ServiceProcess("pathway", env, tmp_path / "first").start()
     first.wait_ready()
 
-    nc = await nats.connect(own_nats.url)
+    nc = await own_nats.connect()
     js = nc.jetstream()
     await ensure_streams(js)
     expected, total = await publish_in_order(js, histories, clinic_id)

@@ -12,7 +12,6 @@ import uuid
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-import nats
 import pytest
 import sqlalchemy as sa
 
@@ -89,10 +88,10 @@ async def publish_in_order(js, histories: list[tuple[str, list]], clinic_id: str
     return expected, sum(len(evs) for _, evs in histories)
 
 
-def run_rebuild(pathway: ServiceProcess) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "pathway", "rebuild"], env=pathway.env_for_cli(), capture_output=True, text=True, timeout=120
-    )
+def run_rebuild(pathway: ServiceProcess, server: NatsServer) -> subprocess.CompletedProcess:
+    """As an operator runs it: replaying a whole stream is ops' (an ephemeral consumer)."""
+    env = {**pathway.env_for_cli(), **server.env("ops")}
+    return subprocess.run([sys.executable, "-m", "pathway", "rebuild"], env=env, capture_output=True, text=True, timeout=120)
 
 
 async def test_shuffled_and_redelivered_events_converge_and_rebuild_is_identical(own_nats: NatsServer, tmp_path: Path) -> None:
@@ -111,10 +110,10 @@ async def test_shuffled_and_redelivered_events_converge_and_rebuild_is_identical
     rng.shuffle(delivery)
 
     db_url = sqlite_url_for(tmp_path / "pathway.db")
-    pathway = ServiceProcess("pathway", {"DATABASE_URL": db_url, "NATS_URL": own_nats.url}, tmp_path).start()
+    pathway = ServiceProcess("pathway", {"DATABASE_URL": db_url, **own_nats.env("pathway")}, tmp_path).start()
     try:
         pathway.wait_ready()
-        nc = await nats.connect(own_nats.url)
+        nc = await own_nats.connect()
         js = nc.jetstream()
         await ensure_streams(js)
         registered = ClinicRegistered(clinic_id=clinic_id, name="c", key_sha256="0" * 64)
@@ -137,7 +136,7 @@ async def test_shuffled_and_redelivered_events_converge_and_rebuild_is_identical
         for pid, a in expected.items():
             assert live[pid] == a, pid
 
-        out = await asyncio.to_thread(run_rebuild, pathway)
+        out = await asyncio.to_thread(run_rebuild, pathway, own_nats)
         report = json.loads(out.stdout)
         assert out.returncode == 0, out.stdout + out.stderr
         assert report["identical_to_live"] is True
@@ -156,7 +155,7 @@ async def test_shuffled_and_redelivered_events_converge_and_rebuild_is_identical
                 )
         finally:
             await db.dispose()
-        out = await asyncio.to_thread(run_rebuild, pathway)
+        out = await asyncio.to_thread(run_rebuild, pathway, own_nats)
         assert out.returncode == 1
         assert json.loads(out.stdout)["different"] == [tampered]
     finally:

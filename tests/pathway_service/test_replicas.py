@@ -9,7 +9,6 @@ import uuid
 from pathlib import Path
 
 import httpx
-import nats
 import pytest
 import sqlalchemy as sa
 
@@ -33,12 +32,12 @@ async def test_two_replicas_share_one_durable_consumer(own_nats: NatsServer, pos
     rng = random.Random(11)
     clinic_id = str(uuid.uuid4())
     histories = [patient_history(rng, clinic_id) for _ in range(40)]
-    env = {"DATABASE_URL": postgres_url, "NATS_URL": own_nats.url, "CONSUMER_FETCH_BATCH": "4"}
+    env = {"DATABASE_URL": postgres_url, **own_nats.env("pathway"), "CONSUMER_FETCH_BATCH": "4"}
     replicas = [ServiceProcess("pathway", env, tmp_path / f"replica-{i}").start() for i in range(2)]
     try:
         for r in replicas:
             r.wait_ready()
-        nc = await nats.connect(own_nats.url)
+        nc = await own_nats.connect()
         js = nc.jetstream()
         await ensure_streams(js)
         expected, total = await publish_in_order(js, histories, clinic_id)

@@ -5,8 +5,9 @@ so referral consumes them exactly as it would from the real services."""
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import httpx
@@ -38,6 +39,10 @@ class Harness:
     coordinator_2: str
     referring_clinic: str  # a partner clinic's id, and its key
     referring_key: str
+    # Pathway's stream positions: each assessment made here is the next of its patient's, in
+    # the order made (publishing it later does not make it newer), as pathway's stream would.
+    positions: dict[str, int] = field(default_factory=dict)
+    made: Counter = field(default_factory=Counter)
 
     def auth(self, key: str | None = None) -> dict[str, str]:
         return {"Authorization": f"Bearer {key or self.coordinator}"}
@@ -58,9 +63,10 @@ class Harness:
 
     async def publish(self, event, *, subject: str, clinicid: str | None, event_id: str | None = None, msg_id: str | None = None) -> str:  # noqa: ANN001
         event_id = event_id or new_event_id()
+        sequence = self.positions.get(event.as_of_event) if isinstance(event, AssessmentChanged) else None
         env = to_envelope(
-            event_id=event_id, source="/test", type=event.event_type, subject=subject, time=self.clock.now(),
-            data=event.to_data(), sequence=None, traceparent=None, clinicid=clinicid,
+            event_id=event_id, source=f"/{event.event_type.split('.')[1]}", type=event.event_type, subject=subject, time=self.clock.now(),
+            data=event.to_data(), sequence=sequence, traceparent=None, clinicid=clinicid,
         )
         await self.nc.jetstream().publish(
             nats_subject(event.event_type, subject), env.model_dump_json(exclude_none=True).encode(),
@@ -77,9 +83,12 @@ class Harness:
 
     def assessment(self, patient_id: str, urgency: str = "routine", capabilities: list[str] | None = None,
                    reasons: list[str] | None = None, as_of_event: str | None = None, advised: bool = True) -> AssessmentChanged:
+        as_of_event = as_of_event or new_event_id()
+        self.made[patient_id] += 1
+        self.positions.setdefault(as_of_event, self.made[patient_id])
         return AssessmentChanged.model_validate({
             "patient_id": patient_id,
-            "as_of_event": as_of_event or new_event_id(),
+            "as_of_event": as_of_event,
             "assessment": {
                 "status": "trd",
                 "urgency": urgency,
@@ -129,7 +138,7 @@ async def referral(nats_server: NatsServer, database_url: str) -> AsyncIterator[
     clock = FixedClock(NOW)
     settings = ReferralSettings(
         database_url=database_url,
-        nats_url=nats_server.url,
+        **nats_server.settings("referral"),
         escalation_sweep_seconds=3600,  # tests call the sweep themselves, after moving the clock
         consumer_backoff_seconds=[0.05, 0.1, 0.2],
     )
@@ -138,7 +147,7 @@ async def referral(nats_server: NatsServer, database_url: str) -> AsyncIterator[
     async with app.router.lifespan_context(app):
         one = await add_coordinator(runtime, "Coordinator One")
         two = await add_coordinator(runtime, "Coordinator Two")
-        nc = await nats.connect(nats_server.url)
+        nc = await nats_server.connect()
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://referral") as client:
             h = Harness(client, runtime, clock, nc, one["api_key"], two["api_key"], "", "")

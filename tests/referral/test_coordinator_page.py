@@ -13,7 +13,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
-import nats
 import pytest
 
 from care_shared.contracts.pathway import AssessmentChanged
@@ -48,7 +47,7 @@ def _browser_or_skip() -> None:
 @pytest.fixture
 def service(own_nats: NatsServer, tmp_path: Path) -> Iterator[tuple[ServiceProcess, str]]:
     _browser_or_skip()
-    svc = ServiceProcess("referral", {"DATABASE_URL": sqlite_url_for(tmp_path / "referral.db"), "NATS_URL": own_nats.url}, tmp_path)
+    svc = ServiceProcess("referral", {"DATABASE_URL": sqlite_url_for(tmp_path / "referral.db"), **own_nats.env("referral")}, tmp_path)
     seeded = subprocess.run(
         [sys.executable, "-m", "referral", "demo-seed", "--key-file", str(tmp_path / "demo-coordinator.key")],
         env=svc.env_for_cli(), cwd=tmp_path, capture_output=True, text=True, check=True, timeout=60,
@@ -63,7 +62,7 @@ def service(own_nats: NatsServer, tmp_path: Path) -> Iterator[tuple[ServiceProce
         svc.stop()
 
 
-async def _advise(nats_url: str, patient_id: str) -> None:
+async def _advise(server: NatsServer, patient_id: str) -> None:
     event = AssessmentChanged.model_validate({
         "patient_id": patient_id,
         "as_of_event": new_event_id(),
@@ -73,7 +72,7 @@ async def _advise(nats_url: str, patient_id: str) -> None:
     })
     env = to_envelope(event_id=new_event_id(), source="/pathway", type=event.event_type, subject=patient_id, time=datetime.now(UTC),
                       data=event.to_data(), sequence=1, traceparent=None, clinicid=None)
-    nc = await nats.connect(nats_url)
+    nc = await server.connect()
     try:
         await nc.jetstream().publish(nats_subject(event.event_type, patient_id), env.model_dump_json().encode(), headers={"Nats-Msg-Id": env.id})
     finally:
@@ -85,7 +84,7 @@ async def test_a_coordinator_claims_schedules_and_completes_by_clicking(service,
 
     svc, key = service
     patient_id = "0b6f2b1e-5d8c-4a4e-9d55-1f6f3c2a9e01"
-    await _advise(own_nats.url, patient_id)
+    await _advise(own_nats, patient_id)
     auth = {"Authorization": f"Bearer {key}"}
     async with httpx.AsyncClient(base_url=svc.url, headers=auth, timeout=5) as http:
 

@@ -132,7 +132,7 @@ def opened(
 ) -> domain.Referral:  # noqa: ANN001
     events = domain.open_referral(
         patient_id="p1",
-        advice=Advice(urgency, caps, ("status trd",), "0001"),
+        advice=Advice(urgency, caps, ("status trd",), "0001", 1),
         region="north",
         now=NOW,
         clinics=directory,
@@ -281,21 +281,21 @@ def test_a_closed_referral_gives_way_to_the_next_for_newer_advice_only() -> None
         )
 
     # Its own assessment again (or an older one) was taken already: nothing reopens.
-    assert advise(first, Advice(Urgency.ROUTINE, ("mood_disorder_clinic",), ("status trd",), "0001")) == []
+    assert advise(first, Advice(Urgency.ROUTINE, ("mood_disorder_clinic",), ("status trd",), "0001", 1)) == []
     assert (
         advise(
-            first, Advice(Urgency.EMERGENCY, ("mood_disorder_clinic",), ("suicidality (emergency)",), "0000")
+            first, Advice(Urgency.EMERGENCY, ("mood_disorder_clinic",), ("suicidality (emergency)",), "0000", 0)
         )
         == []
     )
     # Newer advice that is routine: the patient was seen for this need; no re-referral.
-    assert advise(first, Advice(Urgency.ROUTINE, ("mood_disorder_clinic",), ("status trd",), "0002")) == []
+    assert advise(first, Advice(Urgency.ROUTINE, ("mood_disorder_clinic",), ("status trd",), "0002", 2)) == []
     # Suicidality refers every time (CLINICAL.md 5), even after an urgent referral was closed.
     urgent_before = domain.fold(
         [
             *domain.open_referral(
                 patient_id="p1",
-                advice=Advice(Urgency.URGENT, ("mood_disorder_clinic",), ("suicidality (urgent)",), "0001"),
+                advice=Advice(Urgency.URGENT, ("mood_disorder_clinic",), ("suicidality (urgent)",), "0001", 1),
                 region="north",
                 now=NOW,
                 clinics=DIRECTORY,
@@ -307,17 +307,17 @@ def test_a_closed_referral_gives_way_to_the_next_for_newer_advice_only() -> None
     again = domain.fold(
         advise(
             urgent_before,
-            Advice(Urgency.URGENT, ("mood_disorder_clinic",), ("suicidality (urgent)",), "0002"),
+            Advice(Urgency.URGENT, ("mood_disorder_clinic",), ("suicidality (urgent)",), "0002", 2),
         )
     )
     assert again.urgency == Urgency.URGENT and again.status in ("queued", "unroutable")
     # Newer, more urgent advice opens the second referral for the need.
-    emergency = Advice(Urgency.EMERGENCY, ("mood_disorder_clinic",), ("suicidality (emergency)",), "0002")
+    emergency = Advice(Urgency.EMERGENCY, ("mood_disorder_clinic",), ("suicidality (emergency)",), "0002", 2)
     second = domain.fold(advise(first, emergency))
     assert second.referral_id == domain.referral_id_for("p1", "mood_disorder_clinic", 2) != first.referral_id
     assert (second.status, second.urgency, second.clinic_id) == ("queued", Urgency.EMERGENCY, "north-mdc")
     # While one is open, advice updates it: never a second open one.
-    newer = Advice(Urgency.URGENT, ("mood_disorder_clinic",), ("suicidality (urgent)",), "0003")
+    newer = Advice(Urgency.URGENT, ("mood_disorder_clinic",), ("suicidality (urgent)",), "0003", 3)
     assert [
         type(e).__name__
         for e in domain.take_advice(
@@ -335,9 +335,9 @@ def test_a_closed_referral_gives_way_to_the_next_for_newer_advice_only() -> None
 
 def test_older_advice_arriving_late_changes_nothing() -> None:
     r = opened(Urgency.URGENT)
-    older = Advice(Urgency.ROUTINE, ("mood_disorder_clinic",), ("status trd",), "0000")
+    older = Advice(Urgency.ROUTINE, ("mood_disorder_clinic",), ("status trd",), "0000", 0)
     assert domain.reassess(r, older, NOW, DIRECTORY, {}) == []
-    newer = Advice(Urgency.EMERGENCY, ("mood_disorder_clinic",), ("suicidality (emergency)",), "0002")
+    newer = Advice(Urgency.EMERGENCY, ("mood_disorder_clinic",), ("suicidality (emergency)",), "0002", 2)
     assert then(r, domain.reassess(r, newer, NOW, DIRECTORY, {})).urgency == Urgency.EMERGENCY
 
 

@@ -20,11 +20,11 @@ from tests.referral.conftest import NOW, Harness, new_patient
 
 
 async def stored(session, event: str, patient_id: str) -> int:  # noqa: ANN001
-    """How many `care.referral.<event>.v1` events referral stored for the patient."""
+    """How many `care.referral.<event>` events (any version) referral stored for the patient."""
     query = (
         select(func.count())
         .select_from(events)
-        .where(events.c.type == f"care.referral.{event}.v1", events.c.subject == patient_id)
+        .where(events.c.type.like(f"care.referral.{event}.v%"), events.c.subject == patient_id)
     )
     return (await session.execute(query)).scalar_one()
 

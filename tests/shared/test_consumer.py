@@ -27,6 +27,7 @@ from care_shared.consumer import (
 from care_shared.db import Database, sqlite_url_for
 from care_shared.envelope import new_event_id
 from care_shared.migrations import migrate
+from care_shared.nats_auth import OPS, inbox_prefix
 from care_shared.seen import record_seen, seen_events
 from care_shared.testing.nats_server import NatsServer
 from care_shared.testing.polling import eventually
@@ -83,8 +84,11 @@ class Harness:
         self.poison: set[str] = set()
         self.hang: set[str] = set()  # handled until `released`: an answer that never comes in time
         self.released = asyncio.Event()
-        self.broker = NatsBroker(server.url)
-        self.consumers = EventConsumers(self.service, self.broker, db, policy)
+        # As ops (who may consume anything): these durables are the test's own, not the topology's.
+        self.broker = NatsBroker(server.url, security=server.security(), inbox_prefix=inbox_prefix(OPS))
+        self.consumers = EventConsumers(
+            self.service, self.broker, db, policy, inbox=inbox_prefix(OPS), topology_checked=False
+        )
         self.durable = self.consumers.subscribe("intake", "INTAKE", f"intake.*.{patient_id}", self.handle)
 
     async def handle(self, session, envelope, payload) -> None:  # noqa: ANN001
@@ -105,9 +109,16 @@ class Harness:
 
     async def publish(self, body: bytes | dict, msg_id: str | None = None) -> None:
         raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+        name = "assessment-recorded"
+        try:
+            declared = json.loads(raw).get("type", "")
+        except (ValueError, AttributeError):
+            declared = ""
+        if isinstance(declared, str) and declared.count(".") == 3:
+            name = declared.split(".")[2]  # the subject names the event, as the relay's do
         js = self.broker.connection.jetstream()
         await js.publish(
-            f"intake.assessment-recorded.{self.patient_id}",
+            f"intake.{name}.{self.patient_id}",
             raw,
             headers={"Nats-Msg-Id": msg_id or uuid.uuid4().hex},
         )
@@ -121,7 +132,7 @@ class Harness:
             ).scalar_one()
 
     async def dead_letters(self) -> list[nats.aio.msg.Msg]:
-        nc = await nats.connect(self.server.url)
+        nc = await self.server.connect()
         try:
             js = nc.jetstream()
             sub = await js.pull_subscribe(
@@ -191,6 +202,41 @@ async def test_poison_messages_go_to_the_dead_letter_subject_and_the_consumer_ke
         assert any(expected in r for r in reasons), (expected, reasons)
     assert all(m.headers[DLQ_CONSUMER] == harness.durable for m in letters)
     assert {m.data for m in letters} == set(poison)  # the original bytes, for replay after a fix
+
+
+async def test_events_whose_origin_does_not_hold_together_are_refused_and_counted(harness: Harness) -> None:
+    """The bus is a trust boundary: stream, type, source and subject must name one producer,
+    and an event id may not come from the future (care_shared.origin)."""
+    pid = harness.patient_id
+    future = uuid.UUID(int=(int((datetime.now(UTC).timestamp() + 3600) * 1000) << 80) | (7 << 76) | (1 << 63))
+    forged = {
+        "source": ({**assessment(pid), "source": "/evil"}, "source '/evil' is not /intake"),
+        # A coordinator's key on intake's stream: access events come only from their owner's.
+        "type": (
+            {
+                **assessment(pid),
+                "type": "care.referral.coordinator-registered.v1",
+                "data": {"coordinator_id": "c1", "name": "Mallory", "key_sha256": "0" * 64},
+            },
+            "belongs to referral",
+        ),
+        "subject": ({**assessment(pid), "subject": "another-patient"}, "differs from the envelope subject"),
+        "future": ({**assessment(pid), "id": str(future)}, "in the future"),
+        "not uuid7": ({**assessment(pid), "id": str(uuid.uuid4())}, "is not a UUIDv7"),
+    }
+    for body, _ in forged.values():
+        await harness.publish(body)
+    good = assessment(pid)
+    await harness.publish(good)
+    await eventually(lambda: harness.effects(good["id"]), what="the real event after the forgeries")
+    letters = await eventually(lambda: _len_at_least(harness.dead_letters(), len(forged)), what="every forgery in the DLQ")
+    reasons = [m.headers[DLQ_REASON] for m in letters]
+    for _, expected in forged.values():
+        assert any(expected in r for r in reasons), (expected, reasons)
+    for body, _ in forged.values():
+        assert harness.calls[body["id"]] == 0  # the handler never saw them
+    refused = harness.consumers.metrics.events_refused.labels(harness.durable, "origin")._value.get()
+    assert refused == len(forged)
 
 
 async def test_a_transient_failure_is_redelivered_with_backoff_and_acted_on_once(harness: Harness) -> None:

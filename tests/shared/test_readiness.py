@@ -19,7 +19,7 @@ pytestmark = pytest.mark.e2e
 async def test_readyz_is_503_naming_nats_while_it_is_down_and_200_once_it_is_back(
     own_nats: NatsServer, tmp_path: Path
 ) -> None:
-    env = {"DATABASE_URL": sqlite_url_for(tmp_path / "intake.db"), "NATS_URL": own_nats.url}
+    env = {"DATABASE_URL": sqlite_url_for(tmp_path / "intake.db"), **own_nats.env("intake")}
     intake = ServiceProcess("intake", env, tmp_path).start()
     try:
         intake.wait_ready()

@@ -10,7 +10,6 @@ from datetime import date
 from pathlib import Path
 
 import httpx
-import nats
 import pytest
 from nats.js.api import ConsumerConfig, DeliverPolicy
 from sqlalchemy import func, select
@@ -49,8 +48,8 @@ async def append_assessments(db: Database) -> list[str]:
     return ids
 
 
-async def stream_event_ids(url: str) -> list[str]:
-    nc = await nats.connect(url)
+async def stream_event_ids(server: NatsServer) -> list[str]:
+    nc = await server.connect()
     try:
         js = nc.jetstream()
         sub = await js.pull_subscribe(
@@ -79,11 +78,11 @@ async def test_relay_sigkilled_after_publish_republishes_and_nothing_is_doubled(
     db = Database(database_url)
     await migrate(db, INTAKE_MIGRATIONS)
     event_ids = await append_assessments(db)  # committed; no relay has run yet
-    env = {"DATABASE_URL": database_url, "NATS_URL": own_nats.url, "RELAY_BATCH_SIZE": str(BATCH)}
+    env = {"DATABASE_URL": database_url, **own_nats.env("intake"), "RELAY_BATCH_SIZE": str(BATCH)}
 
     pathway_db = sqlite_url_for(tmp_path / "pathway.db")
     pathway = ServiceProcess(
-        "pathway", {"DATABASE_URL": pathway_db, "NATS_URL": own_nats.url}, tmp_path
+        "pathway", {"DATABASE_URL": pathway_db, **own_nats.env("pathway")}, tmp_path
     ).start()
     try:
         pathway.wait_ready()
@@ -92,7 +91,7 @@ async def test_relay_sigkilled_after_publish_republishes_and_nothing_is_doubled(
             "intake", {**env, "CARE_RELAY_FAULT": "kill_after_publish"}, tmp_path, command="relay"
         ).start()
         assert doomed.wait_exit(timeout=60) == -signal.SIGKILL
-        published_before_crash = await stream_event_ids(own_nats.url)
+        published_before_crash = await stream_event_ids(own_nats)
         assert len(published_before_crash) == BATCH
         assert await outbox_rows(db) == len(event_ids)  # the crash lost the "published" mark
 
@@ -102,7 +101,7 @@ async def test_relay_sigkilled_after_publish_republishes_and_nothing_is_doubled(
         finally:
             relay.stop()
 
-        in_stream = await stream_event_ids(own_nats.url)
+        in_stream = await stream_event_ids(own_nats)
         assert sorted(in_stream) == sorted(event_ids)  # every event, each exactly once
 
         pathway_store = Database(pathway_db)
@@ -147,3 +146,32 @@ def _metric(text: str, name: str) -> float:
 
 async def _zero(awaitable) -> bool:  # noqa: ANN001
     return (await awaitable) == 0
+
+
+async def test_the_relay_never_publishes_another_services_event(own_nats: NatsServer, tmp_path: Path) -> None:
+    """intake's relay speaks only for intake: an outbox row of a pathway type (a bug, or a
+    tampered database) is held back with its reason, and the rows behind it still go."""
+    from care_shared.outbox import OutboxRelay
+
+    db = Database(sqlite_url_for(tmp_path / "intake.db"))
+    await migrate(db, INTAKE_MIGRATIONS)
+    pid = str(uuid.uuid4())
+    forged = NewEvent("care.pathway.assessment-changed.v1", pid, {"patient_id": pid}, meta={})
+    real = NewEvent(AssessmentRecorded.event_type, pid, {"patient_id": pid}, meta={})
+    async with db.transaction() as s:
+        await EventStore().append(s, f"patient-{pid}", 0, [forged, real])
+    nc = await own_nats.connect("intake")
+    try:
+        relay = OutboxRelay(db, "/intake", lambda: nc.jetstream())
+        with pytest.raises(RuntimeError):  # the batch reports the row it could not publish
+            await relay.publish_pending()
+        ops = await own_nats.connect()
+        info = {s: (await ops.jetstream().stream_info(s)).state.messages for s in ("INTAKE", "PATHWAY")}
+        await ops.close()
+        assert info == {"INTAKE": 1, "PATHWAY": 0}
+        async with db.read() as s:
+            held = (await s.execute(select(outbox.c.last_error))).scalars().all()
+        assert held == ["ForeignEvent"]
+    finally:
+        await nc.close()
+        await db.dispose()

@@ -25,22 +25,38 @@ def test_the_stream_configurations_carry_the_replica_count() -> None:
     }
 
 
-async def test_referral_declares_every_stream_with_the_configured_replicas(
-    own_nats: NatsServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def recording_declarations(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
     declared: dict[str, int] = {}
     add_stream = JetStreamManager.add_stream
 
     async def recording_add_stream(self: JetStreamManager, config: StreamConfig, **params):  # noqa: ANN003, ANN202
         declared[config.name] = config.num_replicas
-        # A single test server cannot hold R3: what is checked is what the service asked for.
+        # A single test server cannot hold R3: what is checked is what was asked for.
         return await add_stream(self, replace(config, num_replicas=1), **params)
 
     monkeypatch.setattr(JetStreamManager, "add_stream", recording_add_stream)
+    return declared
+
+
+def test_ops_declares_every_stream_with_the_configured_replicas(
+    own_nats: NatsServer, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from care_shared.ops import carectl
+
+    declared = recording_declarations(monkeypatch)
+    seed = str(own_nats.seed_file("ops"))
+    assert carectl.main(["--nats", own_nats.url, "--creds", seed, "bus", "ensure", "--replicas", "3"]) == 0
+    assert declared == {name: 3 for name in [*EVENT_STREAMS, DLQ_STREAM, TASK_STREAM]}
+
+
+async def test_referral_declares_only_its_own_streams_with_the_configured_replicas(
+    own_nats: NatsServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    declared = recording_declarations(monkeypatch)
     settings = ReferralSettings(
-        database_url=sqlite_url_for(tmp_path / "referral.db"), nats_url=own_nats.url, nats_stream_replicas=3
+        database_url=sqlite_url_for(tmp_path / "referral.db"), **own_nats.settings("referral"), nats_stream_replicas=3
     )
     app = create_app(make_runtime(settings))
     async with app.router.lifespan_context(app):
         pass
-    assert declared == {name: 3 for name in [*EVENT_STREAMS, DLQ_STREAM, TASK_STREAM]}
+    assert declared == {"REFERRAL": 3, TASK_STREAM: 3}

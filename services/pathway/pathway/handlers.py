@@ -9,12 +9,12 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from care_shared.consumer import PoisonEvent
+from care_shared.consumer import PoisonEvent, PositionTaken
 from care_shared.contracts import EventData
 from care_shared.contracts.pathway import AssessmentChanged
 from care_shared.envelope import Envelope
 from care_shared.eventstore import ConcurrencyError, EventStore, NewEvent
-from care_shared.seen import record_seen
+from care_shared.seen import position_holder, record_seen
 from care_shared.service import project_access
 from pathway.engine import PatientFacts
 from pathway.projection import PatientProjection, same_assessment
@@ -87,6 +87,10 @@ class IntakeEventHandler:
             return  # clinic events: access only
         if envelope.sequence is None:
             raise PoisonEvent(f"intake event {envelope.id} has no stream sequence")
+        # The patient's facts are ordered by intake's stream version: a second event claiming
+        # a version already taken is refused loudly (never dropped as a "duplicate").
+        if held := await position_holder(session, CONSUMER, patient_id, envelope):
+            raise PositionTaken(envelope.sequence, held, envelope.id)
         await record_seen(session, CONSUMER, envelope, patient_id)
 
         projection, previous, row_version = await load_projection(session, patient_id)

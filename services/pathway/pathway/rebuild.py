@@ -24,9 +24,11 @@ async def read_stream(
     stream: str = "INTAKE",
     subject: str = "intake.>",
     progress: Callable[[int, int], None] | None = None,
+    connect_options: dict[str, Any] | None = None,
 ) -> list[Envelope]:
-    """Every message in the stream up to its last sequence at the time of the call."""
-    nc = await nats.connect(servers=nats_url)
+    """Every message in the stream up to its last sequence at the time of the call (an
+    ephemeral consumer: run as ops, `carectl rebuild pathway`)."""
+    nc = await nats.connect(servers=nats_url, **(connect_options or {}))
     try:
         js = nc.jetstream()
         last = (await js.stream_info(stream)).state.last_seq
@@ -75,6 +77,14 @@ async def live_assessments(db: Database) -> dict[str, dict[str, Any]]:
         return {r.patient_id: r.assessment for r in rows if r.assessment is not None}
 
 
-async def rebuild_and_compare(db: Database, nats_url: str | list[str], *, progress: bool = False) -> RebuildReport:
-    envelopes = await read_stream(nats_url, progress=progress_bar("replaying intake") if progress else None)
+async def rebuild_and_compare(
+    db: Database,
+    nats_url: str | list[str],
+    *,
+    progress: bool = False,
+    connect_options: dict[str, Any] | None = None,
+) -> RebuildReport:
+    envelopes = await read_stream(
+        nats_url, progress=progress_bar("replaying intake") if progress else None, connect_options=connect_options
+    )
     return compare(await live_assessments(db), project(envelopes), events=len(envelopes))

@@ -195,6 +195,7 @@ class Referral:
     region: str | None
     as_of_event: str | None
     opened_at: datetime | None
+    as_of_position: int | None = None
     status: str = QUEUED
     clinic_id: str | None = None
     routed_at: datetime | None = None
@@ -268,6 +269,7 @@ def apply(r: Referral | None, e: EventData) -> Referral | None:
             reasons=tuple(e.reasons),
             region=e.region,
             as_of_event=e.as_of_event,
+            as_of_position=e.as_of_position,
             opened_at=e.at,
             version=1,
             history=({"event": "opened", "at": e.at},),
@@ -283,6 +285,7 @@ def apply(r: Referral | None, e: EventData) -> Referral | None:
             capabilities=tuple(e.capabilities),
             reasons=tuple(e.reasons),
             as_of_event=e.as_of_event,
+            as_of_position=e.as_of_position,
         )
         note |= {"event": "reassessed", "urgency": e.urgency}
     elif isinstance(e, ReferralRouted):
@@ -350,6 +353,9 @@ class Advice:
     capabilities: tuple[str, ...]
     reasons: tuple[str, ...]
     as_of_event: str | None
+    # The AssessmentChanged's version in pathway's stream for the patient (its envelope's
+    # sequence, checked to have come from pathway's stream): the order of pathway's advice.
+    as_of_position: int | None = None
 
 
 def take_advice(
@@ -396,8 +402,11 @@ def _more_urgent(advice: Advice, r: Referral) -> bool:
 
 
 def _newer(advice: Advice, r: Referral) -> bool:
-    # UUIDv7 event ids sort by time.
-    return not (r.as_of_event and advice.as_of_event and advice.as_of_event <= r.as_of_event)
+    """Later in pathway's stream for the patient. Never by ids: an id is only a name. A
+    referral recorded before positions were kept takes the advice as newer."""
+    if r.as_of_position is None or advice.as_of_position is None:
+        return True
+    return advice.as_of_position > r.as_of_position
 
 
 def open_referral(
@@ -421,6 +430,7 @@ def open_referral(
         reasons=list(advice.reasons),
         region=region,
         as_of_event=advice.as_of_event,
+        as_of_position=advice.as_of_position,
         at=now,
     )
     referral = fold([opened])
@@ -453,6 +463,7 @@ def reassess(
         capabilities=list(advice.capabilities),
         reasons=list(advice.reasons),
         as_of_event=advice.as_of_event,
+        as_of_position=advice.as_of_position,
         at=now,
     )
     updated = apply(r, event)

@@ -30,6 +30,7 @@ def pathway_handler(store: EventStore, clock: Clock) -> Callable:
         await project_access(session, envelope, payload)
         if isinstance(payload, AssessmentChanged):
             await record_seen(session, PATHWAY_CONSUMER, envelope, payload.patient_id, caused_by=payload.as_of_event)
-            await referrals.take_advice(session, envelope.clinicid, payload, clock.now())
+            # Ordered by pathway's stream position (origin checked by the consumer), not by ids.
+            await referrals.take_advice(session, envelope.clinicid, payload, clock.now(), envelope.sequence)
 
     return on_pathway_event

@@ -281,6 +281,7 @@ class Referrals:
         referring_clinic_id: str | None,
         changed: AssessmentChanged,
         now: datetime,
+        position: int | None = None,
     ) -> None:
         """Pathway's assessment changed: update the patient's open referral for the need it
         advises, or open the next one (the domain decides which). Redelivered and reordered
@@ -295,6 +296,7 @@ class Referrals:
             capabilities=tuple(advice.capabilities),
             reasons=tuple(advice.reasons),
             as_of_event=changed.as_of_event,
+            as_of_position=position,
         )
         need = domain.need_of(wanted.capabilities)
         last = (

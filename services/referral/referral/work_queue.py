@@ -12,37 +12,25 @@ from __future__ import annotations
 import logging
 
 from nats.js import JetStreamContext
-from nats.js.api import RetentionPolicy, StorageType, StreamConfig, StreamSource, SubjectTransform
 from nats.js.errors import BadRequestError
+
+from care_shared.topology import TASK_STREAM, task_stream_config
 
 log = logging.getLogger(__name__)
 
-TASK_STREAM = "REFERRAL_TASKS"
-DISPATCHED = "referral.task-dispatched.*"
+__all__ = ["TASK_STREAM", "ensure_task_stream", "task_stream_config", "task_subject"]
 
 
 def task_subject(clinic_id: str) -> str:
     return f"tasks.{clinic_id}"
 
 
-def task_stream_config(replicas: int = 1) -> StreamConfig:
-    return StreamConfig(
-        name=TASK_STREAM,
-        description="Referral tasks per receiving clinic (tasks.<clinic id>), for clinics that pull them",
-        retention=RetentionPolicy.WORK_QUEUE,
-        storage=StorageType.FILE,
-        num_replicas=replicas,
-        # The transform is also the filter: only task-dispatched events are copied.
-        sources=[StreamSource(name="REFERRAL", subject_transforms=[SubjectTransform(src=DISPATCHED, dest="tasks.{{wildcard(1)}}")])],
-    )
-
-
 async def ensure_task_stream(js: JetStreamContext, replicas: int = 1) -> None:
+    """Declare the task stream if ops has not yet; updating it is ops' (`carectl streams ensure`)."""
     config = task_stream_config(replicas)
     try:
         await js.add_stream(config)
     except BadRequestError as exc:
-        if exc.err_code != 10058:  # exists with another configuration: bring it up to date
+        if exc.err_code != 10058:
             raise
-        log.warning("updating stream configuration", extra={"stream": TASK_STREAM})
-        await js.update_stream(config)
+        log.warning("stream configuration differs; run `carectl streams ensure`", extra={"stream": TASK_STREAM})

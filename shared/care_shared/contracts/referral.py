@@ -87,7 +87,8 @@ class CoordinatorKeyRotated(EventData):
 
 @event
 class ReferralOpened(EventData):
-    event_type = "care.referral.referral-opened.v1"
+    event_type = "care.referral.referral-opened.v2"
+    reads_versions = (1,)  # v2 added as_of_position
     referral_id: str
     patient_id: str
     need: str
@@ -96,6 +97,8 @@ class ReferralOpened(EventData):
     reasons: list[str] = []
     region: str | None = None  # the patient's region, when known (the referring clinic's)
     as_of_event: str | None = None
+    # The advice's place in pathway's stream for the patient: what "newer" is measured by.
+    as_of_position: int | None = None
     at: datetime | None = None
 
 
@@ -103,13 +106,15 @@ class ReferralOpened(EventData):
 class ReferralReassessed(EventData):
     """A newer assessment for the same need: urgency, capabilities or reasons changed."""
 
-    event_type = "care.referral.referral-reassessed.v1"
+    event_type = "care.referral.referral-reassessed.v2"
+    reads_versions = (1,)  # v2 added as_of_position
     referral_id: str
     patient_id: str
     urgency: Urgency
     capabilities: list[str]
     reasons: list[str] = []
     as_of_event: str | None = None
+    as_of_position: int | None = None
     at: datetime | None = None
 
 

@@ -1,5 +1,6 @@
 """carectl: the operator's command for the TRD Care Network.
 
+    carectl bus ensure              declare every stream of the topology (ops; make run does it)
     carectl streams                 JetStream streams: messages, bytes, publish rate
     carectl consumers               durable consumers: lag, pending acks, redeliveries, ack rate
     carectl dlq list                dead letters with their reasons
@@ -13,7 +14,8 @@
     carectl coordinator add --name N  register a referral coordinator; the key is shown once
     carectl coordinator rotate-key  replace the key in $COORDINATOR_KEY
 
-NATS comes from --nats, else NATS_URL, else var/run.json (written by `make run`).
+NATS comes from --nats, else NATS_URL, else var/run.json (written by `make run`); carectl
+connects as the ops user, whose seed comes from --creds, else NATS_NKEY_FILE, else var/run.json.
 `carectl <command> --help` explains each command's columns and effects.
 """
 
@@ -31,8 +33,9 @@ import nats
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from care_shared.consumer import DLQ_CONSUMER, DLQ_DELIVERIES, DLQ_REASON, DLQ_STREAM_SEQ, DLQ_SUBJECT
+from care_shared.nats_auth import OPS, connect_options
 from care_shared.ops.traces import last_request_trace, load_spans, render_tree
-from care_shared.topology import DLQ_STREAM
+from care_shared.topology import DLQ_STREAM, ensure_streams, stream_configs
 
 RUN_FILE = Path(os.environ.get("CARE_VAR_DIR") or "var") / "run.json"  # written by `make run`
 
@@ -48,6 +51,26 @@ def nats_url(args: argparse.Namespace) -> str:
     return args.nats or os.environ.get("NATS_URL") or run_info().get("nats_url") or "nats://127.0.0.1:4222"
 
 
+def ops_seed(args: argparse.Namespace) -> str | None:
+    return args.creds or os.environ.get("NATS_NKEY_FILE") or run_info().get("nats_ops_credentials")
+
+
+async def connect(args: argparse.Namespace) -> nats.NATS:
+    """The ops user's connection (no anonymous access on the bus)."""
+    # An operator wants an answer, not a retry loop: fail at once when refused or away.
+    return await nats.connect(nats_url(args), allow_reconnect=False, connect_timeout=5, **connect_options(OPS, ops_seed(args)))
+
+
+async def bus(args: argparse.Namespace) -> int:
+    nc = await connect(args)
+    try:
+        await ensure_streams(nc.jetstream(), args.replicas)
+        print(json.dumps({"streams": [c.name for c in stream_configs(args.replicas)]}))
+    finally:
+        await nc.close()
+    return 0
+
+
 def table(rows: list[list[object]], header: list[str]) -> str:
     cells = [header] + [[str(c) for c in r] for r in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
@@ -55,7 +78,7 @@ def table(rows: list[list[object]], header: list[str]) -> str:
 
 
 async def streams(args: argparse.Namespace) -> int:
-    nc = await nats.connect(nats_url(args))
+    nc = await connect(args)
     js = nc.jetstream()
     try:
         first = {s.config.name: s.state for s in await js.streams_info()}
@@ -72,7 +95,7 @@ async def streams(args: argparse.Namespace) -> int:
 
 
 async def consumers(args: argparse.Namespace) -> int:
-    nc = await nats.connect(nats_url(args))
+    nc = await connect(args)
     js = nc.jetstream()
 
     async def sample() -> dict[tuple[str, str], object]:
@@ -118,7 +141,7 @@ async def _dead_letters(js) -> list:  # noqa: ANN001
 
 
 async def dlq(args: argparse.Namespace) -> int:
-    nc = await nats.connect(nats_url(args))
+    nc = await connect(args)
     js = nc.jetstream()
     try:
         letters = await _dead_letters(js)
@@ -146,7 +169,9 @@ async def dlq(args: argparse.Namespace) -> int:
 
 
 def rebuild(args: argparse.Namespace) -> int:
-    env = {**os.environ, "NATS_URL": nats_url(args)}
+    env = {**os.environ, "NATS_URL": nats_url(args), "NATS_USER": OPS}  # replays run as ops
+    if seed := ops_seed(args):
+        env["NATS_NKEY_FILE"] = seed
     db = args.database_url or os.environ.get("DATABASE_URL") or run_info().get("databases", {}).get(args.service)
     if db:
         env["DATABASE_URL"] = db
@@ -187,6 +212,10 @@ def coordinator(args: argparse.Namespace) -> int:
 
 
 HELP = {
+    "bus": """As the ops user: declare every stream of care_shared.topology (the event streams,
+REFERRAL_TASKS and the dead letters), updating one whose configuration differs. Services declare
+only their own stream and may not update one, so run this after an upgrade that changes a
+stream. `make run`, the test fixtures and the deploy jobs run it before the services start.""",
     "streams": """Each JetStream stream: how many messages and bytes it holds, how many consumers
 read it, and the publish rate measured between two samples --interval seconds apart.
 INTAKE, PATHWAY, REFERRAL and NOTIFY hold each service's events; DLQ holds dead letters;
@@ -233,7 +262,13 @@ def _sub(sub, name: str, help_: str):  # noqa: ANN001, ANN202
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="carectl", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--nats", help="NATS URL (default: NATS_URL, then var/run.json)")
+    parser.add_argument("--creds", help="the ops user's nkey seed file (default: NATS_NKEY_FILE, then var/run.json)")
     sub = parser.add_subparsers(dest="command", required=True)
+    p = _sub(sub, "bus", "the bus's topology: declare every stream")
+    bsub = p.add_subparsers(dest="bus_command", required=True)
+    e = bsub.add_parser("ensure", help="declare every stream (and bring an existing one up to date)")
+    e.add_argument("--replicas", type=int, default=int(os.environ.get("NATS_STREAM_REPLICAS", "1")))
+    p.set_defaults(run=lambda a: asyncio.run(bus(a)))
     p = _sub(sub, "streams", "JetStream streams: messages, bytes, publish rate")
     p.add_argument("--interval", type=float, default=1.0, help="seconds between the two samples of the rate")
     p.set_defaults(run=lambda a: asyncio.run(streams(a)))

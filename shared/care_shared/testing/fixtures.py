@@ -36,7 +36,7 @@ def own_nats(tmp_path: Path) -> Iterator[NatsServer]:
 
 @pytest.fixture
 async def nc(nats_server: NatsServer) -> AsyncIterator[nats.NATS]:
-    client = await nats.connect(nats_server.url)
+    client = await nats_server.connect()  # as ops: tests play the producers they need
     yield client
     await client.drain()
 
