@@ -85,6 +85,19 @@ class V:
     trial_agents: set = field(default_factory=set)  # agents that must be reported in trials
     reason_mentions: set = field(default_factory=set)  # words the status reason must contain
     reason_lacks: set = field(default_factory=set)  # words the status reason must not contain
+    # trd-rules 2026.12
+    tried: set = field(default_factory=set)  # options that must be in `tried`
+    not_offered: set = field(default_factory=set)  # strategies that must be in `not_offered`
+    declined: set = field(default_factory=set)  # strategies that must be in `declined`
+    capabilities_exact: set | object = ANY
+    strategies: list | object = ANY  # the exact strategies, in order
+    options: dict = field(default_factory=dict)  # strategy -> exact options (first such strategy)
+    flag_fields: dict = field(default_factory=dict)  # flag -> {key: value} that must match
+    workup: dict | None | object = ANY  # check -> state (None: no workup shown)
+    journal: dict | None | object = ANY  # key -> value (None: no journal)
+    adequacy: list | object = ANY  # per trial: adequate | not_adequate | adequacy_unknown | running
+    thase_note: str | None | object = ANY
+    urgency_mentions: set = field(default_factory=set)
     xfail: str | None = None
 
 
@@ -144,11 +157,13 @@ VIGNETTES: list[V] = [
     V("new episode, nothing tried yet", "§3 no_adequate_failure; §4; §6 always; §7",
       [episode(ONSET)],
       status="no_adequate_failure", thase_rush=0, maudsley=None, mgh=0, referral=False, failed_adequate=0,
-      must={"lifestyle"}, must_not={"pseudo_resistance_checks", "optimise", "augment", "raise_dose", "specialised_centre"}),
+      must={"lifestyle"}, must_not={"pseudo_resistance_checks", "optimise", "augment", "optimise_dose", "specialised_centre"}),
+    # Changed (trd-rules 2026.12, §6): `raise_dose` became `optimise_dose`, offered only for a current agent
+    # below its usual maximum (here sertraline 100 of 200 mg/day, the latest trial, nothing started after).
     V("one adequate SSRI failure", "§1 adequate; §3 inadequate_response; §4 (Maudsley 1+3+1); §6 inadequate_response; §7",
       [episode(ONSET), ad("sertraline", 100, *T1)],
       status="inadequate_response", thase_rush=1, maudsley=maud(5), mgh=1, referral=False, failed_adequate=1, adequate=[True],
-      must={"raise_dose", "switch", "psychotherapy", "pseudo_resistance_checks", "lifestyle"},
+      must={"optimise_dose", "switch", "psychotherapy", "pseudo_resistance_checks", "lifestyle"},
       must_not={"augment", "combine", "optimise", "specialised_centre", "esketamine_or_ketamine"},
       options_absent={"switch": {"SSRI"}}, no_flags={"pseudo_resistance"}),
     # ---------------------------------------------------------------- adequacy edges (§1)
@@ -159,7 +174,7 @@ VIGNETTES: list[V] = [
       [episode(ONSET), ad("sertraline", 100, *T1, adherence=79)],
       status="no_adequate_failure", adequate=[False], failed_adequate=0, thase_rush=0, maudsley=None, mgh=0,
       flags={"pseudo_resistance"}, flag_mentions={"pseudo_resistance": "adherence"},
-      must={"optimise", "pseudo_resistance_checks"}, must_not={"raise_dose", "augment"}),
+      must={"optimise", "pseudo_resistance_checks"}, must_not={"optimise_dose", "augment"}),
     V("exactly 28 days is adequate", "§1 adequate (at least 28 days); §4 Maudsley 1+3+1",
       [episode(ONSET), ad("sertraline", 100, "2024-01-10", "2024-02-07")],
       status="inadequate_response", adequate=[True], thase_rush=1, maudsley=maud(5), mgh=1),
@@ -180,7 +195,7 @@ VIGNETTES: list[V] = [
     V("intolerance before 4 weeks: recorded, not a failure", "§1 failed adequate trial (EU-PEARL); §6 (no failure)",
       [episode(ONSET), ad("sertraline", 100, "2024-01-10", "2024-01-24", outcome="intolerance")],
       status="no_adequate_failure", thase_rush=0, maudsley=None, mgh=0, failed_adequate=0,
-      flags={"intolerance"}, no_flags={"pseudo_resistance"}, must_not={"optimise", "pseudo_resistance_checks", "raise_dose"}),
+      flags={"intolerance"}, no_flags={"pseudo_resistance"}, must_not={"optimise", "pseudo_resistance_checks", "optimise_dose"}),
     V("intolerance before 4 weeks after one failure does not make TRD", "§1 EU-PEARL; §3",
       [episode(ONSET), ad("sertraline", 100, *T1), ad("venlafaxine", 75, "2024-03-10", "2024-03-20", outcome="intolerance")],
       status="inadequate_response", thase_rush=1, failed_adequate=1, maudsley=maud(5), mgh=1,
@@ -189,7 +204,7 @@ VIGNETTES: list[V] = [
     V("second failure in the same class: TRD, Thase-Rush stays I", "§3 trd (distinct agents); §4 Thase-Rush; §6 trd; §7",
       [episode(ONSET), ad("sertraline", 100, *T1), ad("fluoxetine", 40, *T2)],
       status="trd", thase_rush=1, failed_adequate=2, maudsley=maud(5), mgh=2, referral=True, reasons={"trd"},
-      must=TRD_CORE | {"ect"}, must_not={"specialised_centre", "raise_dose", "optimise"},
+      must=TRD_CORE | {"ect"}, must_not={"specialised_centre", "optimise_dose", "optimise"},
       options_present={"switch": {"vortioxetine", "SNRI"}}, options_absent={"switch": {"SSRI"}}),
     V("same agent failed twice: still one agent", "§3 (distinct agents); §4 MGH 1 per trial",
       [episode(ONSET), ad("sertraline", 100, *T1), ad("sertraline", 200, *T2)],
@@ -276,9 +291,12 @@ VIGNETTES: list[V] = [
       [episode(ONSET, severity="severe", psychotic=True)],
       status="no_adequate_failure", maudsley=None, first="ect", options_present={"ect": {"ect"}},
       flags={"psychotic_features"}, referral=True, reasons={"psychotic"}, capabilities={"ect"}),
+    # Changed (2026.12, §5): esketamine and IV ketamine go to not_offered with psychotic features, and an
+    # antidepressant plus an antipsychotic follows ECT.
     V("psychotic depression with TRD: ECT first, Maudsley severity 5", "§5; §4 Maudsley 1+5+1",
       [episode(ONSET, severity="severe", psychotic=True), *two_failures()],
-      status="trd", thase_rush=2, maudsley=maud(7), mgh=2, first="ect", must=TRD_CORE, referral=True,
+      status="trd", thase_rush=2, maudsley=maud(7), mgh=2, first="ect", must=(TRD_CORE - {"esketamine_or_ketamine"}) | {"antidepressant_plus_antipsychotic"},
+      must_not={"esketamine_or_ketamine"}, not_offered={"esketamine", "ketamine"}, referral=True,
       reasons={"psychotic", "trd"}),
     V("psychotic features revised in: ECT first", "§1 revision; §5",
       [episode(ONSET), *two_failures(), revise(severity="severe", psychotic=True)],
@@ -372,7 +390,7 @@ VIGNETTES: list[V] = [
       [episode(ONSET), *two_failures(), revise(diagnosis="bipolar")],
       status="diagnosis_review", thase_rush=2, maudsley=maud(5), mgh=2, referral=True, reasons={"bipolar"},
       must={"diagnosis_review", "lifestyle"},
-      must_not={"augment", "combine", "switch", "esketamine_or_ketamine", "raise_dose", "specialised_centre"}),
+      must_not={"augment", "combine", "switch", "esketamine_or_ketamine", "optimise_dose", "specialised_centre"}),
     V("revised to another non-MDD diagnosis", "§3 diagnosis_review (another non-MDD diagnosis)",
       [episode(ONSET), revise(diagnosis="other")], status="diagnosis_review", referral=True, must={"diagnosis_review"}),
     # ---------------------------------------------------------------- buspirone and unknown agents (§2, §6)
@@ -384,7 +402,7 @@ VIGNETTES: list[V] = [
       status="inadequate_response", thase_rush=1, flags={"buspirone_recorded"}, options_absent={"*": {"buspirone"}}),
     V("an unknown agent is flagged and reported, not dropped", "§2 unknown agents accepted, stored, reported",
       [episode(ONSET), ad("hypericum", 900, *T1)],
-      status="no_adequate_failure", thase_rush=0, flags={"unknown_agent"}, trial_agents={"hypericum"}, must_not={"raise_dose"}),
+      status="no_adequate_failure", thase_rush=0, flags={"unknown_agent"}, trial_agents={"hypericum"}, must_not={"optimise_dose"}),
     V("an unknown agent in a combination after TRD", "§2 unknown agents; §3",
       [episode(ONSET), *two_failures(), combo([("mirtazapine", 30), ("tianeptine", 37.5)], *T3)],
       status="trd", flags={"unknown_agent"}, trial_agents={"tianeptine", "mirtazapine"}),
@@ -395,10 +413,13 @@ VIGNETTES: list[V] = [
       options_absent={"augment": {"aripiprazole"}}, options_present={"augment": {"brexpiprazole", "cariprazine"}}),
     V("same story at 11 months: TRD, not chronic", "§3 chronic_resistant needs > 12 months",
       chronic_story("2023-12-01"), status="trd", maudsley=maud(6), options_absent={"augment": {"aripiprazole"}}),
-    V("augmentation not adequate: not chronic, aripiprazole can be optimised", "§3; §1 inadequate augmentation",
+    # Changed (2026.12, §1 current agents, §6): aripiprazole is the current agent (the latest completed
+    # pharmacological trial, nothing after, no remission or intolerance), so it is never an add-on option;
+    # `optimise` addresses its adherence shortfall (70 % < 80 %).
+    V("augmentation not adequate: not chronic, aripiprazole optimised, not re-offered as an add-on", "§3; §1 inadequate augmentation; §6 current agent",
       chronic_story("2024-03-01", aripiprazole_adherence=70),
       status="trd", maudsley=maud(7), mgh=2, flags={"pseudo_resistance"}, must={"optimise", "augment"},
-      options_present={"augment": {"aripiprazole"}}),
+      options_present={"augment": {"brexpiprazole"}, "optimise": {"address adherence"}}, options_absent={"augment": {"aripiprazole"}}),
     # ---------------------------------------------------------------- combination and MGH (§3, §4)
     V("a failed combination counts toward TRD", "§3 counting combination trials; §4 C and Maudsley agents",
       [episode(ONSET), ad("sertraline", 100, *T1), combo([("venlafaxine", 225), ("mirtazapine", 30)], *T2)],
@@ -422,20 +443,24 @@ VIGNETTES: list[V] = [
     # 8 sessions is adequate (§1, convention). One failed adequate antidepressant trial: inadequate_response,
     # whose §6 row adds psychotherapy, but it already failed adequately: never recommended again.
     # Maudsley 1 (onset to 5 May: 4 months) + 3 + 1 + 0 + 0 = 5; MGH 1 (psychotherapy is not scored).
+    # Changed (trd-rules 2026.12, §6): `raise_dose` became `optimise_dose`, offered only for a current agent
+    # below its usual maximum (here sertraline 100 of 200 mg/day, the latest trial, nothing started after).
     V("after one failure, psychotherapy that failed adequately is not offered again",
       "§1 psychotherapy at least 8 sessions; §3 inadequate_response; §6 never recommend what failed adequately",
       [episode(ONSET), therapy(*T1, sessions=8), ad("sertraline", 100, *T2)],
       status="inadequate_response", thase_rush=1, maudsley=maud(5), mgh=1, failed_adequate=1, adequate=[True, True],
-      must={"raise_dose", "switch", "pseudo_resistance_checks"},
+      must={"optimise_dose", "switch", "pseudo_resistance_checks"},
       options_absent={"*": {"CBT", "IPT", "behavioural activation"}}),
-    # 5 sessions over 56 days is adequate by duration (>= 6 weeks, §1). TRD (2 distinct agents); Maudsley
-    # 1 (onset to 5 July: 6 months) + 3 + 1 + 0 + 0 = 5; MGH 2.
-    V("TRD with a failed adequate psychotherapy: no psychological therapy offered again",
-      "§1 psychotherapy 6 weeks; §3 trd; §6 trd (add psychotherapy) and never again; §7",
+    # Changed (2026.12, §1): psychotherapy adequacy is 8 sessions only (the "or 6 weeks" is gone), so 5 sessions
+    # over 56 days is not adequate: a pseudo-resistance (sessions), and psychotherapy is offered again. TRD
+    # (2 distinct agents); Maudsley 1 (onset to 5 July: 6 months) + 3 + 1 + 0 + 0 = 5; MGH 2.
+    V("TRD with a psychotherapy of 5 sessions over 8 weeks: not adequate, offered again",
+      "§1 psychotherapy at least 8 sessions; §3 trd; §6 trd (add psychotherapy); §7",
       [episode(ONSET), *two_failures(), therapy(*T3, sessions=5)],
-      status="trd", thase_rush=2, maudsley=maud(5), mgh=2, referral=True, reasons={"trd"},
-      must={"augment", "combine", "switch", "esketamine_or_ketamine", "rtms", "ect"},
-      options_absent={"*": {"CBT", "IPT", "ISTDP", "group DBT", "behavioural activation"}}),
+      status="trd", thase_rush=2, maudsley=maud(5), mgh=2, referral=True, reasons={"trd"}, adequate=[True, True, False],
+      must={"augment", "combine", "switch", "esketamine_or_ketamine", "rtms", "ect", "psychotherapy", "optimise"},
+      flags={"pseudo_resistance"}, options_present={"psychotherapy": {"CBT", "IPT", "ISTDP", "group DBT"}},
+      capabilities={"psychotherapy"}),
     V("only a psychotherapy failed adequately: the status reason says so", "§3 no_adequate_failure (antidepressant trials count)",
       [episode(ONSET), therapy(*T1, sessions=10)],
       status="no_adequate_failure", thase_rush=0, mgh=0, failed_adequate=0,
@@ -451,9 +476,11 @@ VIGNETTES: list[V] = [
     V("sertraline, then sertraline + mirtazapine combination: two distinct agents -> TRD", "§3 trd counting combination trials",
       [episode(ONSET), ad("sertraline", 100, *T1), combo([("sertraline", 100), ("mirtazapine", 30)], *T2)],
       status="trd", thase_rush=2, maudsley=maud(5), mgh=1.5),
-    V("sertraline, then sertraline + lithium recorded as a combination: still one antidepressant agent", "§3 trd = distinct antidepressant agents; §2 augmenters",
+    # Changed (2026.12, §1 roles; §4): a combination containing an augmenter (lithium) also counts as an
+    # augmentation trial, so Maudsley's augmentation point is 1: 1 + 3 + 1 + 1 + 0 = 6.
+    V("sertraline, then sertraline + lithium recorded as a combination: still one antidepressant agent", "§3 trd = distinct antidepressant agents; §2 augmenters; §1 roles",
       [episode(ONSET), ad("sertraline", 100, *T1), combo([("sertraline", 100), ("lithium", 800)], *T2)],
-      status="inadequate_response", thase_rush=1, maudsley=maud(5), must_not={"augment"}),
+      status="inadequate_response", thase_rush=1, maudsley=maud(6), must_not={"augment"}),
     V("vortioxetine failed within a combination: not offered again", "§6 never recommend what already failed adequately",
       [episode(ONSET), ad("sertraline", 100, *T1), combo([("vortioxetine", 20), ("bupropion", 300)], *T2)],
       status="trd", thase_rush=2, options_absent={"*": {"vortioxetine"}}),
@@ -466,24 +493,28 @@ VIGNETTES: list[V] = [
     # the latest evidence and it is not a remission. Two failed adequate trials of distinct agents
     # (sertraline, venlafaxine): trd. C = {SSRI, SNRI}, Thase-Rush II; Maudsley 1 (onset to 5 May:
     # 4 months) + 3 + 1 (2 agents) + 0 + 0 = 5; MGH 1 + 1 = 2 (no dose raised). §7 referral for trd;
-    # moderate, not psychotic: ECT among the §6 trd strategies, not first, and the referral does not
-    # need to name it. The status reason says what was overtaken.
+    # moderate, not psychotic: ECT among the §6 trd strategies, not first. Changed (2026.12, §7): the
+    # referral names every modality a recommendation advises, so ect, rtms, esketamine, ketamine and
+    # psychotherapy. The status reason says what was overtaken.
     V("a PHQ-9 of 3 after the first failed trial, then a later second failure: TRD, not remission",
       "§3 in_remission (convention: the latest evidence decides; after = on or after a completed trial's end); §3 trd; §4; §6 trd; §7",
       [episode(ONSET), ad("sertraline", 100, *T1), phq9(3, 0, "2024-04-01"), ad("venlafaxine", 225, *T2)],
       status="trd", thase_rush=2, maudsley=maud(5), mgh=2, failed_adequate=2, referral=True, reasons={"trd"},
       must=TRD_CORE | {"ect"}, must_not={"continue_and_monitor"}, options_absent={"switch": {"SSRI", "SNRI"}},
-      capabilities_absent={"ect"}, no_flags={"possible_relapse"}, reason_mentions={"earlier PHQ-9 of 3"}),
+      capabilities={"ect", "rtms", "esketamine", "ketamine", "psychotherapy"}, no_flags={"possible_relapse"},
+      reason_mentions={"earlier PHQ-9 of 3"}),
     # Review case (c), a variant: T2 failed but was not adequate (adherence 60 %, §1), still a later
     # trial that did not end in remission, so the PHQ-9 of 3 no longer decides. One failed adequate
     # trial (sertraline): inadequate_response; T2 raises pseudo-resistance (adherence) and §6 optimise.
     # Thase-Rush I; Maudsley 1 (4 months) + 3 + 1 + 0 + 0 = 5; MGH 1 (T2 inadequate, not scored).
     # Routine, not trd, not psychotic, no augment/combine in the §6 inadequate_response row: no referral.
+    # Changed (trd-rules 2026.12, §6): `raise_dose` became `optimise_dose`, offered only for a current agent
+    # below its usual maximum (here sertraline 100 of 200 mg/day, the latest trial, nothing started after).
     V("a PHQ-9 of 3 after a failed trial, then a later inadequate failure: not in remission",
       "§3 in_remission (convention: the latest evidence decides); §1 inadequate trial that failed; §3 inadequate_response; §6",
       [episode(ONSET), ad("sertraline", 100, *T1), phq9(3, 0, "2024-04-01"), ad("venlafaxine", 225, *T2, adherence=60)],
       status="inadequate_response", thase_rush=1, maudsley=maud(5), mgh=1, failed_adequate=1, adequate=[True, False],
-      referral=False, must={"optimise", "pseudo_resistance_checks", "raise_dose", "switch", "psychotherapy"},
+      referral=False, must={"optimise", "pseudo_resistance_checks", "optimise_dose", "switch", "psychotherapy"},
       must_not={"continue_and_monitor"}, flags={"pseudo_resistance"}, flag_mentions={"pseudo_resistance": "adherence"}),
     # ---------------------------------------------------------------- in_remission: the latest evidence decides (§3, convention)
     # Changed (this and the next two rows): they expected in_remission by the letter of §3 whatever
@@ -560,14 +591,16 @@ VIGNETTES: list[V] = [
       capabilities={"mood_disorder_clinic", "ect"}, first="ect", options_present={"ect": {"ect"}},
       must={"continue_and_monitor", "lifestyle"}, flags={"psychotic_features"}),
     # in_remission with psychotic features after an adequate ECT course (8 sessions >= 6, §1) failed:
-    # sertraline then ended in remission (latest evidence). §5: ECT shown as tried, not recommended, so
+    # sertraline then ended in remission (latest evidence). Changed (2026.12, §5, §6): the failed ECT is in
+    # `tried`, apart from the recommendations, and the antidepressant plus antipsychotic comes first. So
     # the referral (psychotic features, §7) does not name `ect`. MGH +3 for the failed ECT; no
     # antidepressant class failed: Thase-Rush 0.
     V("in remission with psychotic features after a failed ECT course: ECT shown as tried",
       "§3 in_remission; §5 unless an adequate ECT course already failed; §4 MGH; §7",
       [episode(ONSET, severity="severe", psychotic=True), ect(*T1, sessions=8), ad("sertraline", 100, *T2, outcome="remission")],
       status="in_remission", thase_rush=0, mgh=3, referral=True, reasons={"psychotic"},
-      capabilities_absent={"ect"}, first="ect", options_absent={"*": {"ect"}}, must={"continue_and_monitor"}),
+      capabilities_absent={"ect"}, first="antidepressant_plus_antipsychotic", options_absent={"*": {"ect"}}, must={"continue_and_monitor"},
+      must_not={"ect"}, tried={"ect"}),
     # in_remission and urgent: severe episode, T1 ended in remission, then a PHQ-9 of 4 with item 9 = 1.
     # The PHQ-9 is the latest evidence and < 5: in_remission. Item 9 >= 1: urgent, so referral advised
     # (§5, §7); severe baseline with suicidality: ECT first (§5), named in the referral. No relapse flag.
@@ -684,6 +717,45 @@ def check(v: V, a: dict) -> list[str]:
     reported = {ag for t in a["trials"] for ag in t["agents"]} | {f.get("agent") for f in a["flags"]}
     if v.trial_agents - reported:
         problems.append(f"agents not reported: {sorted(v.trial_agents - reported)}")
+    # trd-rules 2026.12
+    tried = {t["option"] for t in a["tried"]}
+    if v.tried - tried:
+        problems.append(f"tried lacks {sorted(v.tried - tried)}: {a['tried']}")
+    offered_not = {n["strategy"] for n in a["not_offered"]}
+    if v.not_offered - offered_not:
+        problems.append(f"not_offered lacks {sorted(v.not_offered - offered_not)}: {a['not_offered']}")
+    declined = {x["strategy"] for x in a["declined"]}
+    if v.declined - declined:
+        problems.append(f"declined lacks {sorted(v.declined - declined)}: {a['declined']}")
+    expect("capabilities", v.capabilities_exact, set(a["referral"]["capabilities"]) if v.capabilities_exact is not ANY else ANY)
+    expect("strategies", v.strategies, strategies)
+    for strategy, wanted in v.options.items():
+        got = next((r["options"] for r in a["recommendations"] if r["strategy"] == strategy), None)
+        expect(f"{strategy} options", wanted, got)
+    for flag, fields in v.flag_fields.items():
+        found = [f for f in a["flags"] if f["flag"] == flag]
+        if not found:
+            problems.append(f"flag {flag} missing; got {sorted(flag_names)}")
+        for key, want in fields.items():
+            expect(f"flag {flag}.{key}", want, found[0].get(key) if found else None)
+    if v.workup is not ANY:
+        got = None if a["workup"] is None else {w["check"]: w["state"] for w in a["workup"]}
+        if v.workup is None or got is None:
+            expect("workup", v.workup, got)
+        else:
+            for check, state in v.workup.items():
+                expect(f"workup {check}", state, got.get(check))
+    if v.journal is not ANY:
+        if v.journal is None or a["journal"] is None:
+            expect("journal", v.journal, a["journal"])
+        else:
+            for key, want in v.journal.items():
+                expect(f"journal {key}", want, a["journal"].get(key))
+    expect("adequacy", v.adequacy, [t["adequacy"] for t in a["trials"]])
+    expect("Thase-Rush note", v.thase_note, a["stages"]["thase_rush"].get("note"))
+    for word in v.urgency_mentions:
+        if word.lower() not in a["urgency_reason"].lower():
+            problems.append(f"urgency reason lacks {word!r}: {a['urgency_reason']!r}")
     return problems
 
 
@@ -715,3 +787,12 @@ def test_vignette(v: V):
     )
     if a["urgency"] in {"urgent", "emergency"}:
         assert a["referral"]["advised"]
+    # trd-rules 2026.12: every assessment names its rule set; tried, declined and not_offered stay
+    # apart from the recommendations (optimise_dose may name a current agent: CLINICAL 6 exception).
+    assert a["rules_version"] == "trd-rules 2026.12"
+    offered = {o.lower() for r in a["recommendations"] if r["strategy"] != "optimise_dose" for o in r["options"]}
+    for t in a["tried"]:
+        assert t["option"].lower() not in offered, f"{t['option']} is in tried and recommended"
+    strategies = {r["strategy"] for r in a["recommendations"]}
+    for n in a["not_offered"]:
+        assert n["strategy"] not in offered and n["strategy"] not in strategies
