@@ -54,7 +54,12 @@ class Mailbox:
         return "250 OK"
 
     def texts(self) -> list[str]:
-        return [m.get_content() for m in self.messages.values()]
+        # SMTP carries CRLF line ends; the messages are composed with LF.
+        return [m.get_content().replace("\r\n", "\n") for m in self.messages.values()]
+
+    def text_of(self, reminder_id: str) -> str:
+        """The text of the message sent for a reminder (its Message-ID carries the id)."""
+        return self.messages[f"<{reminder_id}@notify.trd-care.example>"].get_content().replace("\r\n", "\n")
 
 
 @dataclass
