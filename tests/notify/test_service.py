@@ -615,6 +615,19 @@ async def test_the_crisis_message_carries_the_row_of_the_patients_country_and_na
     assert sent["crisis_resources_version"] == "trd-rules 2026.12"
 
 
+async def test_a_patient_registered_v1_without_country_gets_the_row_of_the_time_zone(notify: Notify) -> None:
+    """Events stored or in flight from before trd-rules 2026.12 carry no country: v1 decodes
+    into the v2 model, and the time zone decides."""
+    pid = str(uuid.uuid4())
+    v1 = registered(pid, notify.clinic_id, timezone="Europe/Dublin")
+    await notify.processed(pid, await notify.send("intake", v1, event_type="care.intake.patient-registered.v1"))
+    await notify.put_contact(pid, email="pat@example.org", channel="email", reminders=True)
+    await notify.processed(pid, await notify.send("pathway", urgency(pid, "urgent")))
+    assert await notify.at(notify.clock.at) == 1
+    [text] = notify.mailbox.texts()
+    assert crisis_row("IE") in text
+
+
 async def test_the_default_row_adds_the_clinics_crisis_line_where_configured(notify: Notify) -> None:
     notify.delivery.crisis_line = "+81 3 1234 5678"  # CRISIS_LINE
     pid = await patient(notify, timezone="Asia/Tokyo")
