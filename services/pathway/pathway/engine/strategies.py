@@ -283,7 +283,7 @@ def optimise(s: Situation) -> list[Recommendation]:
         for gap in r.shortfalls:
             what = (
                 "address adherence" if "adherence" in gap
-                else "complete at least 4 weeks" if "days" in gap
+                else ("complete at least 4 weeks" if r.kind in PHARMACOLOGICAL else "complete the course") if "days" in gap
                 else "complete the sessions" if "session" in gap or "infusion" in gap
                 else "raise to a therapeutic dose"
             )
