@@ -77,6 +77,7 @@ ITEMS = [1, 2, 1, 2, 1, 0, 1, 2, 1]  # sum 11, item 9 = 1
         ("trials", {**COMBINATION, "agents": [{"agent": "sertraline", "dose_mg_per_day": 100}, {"agent": "Remeron", "dose_mg_per_day": 900}]}, "agents[1].dose_mg_per_day", None),
         ("trials", {**COMBINATION, "agents": [{"agent": "Effexor XR", "dose_mg_per_day": 5}, {"agent": "mirtazapine", "dose_mg_per_day": 30}]}, "agents[0].dose_mg_per_day", None),
         ("trials", {"kind": "esketamine", "agent": "Spravato", "dose_mg_per_day": 253, "started_on": "2026-02-01"}, "dose_mg_per_day", None),
+        ("trials", {"kind": "antidepressant", "agent": "Zuranolone", "dose_mg_per_day": 5e-324, "unit": "microgram", "started_on": "2026-02-01"}, "dose_mg_per_day", None),
         ("trials", {**SERTRALINE, "dose_mg_per_day": 100, "unit": "gram"}, "unit", None),
         ("trials", {**COMBINATION, "agents": [{"agent": "sertraline", "unit": "g"}, {"agent": "mirtazapine"}]}, "agents.0.unit", None),
         ("trials", {**COMBINATION, "agents": [{"agent": "sertraline", "entered_as": "x"}, {"agent": "mirtazapine"}]}, "agents.0.entered_as", None),

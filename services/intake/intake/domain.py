@@ -287,6 +287,8 @@ def resolve_dose(entered: DoseIn, *, agent_field: str, dose_field: str) -> Agent
     if entered.dose is not None:
         unit = entered.unit or DoseUnit(drug.unit if drug else drugs.MG)
         mg = drugs.to_mg(entered.dose, unit.value)
+        if not mg > 0:  # a dose so small it is no dose once in mg
+            raise Rejected(dose_field, "is too small to be a dose: check the dose and its unit")
         if drug is not None:
             check_plausible_dose(dose_field, drug, mg)
     return AgentDose(agent=name, dose_mg_per_day=mg, unit=unit, entered_as=entered.agent.strip())
