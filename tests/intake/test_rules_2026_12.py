@@ -434,6 +434,7 @@ V1_HISTORY = [
     ("care.intake.trial-started.v1", {"trial_id": "tr-v1", "episode_id": "ep-v1", "kind": "antidepressant", "agents": [{"agent": "Zoloft", "dose_mg_per_day": 100}], "started_on": "2025-07-01", "baseline": {"instrument": "PHQ-9", "score": 20}, "unknown_agents": []}),
     ("care.intake.trial-completed.v1", {"trial_id": "tr-v1", "ended_on": "2025-09-01", "max_dose_mg_per_day": 150, "adherence_pct": 90, "sessions": None, "outcome": "no_response", "final": None}),
     ("care.intake.assessment-recorded.v1", {"assessment_id": "as-v1", "instrument": "PHQ-9", "score": 18, "item9": 1, "taken_on": "2025-09-01", "suicide_risk": None}),
+    ("care.intake.trial-started.v1", {"trial_id": "tr-v1b", "episode_id": "ep-v1", "kind": "antidepressant", "agents": [{"agent": "Prozac", "dose_mg_per_day": 20}], "started_on": "2025-09-02", "baseline": None, "unknown_agents": []}),
 ]
 
 
@@ -453,7 +454,7 @@ async def test_a_stream_of_v1_events_still_reads_and_takes_new_records(intake: I
     assert [e["type"] for e in history] == [t for t, _ in V1_HISTORY]
     assert history[2]["data"]["agents"] == [{"agent": "Zoloft", "dose_mg_per_day": 100}]
     patient = (await intake.client.get(f"/v1/patients/{pid}", headers=intake.auth())).json()
-    assert (patient["country"], patient["current_episode_id"], patient["version"]) == (None, "ep-v1", 5)
+    assert (patient["country"], patient["current_episode_id"], patient["version"]) == (None, "ep-v1", len(V1_HISTORY))
     assert patient["trials"][0]["outcome"] == "no_response"
 
     r = await intake.post(f"/v1/patients/{pid}/preferences", {"strategy": "ect", "declined": True, "recorded_on": "2025-09-02"})
@@ -461,5 +462,13 @@ async def test_a_stream_of_v1_events_still_reads_and_takes_new_records(intake: I
     assert r.json()["episode_id"] == "ep-v1"
     r = await intake.post(f"/v1/patients/{pid}/assessments", {"instrument": "PHQ-9", "items": ITEMS, "taken_on": "2025-10-01"})
     assert r.status_code == 201, r.text
+    # A running v1 trial that carries a brand name: its maximum is recorded under the generic.
+    r = await intake.post(f"/v1/patients/{pid}/trials/tr-v1b/completion", {"ended_on": "2025-11-01", "max_doses": [{"agent": "Sarafem", "dose_mg_per_day": 40}]})
+    assert r.status_code == 201, r.text
+    assert r.json()["max_doses"][0]["agent"] == "fluoxetine" and r.json()["max_dose_mg_per_day"] == 40
     history = (await intake.client.get(f"/v1/patients/{pid}/events", headers=intake.auth())).json()
-    assert [e["type"] for e in history][5:] == ["care.intake.treatment-preference-recorded.v1", "care.intake.assessment-recorded.v2"]
+    assert [e["type"] for e in history][len(V1_HISTORY):] == [
+        "care.intake.treatment-preference-recorded.v1",
+        "care.intake.assessment-recorded.v2",
+        "care.intake.trial-completed.v2",
+    ]

@@ -449,7 +449,8 @@ def _max_doses(
     agent of the trial at most once. A single-agent trial gets both forms in the event."""
     if max_dose is not None and max_doses:
         raise Rejected("max_dose_mg_per_day", "give either max_dose_mg_per_day or max_doses, not both")
-    names = [a.agent for a in trial.agents]
+    # Older events may carry a brand: compare generic names.
+    names = [drugs.normalise_agent(a.agent) for a in trial.agents]
     if max_dose is not None:
         if len(names) != 1:
             raise Rejected(
@@ -459,7 +460,7 @@ def _max_doses(
         dose = resolve_dose(
             DoseIn(names[0], max_dose.dose, max_dose.unit), agent_field="agent", dose_field="max_dose_mg_per_day"
         )
-        dose = dose.model_copy(update={"agent": names[0], "entered_as": None})  # unknown agents as started
+        dose = dose.model_copy(update={"entered_as": None})  # the clinic named no agent here
         return dose.dose_mg_per_day, [dose]
     resolved: list[AgentDose] = []
     for i, entered in enumerate(max_doses or ()):
