@@ -12,10 +12,12 @@ import uuid
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+import httpx
 import nats
 import pytest
 import sqlalchemy as sa
 
+from care_shared.auth import generate_api_key, hash_key
 from care_shared.contracts import decode
 from care_shared.contracts.intake import (
     AgentDose,
@@ -397,7 +399,8 @@ async def test_a_rebuild_after_the_upgrade_equals_the_live_projection(
         nc = await nats.connect(own_nats.url)
         js = nc.jetstream()
         await ensure_streams(js)
-        registered = ClinicRegistered(clinic_id=clinic_id, name="c", key_sha256="0" * 64)
+        key = generate_api_key()
+        registered = ClinicRegistered(clinic_id=clinic_id, name="c", key_sha256=hash_key(key))
         await js.publish(
             nats_subject(registered.event_type, clinic_id),
             envelope(registered, clinic_id, 1, clinic_id, new_event_id()),
@@ -433,6 +436,15 @@ async def test_a_rebuild_after_the_upgrade_equals_the_live_projection(
         assert all(a["rules_version"] == "trd-rules 2026.12" and a["journal"] for a in live.values())
         assert all(a["declined"] for a in live.values())
         assert any(a["workup"] for a in live.values()) and any(a["tried"] for a in live.values())
+
+        # GET /v1/patients/{id}/assessment publishes the 2026.12 fields (DESIGN.md 6 additions)
+        async with httpx.AsyncClient(headers={"Authorization": f"Bearer {key}"}) as http:
+            for pid, a in expected.items():
+                r = await http.get(f"{pathway.url}/v1/patients/{pid}/assessment")
+                assert r.status_code == 200, r.text
+                body = r.json()
+                for field in ("rules_version", "tried", "declined", "not_offered", "workup", "journal", "flags", "referral"):
+                    assert body[field] == a[field], field
 
         out = await asyncio.to_thread(run_rebuild, pathway)
         assert out.returncode == 0, out.stdout + out.stderr
