@@ -218,6 +218,10 @@ class PatientFacts:
         def records(raw_records: dict) -> dict[str, Record]:
             return {k: Record(**{**r, "on": day(r["on"])}) for k, r in raw_records.items()}
 
+        observations = [Observation(**{**o, "taken_on": day(o["taken_on"])}) for o in raw.get("observations", [])]
+        if "observations" not in raw:
+            observations = _observations_kept_before_2026_12(raw, trials)
+
         return cls(
             patient_id=raw["patient_id"],
             birth_year=raw.get("birth_year"),
@@ -227,7 +231,7 @@ class PatientFacts:
             episode_order=raw.get("episode_order", list(episodes)),
             current_episode_id=raw["current_episode_id"],
             trials=trials,
-            observations=[Observation(**{**o, "taken_on": day(o["taken_on"])}) for o in raw.get("observations", [])],
+            observations=observations,
             comorbidities=records(raw.get("comorbidities", {})),
             workup=records(raw.get("workup", {})),
             preferences=records(raw.get("preferences", {})),
@@ -237,6 +241,27 @@ class PatientFacts:
             as_of_event=raw["as_of_event"],
             applied_through=raw["applied_through"],
         )
+
+
+def _observations_kept_before_2026_12(raw: dict[str, Any], trials: dict[str, Trial]) -> list[Observation]:
+    """Facts stored by the trd-rules 2026.06 engine kept only the latest assessment, the latest
+    suicide rating, the latest PHQ-9 and each episode's first PHQ-9 (and no sex): carry those
+    over so urgency, remission and severity read as before. Everything else 2026.12 needs (every
+    assessment, the new records) comes only from a replay of intake's stream."""
+    out: dict[str, Observation] = {}
+    for key in ("latest_assessment", "latest_suicidality", "latest_phq9"):
+        o = raw.get(key)
+        if o:
+            out.setdefault(o["event_id"], Observation(**{**o, "taken_on": date.fromisoformat(o["taken_on"])}))
+    for episode_id, e in raw["episodes"].items():
+        if e.get("first_phq9") is not None and e.get("first_phq9_on"):
+            on = date.fromisoformat(e["first_phq9_on"])
+            if not any(o.instrument == "PHQ-9" and o.taken_on == on for o in out.values()):
+                out[f"first-phq9-{episode_id}"] = Observation(f"first-phq9-{episode_id}", on, 0, "PHQ-9", e["first_phq9"])
+    for t in trials.values():  # the single-agent maximum sat on the trial
+        if len(t.agents) == 1 and t.agents[0].max_mg_per_day is None:
+            t.agents[0].max_mg_per_day = t.max_dose_mg_per_day
+    return sorted(out.values(), key=lambda o: (o.taken_on, o.sequence))
 
 
 def _json_value(v: Any) -> Any:
