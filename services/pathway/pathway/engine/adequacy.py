@@ -8,7 +8,7 @@ of either kind and raises no pseudo-resistance flag (CLINICAL 1, missing data).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date
 
 from care_shared import drugs
