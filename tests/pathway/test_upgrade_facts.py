@@ -23,9 +23,16 @@ STORED = json.loads((Path(__file__).parent / "data" / "facts_2026_06.json").read
 STORIES = {
     "trd_urgent": [episode(ONSET), phq9(18, 2, "2024-01-05"), *two_failures()],
     "severity_from_first_phq9": [
-        episode(ONSET, severity=None), phq9(22, 0, "2024-01-05"), ad("sertraline", 50, *T1, max_dose=150), phq9(12, 0, "2024-03-10"),
+        episode(ONSET, severity=None),
+        phq9(22, 0, "2024-01-05"),
+        ad("sertraline", 50, *T1, max_dose=150),
+        phq9(12, 0, "2024-03-10"),
     ],
-    "remission_then_phq9": [episode(ONSET), ad("sertraline", 100, *T1, outcome="remission"), phq9(3, 0, "2024-04-01")],
+    "remission_then_phq9": [
+        episode(ONSET),
+        ad("sertraline", 100, *T1, outcome="remission"),
+        phq9(3, 0, "2024-04-01"),
+    ],
 }
 
 
@@ -34,7 +41,15 @@ def test_old_facts_load_and_read_as_a_fresh_fold(name):
     old = assess(PatientFacts.from_json(STORED[name]))
     fresh = assess(fold(PATIENT, build(STORIES[name])))
     assert old["rules_version"] == "trd-rules 2026.12"
-    for key in ("status", "urgency", "failed_adequate_trials", "tried", "declined", "not_offered", "assessment_date"):
+    for key in (
+        "status",
+        "urgency",
+        "failed_adequate_trials",
+        "tried",
+        "declined",
+        "not_offered",
+        "assessment_date",
+    ):
         assert old[key] == fresh[key], key
     assert acted_on(old)["stages"] == acted_on(fresh)["stages"]
     if fresh["status"] not in {"no_adequate_failure", "inadequate_response"}:
@@ -48,6 +63,10 @@ def test_old_facts_hand_worked():
     a = assess(PatientFacts.from_json(STORED["trd_urgent"]))
     assert (a["status"], a["urgency"], a["stages"]["maudsley"]["score"]) == ("trd", "urgent", 5)
     b = assess(PatientFacts.from_json(STORED["severity_from_first_phq9"]))
-    assert (b["status"], b["stages"]["maudsley"]["score"], b["stages"]["mgh"]["score"]) == ("inadequate_response", 6, 1.5)
+    assert (b["status"], b["stages"]["maudsley"]["score"], b["stages"]["mgh"]["score"]) == (
+        "inadequate_response",
+        6,
+        1.5,
+    )
     c = assess(PatientFacts.from_json(STORED["remission_then_phq9"]))
     assert c["status"] == "in_remission"

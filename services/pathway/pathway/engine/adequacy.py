@@ -88,9 +88,11 @@ class TrialReview:
             "outcome": self.outcome,
             "outcome_source": self.outcome_source,
             "adequate": self.adequate,
-            "adequacy": "adequate" if self.adequate else "not_adequate" if self.adequate is False else (
-                "adequacy_unknown" if self.completed else "running"
-            ),
+            "adequacy": "adequate"
+            if self.adequate
+            else "not_adequate"
+            if self.adequate is False
+            else ("adequacy_unknown" if self.completed else "running"),
             "missing": list(self.missing),
             "notes": list(self.notes),
             "duration_days": self.duration_days,
@@ -108,7 +110,11 @@ def derived_outcome(trial: Trial) -> tuple[str | None, str | None]:
         return None, None
     if trial.final_score <= c.REMISSION_AT_OR_BELOW[trial.final_instrument]:
         return "remission", "scores"
-    if trial.baseline_score is None or trial.baseline_instrument != trial.final_instrument or trial.baseline_score == 0:
+    if (
+        trial.baseline_score is None
+        or trial.baseline_instrument != trial.final_instrument
+        or trial.baseline_score == 0
+    ):
         return None, None
     reduction = (trial.baseline_score - trial.final_score) / trial.baseline_score
     if reduction >= c.RESPONSE_REDUCTION:
@@ -142,7 +148,9 @@ def _pharmacological(trial: Trial, duration: int, shortfalls: list, gaps: list, 
         elif dose is None:
             gaps.append(f"dose of {a.agent} not recorded")
         elif dose < drug.min_mg_per_day:
-            shortfalls.append(f"{a.agent} {dose:g} mg/day is below the minimum {drug.min_mg_per_day:g} mg/day")
+            shortfalls.append(
+                f"{a.agent} {dose:g} mg/day is below the minimum {drug.min_mg_per_day:g} mg/day"
+            )
         else:
             if a.dose_mg_per_day is not None and a.dose_mg_per_day < drug.min_mg_per_day:
                 started_below = True

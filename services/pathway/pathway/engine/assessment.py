@@ -55,7 +55,8 @@ def failed_augmentation(reviews: list[TrialReview]) -> list[TrialReview]:
 def _scores(facts: PatientFacts) -> list[Observation]:
     episode = facts.episode
     return [
-        o for o in facts.observations
+        o
+        for o in facts.observations
         if o.instrument in c.OUTCOME_INSTRUMENTS and episode is not None and o.taken_on >= episode.onset_date
     ]
 
@@ -115,7 +116,11 @@ def possible_relapse(evidence: Remission | None) -> dict | None:
     the relapse threshold: no longer in_remission, and the clinician is told why."""
     if evidence is None or evidence.trial is None or evidence.trial.outcome != "remission":
         return None
-    high = [o for o in evidence.deciding_scores if o.instrument == "PHQ-9" and o.score >= c.POSSIBLE_RELAPSE_PHQ9_AT_OR_ABOVE]
+    high = [
+        o
+        for o in evidence.deciding_scores
+        if o.instrument == "PHQ-9" and o.score >= c.POSSIBLE_RELAPSE_PHQ9_AT_OR_ABOVE
+    ]
     if not high:
         return None
     return {
@@ -137,7 +142,9 @@ def diagnosis_wording(facts: PatientFacts) -> str:
     return "diagnosis revised: review"
 
 
-def status(facts: PatientFacts, reviews: list[TrialReview], evidence: Remission | None, assessment_date: date) -> tuple[str, str]:
+def status(
+    facts: PatientFacts, reviews: list[TrialReview], evidence: Remission | None, assessment_date: date
+) -> tuple[str, str]:
     episode = facts.episode
     if episode is None:
         return "no_adequate_failure", "no episode recorded yet"
@@ -151,7 +158,9 @@ def status(facts: PatientFacts, reviews: list[TrialReview], evidence: Remission 
     return name, reason
 
 
-def _status_without_remission(facts: PatientFacts, reviews: list[TrialReview], assessment_date: date) -> tuple[str, str]:
+def _status_without_remission(
+    facts: PatientFacts, reviews: list[TrialReview], assessment_date: date
+) -> tuple[str, str]:
     episode = facts.episode
     n = distinct_failed_trials(reviews)
     if n == 0:
@@ -202,7 +211,11 @@ def response_on_current(facts: PatientFacts, trials: dict, reviews: list[TrialRe
         t = trials[r.trial_id]
         if t.baseline_score is None or not t.baseline_score:
             continue
-        same = [o for o in facts.observations if o.instrument == t.baseline_instrument and o.taken_on >= t.started_on]
+        same = [
+            o
+            for o in facts.observations
+            if o.instrument == t.baseline_instrument and o.taken_on >= t.started_on
+        ]
         if not same:
             continue
         last = max(same, key=lambda o: (o.taken_on, o.sequence))
@@ -220,7 +233,11 @@ def response_on_current(facts: PatientFacts, trials: dict, reviews: list[TrialRe
 # --- CLINICAL 7 -----------------------------------------------------------------------------------
 def latest_wsas(facts: PatientFacts) -> int | None:
     episode = facts.episode
-    wsas = [o for o in facts.observations if o.instrument == "WSAS" and episode and o.taken_on >= episode.onset_date]
+    wsas = [
+        o
+        for o in facts.observations
+        if o.instrument == "WSAS" and episode and o.taken_on >= episode.onset_date
+    ]
     if not wsas:
         return None
     day = max(o.taken_on for o in wsas)
@@ -228,7 +245,11 @@ def latest_wsas(facts: PatientFacts) -> int | None:
 
 
 def referral_advice(
-    level: str, status_name: str, facts: PatientFacts, reviews: list[TrialReview], recs: list[st.Recommendation]
+    level: str,
+    status_name: str,
+    facts: PatientFacts,
+    reviews: list[TrialReview],
+    recs: list[st.Recommendation],
 ) -> dict:
     """CLINICAL 7. The capabilities name what the receiving clinic must offer: what a
     recommendation advises, never what is in tried, declined or not_offered."""
@@ -245,7 +266,8 @@ def referral_advice(
     if status_name != "in_remission":
         augmenting = {"augment", "combine", "antidepressant_plus_antipsychotic"}
         recommended = any(
-            r.strategy in augmenting or (r.strategy == "optimise_to_remission" and any(drugs.lookup(o) for o in r.options))
+            r.strategy in augmenting
+            or (r.strategy == "optimise_to_remission" and any(drugs.lookup(o) for o in r.options))
             for r in recs
         )
         started = [r.trial_id for r in reviews if r.kind in {"augmentation", "combination"}]
@@ -268,32 +290,51 @@ def trial_flags(reviews: list[TrialReview]) -> list[dict]:
     out = []
     for r in reviews:
         if r.failed_inadequately:
-            out.append({"flag": "pseudo_resistance", "trial_id": r.trial_id, "detail": "; ".join(r.shortfalls)})
+            out.append(
+                {"flag": "pseudo_resistance", "trial_id": r.trial_id, "detail": "; ".join(r.shortfalls)}
+            )
         if r.completed and r.adequate is None:
             out.append({"flag": "adequacy_unknown", "trial_id": r.trial_id, "detail": "; ".join(r.gaps)})
         if r.time_at_dose_unknown:
             out.append(
-                {"flag": "time_at_dose_unknown", "trial_id": r.trial_id,
-                 "detail": "started below the minimum dose; dose dates are not recorded"}
+                {
+                    "flag": "time_at_dose_unknown",
+                    "trial_id": r.trial_id,
+                    "detail": "started below the minimum dose; dose dates are not recorded",
+                }
             )
         for note in r.notes:
             out.append({"flag": "lithium_serum_level", "trial_id": r.trial_id, "detail": note})
         if r.early_intolerance:
             out.append(
-                {"flag": "intolerance", "trial_id": r.trial_id,
-                 "detail": f"stopped after {r.duration_days} days for intolerance: not a failure (EU-PEARL)"}
+                {
+                    "flag": "intolerance",
+                    "trial_id": r.trial_id,
+                    "detail": f"stopped after {r.duration_days} days for intolerance: not a failure (EU-PEARL)",
+                }
             )
         elif r.intolerance:
             out.append(
-                {"flag": "intolerance", "trial_id": r.trial_id,
-                 "detail": "stopped for intolerance: in tried, not offered again"}
+                {
+                    "flag": "intolerance",
+                    "trial_id": r.trial_id,
+                    "detail": "stopped for intolerance: in tried, not offered again",
+                }
             )
     for agent in st.unknown_agents(reviews):
-        out.append({"flag": "unknown_agent", "agent": agent, "detail": "not in the drug table: class and minimum dose unknown"})
+        out.append(
+            {
+                "flag": "unknown_agent",
+                "agent": agent,
+                "detail": "not in the drug table: class and minimum dose unknown",
+            }
+        )
     if st.buspirone_recorded(reviews):
         out.append(
-            {"flag": "buspirone_recorded",
-             "detail": "buspirone augmentation is not evidence-based (Cochrane 2019: no benefit); it does not establish chronic_resistant"}
+            {
+                "flag": "buspirone_recorded",
+                "detail": "buspirone augmentation is not evidence-based (Cochrane 2019: no benefit); it does not establish chronic_resistant",
+            }
         )
     return out
 
@@ -305,14 +346,18 @@ def assess(facts: PatientFacts) -> dict:
     reviews = [review(t, onset) for t in trials]
     assessment_date = facts.assessment_date()
     evidence = remission(facts, reviews) if episode else None
-    status_name, status_reason = status(facts, reviews, evidence, assessment_date) if episode else (
-        "no_adequate_failure", "no episode recorded yet"
+    status_name, status_reason = (
+        status(facts, reviews, evidence, assessment_date)
+        if episode
+        else ("no_adequate_failure", "no episode recorded yet")
     )
     u = safety.urgency(facts.observations)
     thase = staging.thase_rush(reviews)
     first_phq9 = None
     if episode:
-        inside = [o for o in facts.observations if o.instrument == "PHQ-9" and o.taken_on >= episode.onset_date]
+        inside = [
+            o for o in facts.observations if o.instrument == "PHQ-9" and o.taken_on >= episode.onset_date
+        ]
         if inside:
             first_phq9 = min(inside, key=lambda o: (o.taken_on, o.sequence)).score
     stages = {
@@ -353,17 +398,27 @@ def assess(facts: PatientFacts) -> dict:
         flags.append(relapse)
     flags += trial_flags(reviews)
     if episode and episode.psychotic_features:
-        flags.append({"flag": "psychotic_features", "detail": "ECT and an antidepressant plus an antipsychotic first-line (CLINICAL 5)"})
+        flags.append(
+            {
+                "flag": "psychotic_features",
+                "detail": "ECT and an antidepressant plus an antipsychotic first-line (CLINICAL 5)",
+            }
+        )
     if u.level != "routine":
-        flags.append({"flag": "suicidality", "detail": f"urgency {u.level}: crisis resources in every message"})
+        flags.append(
+            {"flag": "suicidality", "detail": f"urgency {u.level}: crisis resources in every message"}
+        )
     if stale := safety.stale(u, assessment_date):
         flags.append(stale)
     if missing_item := safety.suicide_item_not_recorded(facts.observations):
         flags.append(missing_item)
     if factors:
         flags.append(
-            {"flag": "at_risk_of_trd", "factors": factors,
-             "detail": f"{len(factors)} TRD risk factor(s): {', '.join(f['factor'] for f in factors)} (GSRD, Souery 2007)"}
+            {
+                "flag": "at_risk_of_trd",
+                "factors": factors,
+                "detail": f"{len(factors)} TRD risk factor(s): {', '.join(f['factor'] for f in factors)} (GSRD, Souery 2007)",
+            }
         )
     flags += monitoring.workup_flags(workup)
     if low := monitoring.journal_flag(journal):

@@ -70,8 +70,19 @@ REVIEW_AGE_DAYS = {
 }
 # Workup: checks redone for each failure count if done on or after the latest failed trial's start;
 # the others once per episode (convention).
-WORKUP_PER_FAILURE = ("adherence_review", "interacting_medicines", "recent_stressors", "substance_alcohol_use")
-WORKUP_PER_EPISODE = ("bipolar_screen", "thyroid_function", "vitamin_d", "sleep_apnoea_screen", "medical_illness")
+WORKUP_PER_FAILURE = (
+    "adherence_review",
+    "interacting_medicines",
+    "recent_stressors",
+    "substance_alcohol_use",
+)
+WORKUP_PER_EPISODE = (
+    "bipolar_screen",
+    "thyroid_function",
+    "vitamin_d",
+    "sleep_apnoea_screen",
+    "medical_illness",
+)
 # Mood journal: the 14 days ending at the latest entry; >= 7 entries with mean mood <= 3 raise
 # journal_low_mood (convention).
 JOURNAL_WINDOW_DAYS = 14

@@ -218,7 +218,9 @@ class PatientFacts:
         def records(raw_records: dict) -> dict[str, Record]:
             return {k: Record(**{**r, "on": day(r["on"])}) for k, r in raw_records.items()}
 
-        observations = [Observation(**{**o, "taken_on": day(o["taken_on"])}) for o in raw.get("observations", [])]
+        observations = [
+            Observation(**{**o, "taken_on": day(o["taken_on"])}) for o in raw.get("observations", [])
+        ]
         if "observations" not in raw:
             observations = _observations_kept_before_2026_12(raw, trials)
 
@@ -236,7 +238,8 @@ class PatientFacts:
             workup=records(raw.get("workup", {})),
             preferences=records(raw.get("preferences", {})),
             journal={
-                k: JournalDay(**{**j, "entry_on": day(j["entry_on"])}) for k, j in raw.get("journal", {}).items()
+                k: JournalDay(**{**j, "entry_on": day(j["entry_on"])})
+                for k, j in raw.get("journal", {}).items()
             },
             as_of_event=raw["as_of_event"],
             applied_through=raw["applied_through"],
@@ -257,7 +260,9 @@ def _observations_kept_before_2026_12(raw: dict[str, Any], trials: dict[str, Tri
         if e.get("first_phq9") is not None and e.get("first_phq9_on"):
             on = date.fromisoformat(e["first_phq9_on"])
             if not any(o.instrument == "PHQ-9" and o.taken_on == on for o in out.values()):
-                out[f"first-phq9-{episode_id}"] = Observation(f"first-phq9-{episode_id}", on, 0, "PHQ-9", e["first_phq9"])
+                out[f"first-phq9-{episode_id}"] = Observation(
+                    f"first-phq9-{episode_id}", on, 0, "PHQ-9", e["first_phq9"]
+                )
     for t in trials.values():  # the single-agent maximum sat on the trial
         if len(t.agents) == 1 and t.agents[0].max_mg_per_day is None:
             t.agents[0].max_mg_per_day = t.max_dose_mg_per_day
@@ -295,7 +300,9 @@ def _keyed(episode_id: str | None, key: str) -> str:
     return f"{episode_id or '-'}|{key}"
 
 
-def apply(facts: PatientFacts, event: EventData, *, event_id: str | None = None, sequence: int = 0) -> PatientFacts:
+def apply(
+    facts: PatientFacts, event: EventData, *, event_id: str | None = None, sequence: int = 0
+) -> PatientFacts:
     """Fold one event (in stream order) into the facts. Mutates and returns `facts`."""
     match event:
         case PatientRegistered():
@@ -370,7 +377,9 @@ def apply(facts: PatientFacts, event: EventData, *, event_id: str | None = None,
                 )
             )
         case ComorbidityRecorded():
-            seen = Record(event.condition.value, "present" if event.present else "absent", event.recorded_on, sequence)
+            seen = Record(
+                event.condition.value, "present" if event.present else "absent", event.recorded_on, sequence
+            )
             if seen.newer_than(facts.comorbidities.get(seen.key)):
                 facts.comorbidities[seen.key] = seen
         case WorkupCheckRecorded():
@@ -384,7 +393,13 @@ def apply(facts: PatientFacts, event: EventData, *, event_id: str | None = None,
             strategy = event.strategy.strip().lower()
             if drugs.lookup(strategy) is not None:
                 strategy = generic(strategy)
-            seen = Record(strategy, "declined" if event.declined else "accepted", event.recorded_on, sequence, episode_id)
+            seen = Record(
+                strategy,
+                "declined" if event.declined else "accepted",
+                event.recorded_on,
+                sequence,
+                episode_id,
+            )
             key = _keyed(episode_id, strategy)
             if seen.newer_than(facts.preferences.get(key)):
                 facts.preferences[key] = seen

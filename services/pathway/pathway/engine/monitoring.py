@@ -21,7 +21,13 @@ def risk_factors(facts: PatientFacts, assessment_date: date) -> list[dict]:
     if facts.sex == "female":
         out.append({"factor": "female_sex", "source": "patient-registered"})
     if facts.birth_year is not None and assessment_date.year - facts.birth_year >= c.AT_RISK_OLDER_AGE:
-        out.append({"factor": "older_age", "age": assessment_date.year - facts.birth_year, "source": "patient-registered"})
+        out.append(
+            {
+                "factor": "older_age",
+                "age": assessment_date.year - facts.birth_year,
+                "source": "patient-registered",
+            }
+        )
     present = sorted(k for k, r in facts.comorbidities.items() if r.value == "present")
     psychiatric = [k for k in present if k in c.AT_RISK_PSYCHIATRIC]
     if psychiatric:
@@ -30,12 +36,27 @@ def risk_factors(facts: PatientFacts, assessment_date: date) -> list[dict]:
     if medical:
         out.append({"factor": "medical_illness", "conditions": medical, "source": "comorbidity-recorded"})
     if episode is not None:
-        if episode.age_at_first_onset is not None and episode.age_at_first_onset < c.AT_RISK_EARLY_ONSET_BELOW:
-            out.append({"factor": "early_onset", "age_at_first_onset": episode.age_at_first_onset, "source": "episode-opened"})
-        earlier_on_record = facts.episode_order.index(episode.episode_id) if episode.episode_id in facts.episode_order else 0
+        if (
+            episode.age_at_first_onset is not None
+            and episode.age_at_first_onset < c.AT_RISK_EARLY_ONSET_BELOW
+        ):
+            out.append(
+                {
+                    "factor": "early_onset",
+                    "age_at_first_onset": episode.age_at_first_onset,
+                    "source": "episode-opened",
+                }
+            )
+        earlier_on_record = (
+            facts.episode_order.index(episode.episode_id) if episode.episode_id in facts.episode_order else 0
+        )
         recurrences = max(episode.prior_episodes or 0, earlier_on_record)
         if recurrences >= c.AT_RISK_RECURRENCE_AT_LEAST:
-            source = "episode-opened (prior_episodes)" if (episode.prior_episodes or 0) >= earlier_on_record else "earlier episodes on record"
+            source = (
+                "episode-opened (prior_episodes)"
+                if (episode.prior_episodes or 0) >= earlier_on_record
+                else "earlier episodes on record"
+            )
             out.append({"factor": "frequent_recurrence", "episodes_before": recurrences, "source": source})
         if (assessment_date - episode.onset_date).days > c.AT_RISK_LONG_EPISODE_DAYS:
             out.append({"factor": "long_episode", "source": "episode-opened"})
@@ -101,7 +122,12 @@ def journal(facts: PatientFacts, current_trial_start: date | None) -> dict | Non
         "window_ends_on": latest.isoformat(),
         "window_days": c.JOURNAL_WINDOW_DAYS,
         "entries": [
-            {"entry_on": j.entry_on.isoformat(), "mood": j.mood, "side_effects": j.side_effects, "triggers": j.triggers}
+            {
+                "entry_on": j.entry_on.isoformat(),
+                "mood": j.mood,
+                "side_effects": j.side_effects,
+                "triggers": j.triggers,
+            }
             for j in days
         ],
         "mean_mood": float((Decimal(sum(moods)) / len(moods)).quantize(Decimal("0.1"), ROUND_HALF_UP)),

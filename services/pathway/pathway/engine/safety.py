@@ -89,8 +89,10 @@ def urgency(observations: list[Observation]) -> Urgency:
             floor = _highest([r for r in on_dc if r.by_clinician])
             # a self-report raises a clinician's rating, never lowers it (convention)
             deciding = self_report if RANK[self_report.level] > RANK[floor.level] else floor
-            note = "" if deciding is self_report else (
-                f"; a later self-report ({self_report.level}) does not lower a clinician's rating"
+            note = (
+                ""
+                if deciding is self_report
+                else (f"; a later self-report ({self_report.level}) does not lower a clinician's rating")
             )
         else:
             deciding, note = _highest(on_dc), ""
@@ -130,7 +132,9 @@ def suicide_item_not_recorded(observations: list[Observation]) -> dict | None:
         return None
     forced = ""
     if latest.score >= c.PHQ9_TOTAL_FORCES_URGENT:
-        forced = f"; total {latest.score} forces item 9 >= 1" if latest.score < c.PHQ9_TOTAL_FORCES_EMERGENCY else (
-            f"; total {latest.score} forces item 9 = 3"
+        forced = (
+            f"; total {latest.score} forces item 9 >= 1"
+            if latest.score < c.PHQ9_TOTAL_FORCES_EMERGENCY
+            else (f"; total {latest.score} forces item 9 = 3")
         )
     return {"flag": "suicide_item_not_recorded", "detail": f"the latest PHQ-9 has no item 9{forced}: ask it"}

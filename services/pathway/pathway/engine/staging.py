@@ -90,7 +90,9 @@ def severity_of(episode: Episode, first_phq9: int | None) -> tuple[str | None, s
     return None, "not recorded"
 
 
-def maudsley(episode: Episode, reviews: list[TrialReview], assessment_date: date, first_phq9: int | None) -> dict | None:
+def maudsley(
+    episode: Episode, reviews: list[TrialReview], assessment_date: date, first_phq9: int | None
+) -> dict | None:
     """Maudsley Staging Method (Fekadu 2009), reported once an adequate antidepressant trial
     (antidepressant or combination kind, as CLINICAL 3 counts) failed."""
     if not failed_antidepressant_reviews(reviews):
@@ -102,7 +104,19 @@ def maudsley(episode: Episode, reviews: list[TrialReview], assessment_date: date
     if severity == "severe" and episode.psychotic_features:
         severity_points = 5
     n_agents = len(failed_agents(reviews))
-    agent_points = 0 if n_agents == 0 else 1 if n_agents <= 2 else 2 if n_agents <= 4 else 3 if n_agents <= 6 else 4 if n_agents <= 10 else 5
+    agent_points = (
+        0
+        if n_agents == 0
+        else 1
+        if n_agents <= 2
+        else 2
+        if n_agents <= 4
+        else 3
+        if n_agents <= 6
+        else 4
+        if n_agents <= 10
+        else 5
+    )
     # Used in the episode: any augmentation trial, or a combination with an augmenter (CLINICAL 1).
     augmentation = int(any(r.counts_as_augmentation for r in reviews))
     ect = int(any(r.kind == "ect" for r in reviews))
@@ -122,7 +136,14 @@ def maudsley(episode: Episode, reviews: list[TrialReview], assessment_date: date
         "failed_agents": failed_agents(reviews),
     }
     if severity_points is None:
-        return {"score": None, "band": None, "points": points, "inputs": inputs, "missing": ["severity"], "source": "Fekadu 2009"}
+        return {
+            "score": None,
+            "band": None,
+            "points": points,
+            "inputs": inputs,
+            "missing": ["severity"],
+            "source": "Fekadu 2009",
+        }
     score = sum(points.values())
     band = "mild" if score <= 6 else "moderate" if score <= 10 else "severe"
     return {"score": score, "band": band, "points": points, "inputs": inputs, "source": "Fekadu 2009"}
@@ -139,15 +160,28 @@ def mgh(reviews: list[TrialReview]) -> dict:
             continue
         if r.kind == "antidepressant":
             score += 1
-            points.append({"trial_id": r.trial_id, "points": 1, "why": "failed adequate antidepressant trial"})
-            if any(s is not None and t is not None and t > s for s, t in zip(r.start_doses, r.top_doses, strict=True)):
+            points.append(
+                {"trial_id": r.trial_id, "points": 1, "why": "failed adequate antidepressant trial"}
+            )
+            if any(
+                s is not None and t is not None and t > s
+                for s, t in zip(r.start_doses, r.top_doses, strict=True)
+            ):
                 score += 0.5
-                points.append({"trial_id": r.trial_id, "points": 0.5, "why": "dose optimised above the starting dose"})
+                points.append(
+                    {"trial_id": r.trial_id, "points": 0.5, "why": "dose optimised above the starting dose"}
+                )
         elif r.kind in {"augmentation", "combination"}:
             score += 0.5
             points.append({"trial_id": r.trial_id, "points": 0.5, "why": f"failed adequate {r.kind} trial"})
     ect = failed_ect(reviews)
     if ect:  # "ECT increases the overall score by 3 points": once, not per course
         score += c.MGH_ECT_POINTS
-        points.append({"trial_id": ect[0].trial_id, "points": c.MGH_ECT_POINTS, "why": "failed adequate ECT (once per episode)"})
+        points.append(
+            {
+                "trial_id": ect[0].trial_id,
+                "points": c.MGH_ECT_POINTS,
+                "why": "failed adequate ECT (once per episode)",
+            }
+        )
     return {"score": score, "points": points, "source": "Fava 2003 (adaptation: 4-week adequacy)"}

@@ -115,7 +115,9 @@ class Situation:
         return agent not in self.excluded_agents and agent not in self.current and agent not in self.declined
 
     def modality_allowed(self, modality: str) -> bool:
-        return not self.modality_done(modality) and not self.running(modality) and modality not in self.declined
+        return (
+            not self.modality_done(modality) and not self.running(modality) and modality not in self.declined
+        )
 
     @property
     def failures(self) -> list[TrialReview]:
@@ -144,7 +146,14 @@ def safety_first(s: Situation) -> list[Recommendation]:
     why = ect_first_reason(s)
     if why and s.modality_allowed("ect"):
         recs.append(
-            Recommendation("ect", ["ect"], f"{why}: ECT is first-line (CLINICAL 5)", "CANMAT 2016; CANMAT 2023", "specialist", ["ect"])
+            Recommendation(
+                "ect",
+                ["ect"],
+                f"{why}: ECT is first-line (CLINICAL 5)",
+                "CANMAT 2016; CANMAT 2023",
+                "specialist",
+                ["ect"],
+            )
         )
     if s.psychotic_features and "augmentation" not in s.declined and "combination" not in s.declined:
         options = [a for a in PSYCHOSIS_ANTIPSYCHOTICS if s.agent_allowed(a)]
@@ -180,15 +189,14 @@ def _describe(r: TrialReview) -> str:
 
 def young_running_trials(s: Situation) -> list[TrialReview]:
     return [
-        r for r in s.reviews
+        r
+        for r in s.reviews
         if r.running and r.kind in c.REVIEW_AGE_DAYS and _trial_age(r, s) < c.REVIEW_AGE_DAYS[r.kind]
     ]
 
 
 def continue_current_trial(s: Situation, young: list[TrialReview]) -> Recommendation:
-    ages = "; ".join(
-        f"{_describe(r)}: day {_trial_age(r, s)} of {c.REVIEW_AGE_DAYS[r.kind]}" for r in young
-    )
+    ages = "; ".join(f"{_describe(r)}: day {_trial_age(r, s)} of {c.REVIEW_AGE_DAYS[r.kind]}" for r in young)
     return Recommendation(
         "continue_current_trial",
         [_describe(r) for r in young],
@@ -201,7 +209,8 @@ def continue_current_trial(s: Situation, young: list[TrialReview]) -> Recommenda
 
 def review_current_trial(s: Situation) -> list[Recommendation]:
     old = [
-        r for r in s.reviews
+        r
+        for r in s.reviews
         if r.running and r.kind in c.REVIEW_AGE_DAYS and _trial_age(r, s) >= c.REVIEW_AGE_DAYS[r.kind]
     ]
     if not old or s.response:
@@ -282,9 +291,12 @@ def optimise(s: Situation) -> list[Recommendation]:
     for r in s.inadequate_failures:
         for gap in r.shortfalls:
             what = (
-                "address adherence" if "adherence" in gap
-                else ("complete at least 4 weeks" if r.kind in PHARMACOLOGICAL else "complete the course") if "days" in gap
-                else "complete the sessions" if "session" in gap or "infusion" in gap
+                "address adherence"
+                if "adherence" in gap
+                else ("complete at least 4 weeks" if r.kind in PHARMACOLOGICAL else "complete the course")
+                if "days" in gap
+                else "complete the sessions"
+                if "session" in gap or "infusion" in gap
                 else "raise to a therapeutic dose"
             )
             if what not in options:
@@ -344,7 +356,11 @@ def after_one_failure(s: Situation) -> list[Recommendation]:
     if therapies:
         recs.append(
             Recommendation(
-                "psychotherapy", therapies, "add a psychological therapy to medication", "NICE NG222 1.9", "primary_care",
+                "psychotherapy",
+                therapies,
+                "add a psychological therapy to medication",
+                "NICE NG222 1.9",
+                "primary_care",
                 ["psychotherapy"],
             )
         )
@@ -367,7 +383,11 @@ def trd_strategies(s: Situation) -> list[Recommendation]:
     why = f"{s.status}: {len(s.failed_agents)} antidepressant agents failed adequately ({', '.join(s.failed_agents)})"
     recs: list[Recommendation] = []
     if "augmentation" not in s.declined:
-        aug = [a for a in FIRST_LINE_AUGMENTERS + SECOND_LINE_AUGMENTERS + SHORT_TERM_AUGMENTERS if s.agent_allowed(a)]
+        aug = [
+            a
+            for a in FIRST_LINE_AUGMENTERS + SECOND_LINE_AUGMENTERS + SHORT_TERM_AUGMENTERS
+            if s.agent_allowed(a)
+        ]
         if aug:
             recs.append(
                 Recommendation(
@@ -397,14 +417,22 @@ def trd_strategies(s: Situation) -> list[Recommendation]:
     if switch_to:
         recs.append(
             Recommendation(
-                "switch", switch_to, f"{why}; switch class, including a TCA or MAOI in specialist care",
-                "NICE NG222 1.9", "specialist", note=_gives_up(s),
+                "switch",
+                switch_to,
+                f"{why}; switch class, including a TCA or MAOI in specialist care",
+                "NICE NG222 1.9",
+                "specialist",
+                note=_gives_up(s),
             )
         )
     if s.agent_allowed("vortioxetine"):
         recs.append(
             Recommendation(
-                "switch", ["vortioxetine"], f"{why}; vortioxetine after two failures", "NICE NG222 1.9.7", "specialist",
+                "switch",
+                ["vortioxetine"],
+                f"{why}; vortioxetine after two failures",
+                "NICE NG222 1.9.7",
+                "specialist",
                 note=_gives_up(s),
             )
         )
@@ -412,14 +440,21 @@ def trd_strategies(s: Situation) -> list[Recommendation]:
     if therapies:
         recs.append(
             Recommendation(
-                "psychotherapy", therapies, f"{why}; add a psychological therapy", "Cochrane 2018", "specialist",
+                "psychotherapy",
+                therapies,
+                f"{why}; add a psychological therapy",
+                "Cochrane 2018",
+                "specialist",
                 ["psychotherapy"],
             )
         )
     if not s.psychotic_features:  # CLINICAL 5: never with psychotic features (not_offered)
         rapid = [
             (option, cap)
-            for option, cap in (("esketamine with an oral SSRI/SNRI", "esketamine"), ("IV ketamine (off-label)", "ketamine"))
+            for option, cap in (
+                ("esketamine with an oral SSRI/SNRI", "esketamine"),
+                ("IV ketamine (off-label)", "ketamine"),
+            )
             if s.modality_allowed(cap) and cap not in s.current
         ]
         if rapid:
@@ -521,8 +556,15 @@ def tried(reviews: list[TrialReview]) -> list[dict]:
         if not (r.failed_adequately or r.intolerance):
             continue
         result = "failed_adequate" if r.failed_adequately else "intolerance"
-        for option in (r.agents if r.kind in PHARMACOLOGICAL else (r.kind,)):
-            out.append({"option": option, "trial_id": r.trial_id, "result": result, "ended_on": r.ended_on.isoformat()})
+        for option in r.agents if r.kind in PHARMACOLOGICAL else (r.kind,):
+            out.append(
+                {
+                    "option": option,
+                    "trial_id": r.trial_id,
+                    "result": result,
+                    "ended_on": r.ended_on.isoformat(),
+                }
+            )
     return out
 
 
