@@ -986,6 +986,10 @@ VIGNETTES_2026_12: list[V] = [
       options={"optimise_to_remission": ["sertraline: 100 mg/day recorded, usual maximum 200 mg/day", "aripiprazole", "brexpiprazole",
                                          "cariprazine", "CBT", "IPT", "behavioural activation"]},
       capabilities_exact={"mood_disorder_clinic", "psychotherapy"}),
+    # WSAS 30 -> 10 is not a response: WSAS never enters outcome (§7), so the trial is reviewed.
+    V("2026.12: a WSAS baseline shows no response", "§7 WSAS never enters outcome; §6 review_current_trial",
+      [episode(ONSET), ad("sertraline", 100, "2024-01-10", baseline=("WSAS", 30)), wsas(10, "2024-02-20")],
+      strategies=["review_current_trial", "lifestyle"], referral=False),
     V("2026.12: 40 % lower on the running trial is no response: review", "§6 review_current_trial",
       [episode(ONSET), ad("sertraline", 100, "2024-01-10", baseline=("PHQ-9", 20)), phq9(12, 0, "2024-02-20")],
       strategies=["review_current_trial", "lifestyle"]),

@@ -209,7 +209,8 @@ def response_on_current(facts: PatientFacts, trials: dict, reviews: list[TrialRe
     none started after."""
     for r in sorted((r for r in reviews if r.running), key=lambda r: r.started_on, reverse=True):
         t = trials[r.trial_id]
-        if t.baseline_score is None or not t.baseline_score:
+        # a response is read on an outcome instrument only (CLINICAL 7: WSAS never enters outcome)
+        if not t.baseline_score or t.baseline_instrument not in c.OUTCOME_INSTRUMENTS:
             continue
         same = [
             o
