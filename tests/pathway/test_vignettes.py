@@ -620,8 +620,9 @@ VIGNETTES: list[V] = [
       status="in_remission", urgency="urgent", referral=True, reasons={"suicid"}, capabilities={"ect"}, first="ect",
       must={"continue_and_monitor"}, flags={"suicidality"}, no_flags={"possible_relapse"}),
     # in_remission and urgent, moderate: a clinician flags suicide risk on a MADRS after the remission.
-    # A MADRS is not a PHQ-9, so the trial stays the latest evidence: in_remission. Urgent: referral
-    # advised (§5); moderate, not psychotic: ECT not first and not named.
+    # 2026.12 (§3): a MADRS now counts as evidence too; 8 <= 10 is in remission, so the expectation
+    # (in_remission) stands for a new reason. Urgent: referral advised (§5); moderate, not psychotic,
+    # urgent (not emergency): ECT not first and not named.
     V("in remission, moderate, clinician-flagged risk: referral advised, no ECT",
       "§3 in_remission (PHQ-9 evidence only); §5 flagged risk -> urgent, referral; §5 ECT first only if psychotic or severe",
       [episode(ONSET), ad("sertraline", 100, *T1, outcome="remission"), madrs(8, "2024-04-01", risk="flagged")],

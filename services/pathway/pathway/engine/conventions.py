@@ -91,3 +91,19 @@ JOURNAL_LOW_MOOD_MEAN_AT_OR_BELOW = 3
 
 # --- CLINICAL 7: referral ---------------------------------------------------------------------
 WSAS_IMPAIRED_ABOVE = 20  # "moderately severe or worse" (Mundt 2002)
+
+# --- Readings this project chose where trd-rules 2026.12 leaves room (not numbers) ---------------
+# CLINICAL 1: a recorded shortfall (dose, duration, adherence, sessions) makes a trial not adequate
+#   even when another field is unrecorded; only with no shortfall does a gap make it adequacy_unknown.
+# CLINICAL 1, 6: a modality stopped for intolerance goes to `tried` and is not offered again, as an
+#   agent is.
+# CLINICAL 1: "revised on <date>" names the assessment date when the revision arrived (the revision
+#   event carries no date of its own).
+# CLINICAL 3: at risk of TRD counts the psychiatric comorbidities as one factor and the medical
+#   illnesses as another (seven factors in all, as the rule lists them).
+# CLINICAL 5: within ratings after the latest clinician date, self-reports follow "a later date lowers";
+#   the clinician's own rating on that date is the floor. `suicide_item_not_recorded` is shown for
+#   the latest PHQ-9.
+# CLINICAL 6: `continue_current_trial` and `review_current_trial` add no referral capability (the
+#   running course is already being given somewhere); with psychotic features a declined
+#   `augmentation` or `combination` also removes the antidepressant plus antipsychotic.
