@@ -108,7 +108,8 @@ async def test_a_full_flow_with_fake_identities_leaves_none_in_spans_or_logs(
     assert all(d["trace_id"] in request_traces and d["parent_span_id"] for d in deliveries)
 
     messages = box.texts() + [str(m) for m in gateway.sms.values()]
-    assert any("988" in m for m in messages)  # crisis resources: urgency is urgent
+    # Crisis resources: urgency is urgent; patients in London get the GB row (CLINICAL.md 8).
+    assert any("Crisis resources (GB): Samaritans 116 123" in m for m in messages)
     assert not any("sertraline" in m.lower() for m in messages)
 
     # Everything exported and logged.

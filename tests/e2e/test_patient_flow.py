@@ -68,7 +68,7 @@ async def test_a_trial_completion_reaches_pathway_referral_and_notify_in_one_tra
             lambda: has("referral", lambda e: e["caused_by"] == completed), timeout=30, what="referral to see pathway's assessment for it"
         )
         changed = next(e for e in referral_rows if e["caused_by"] == completed)
-        assert changed["type"] == "care.pathway.assessment-changed.v1"
+        assert changed["type"] == "care.pathway.assessment-changed.v2"
         await eventually(lambda: has("notify", lambda e: e["event_id"] == changed["event_id"]), timeout=30, what="notify to see pathway's event")
 
         # Another clinic sees none of it.
@@ -167,7 +167,7 @@ async def test_two_failed_adequate_trials_of_different_classes_make_trd_with_sta
         metrics = (await http.get(f"{pathway}/metrics")).text
         assert 'care_consumer_lag{consumer="pathway-intake"} 0.0' in metrics
         assert 'care_events_consumed_total{consumer="pathway-intake",type="care.intake.trial-completed.v2"}' in metrics
-        assert 'care_events_appended_total{type="care.pathway.assessment-changed.v1"}' in metrics
+        assert 'care_events_appended_total{type="care.pathway.assessment-changed.v2"}' in metrics
 
         history = (await http.get(f"{pathway}/v1/patients/{pid}/assessment/history", headers=auth)).json()
         assert [h["assessment"]["status"] for h in history][-1] == "trd"

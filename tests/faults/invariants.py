@@ -291,7 +291,7 @@ async def referrals_one_per_need(net: FaultNetwork, clinics, pathway_rows: list,
     # What pathway advised, need by need (every assessment it published, not only the last).
     advised: set[tuple[str, str]] = set()
     for r in pathway_rows:
-        if r.type == "care.pathway.assessment-changed.v1":
+        if r.type == "care.pathway.assessment-changed.v2":
             ref = (r.data.get("assessment") or {}).get("referral") or {}
             if ref.get("advised"):
                 advised.add((r.data["patient_id"], need_of(ref.get("capabilities") or [])))

@@ -152,8 +152,10 @@ async def test_an_unknown_drug_is_accepted_and_flagged(intake: Intake) -> None:
     assert r.status_code == 201, r.text
     assert r.json()["flags"] == ["unknown_agent"]
     assert r.json()["unknown_agents"] == ["zuranolone"]
-    known = await intake.post(f"/v1/patients/{pid}/trials", {"kind": "augmentation", "agent": "T3", "dose_mg_per_day": 0.025, "started_on": "2026-02-01"})
+    # Liothyronine's table unit is the microgram (CLINICAL.md 2): "25" with no unit is 25 micrograms.
+    known = await intake.post(f"/v1/patients/{pid}/trials", {"kind": "augmentation", "agent": "T3", "dose_mg_per_day": 25, "started_on": "2026-02-01"})
     assert known.json()["flags"] == [] and known.json()["agents"][0]["agent"] == "liothyronine"
+    assert known.json()["agents"][0]["dose_mg_per_day"] == 0.025
 
 
 async def test_future_is_judged_in_the_patients_own_time_zone(intake: Intake) -> None:

@@ -53,7 +53,12 @@ class Mailbox:
         return "250 OK"
 
     def texts(self) -> list[str]:
-        return [m.get_content() for m in self.messages.values()]
+        # SMTP carries CRLF line ends; the messages are composed with LF.
+        return [m.get_content().replace("\r\n", "\n") for m in self.messages.values()]
+
+    def text_of(self, reminder_id: str) -> str:
+        """The text of the message sent for a reminder (its Message-ID carries the id)."""
+        return self.messages[f"<{reminder_id}@notify.trd-care.example>"].get_content().replace("\r\n", "\n")
 
 
 @dataclass
@@ -137,14 +142,25 @@ class EventSender:
         self.js = js
         self.sequence = 0
 
-    async def send(self, source: str, event: EventData, *, clinic_id: str, subject: str | None = None, sequence: int | None = None) -> str:
+    async def send(
+        self,
+        source: str,
+        event: EventData,
+        *,
+        clinic_id: str,
+        subject: str | None = None,
+        sequence: int | None = None,
+        event_type: str | None = None,
+    ) -> str:
+        """`event_type`: send the data under an older version's name (what a producer not yet
+        upgraded, or a stored event, carries)."""
         self.sequence += 1
         subject = subject or event.patient_id
         event_id = new_event_id()
         envelope = to_envelope(
             event_id=event_id,
             source=SOURCES[source],
-            type=event.event_type,
+            type=event_type or event.event_type,
             subject=subject,
             time=datetime.now(UTC),
             data=event.to_data(),
@@ -153,7 +169,7 @@ class EventSender:
             clinicid=clinic_id,
         )
         await self.js.publish(
-            nats_subject(event.event_type, subject),
+            nats_subject(event_type or event.event_type, subject),
             envelope.model_dump_json(exclude_none=True).encode(),
             headers={"Nats-Msg-Id": event_id},
         )

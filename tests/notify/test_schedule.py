@@ -21,7 +21,8 @@ from notify.contact import (
     Rejected,
     contact_preferences,
 )
-from notify.messages import CRISIS_RESOURCES, compose, crisis_message
+from notify.crisis_resources import DEFAULT_ROW, CrisisResources, country_of_zone, crisis_table
+from notify.messages import compose, crisis_block, crisis_message
 from notify.quiet_hours import QuietHours
 from notify.schedule import (
     Cancel,
@@ -577,6 +578,8 @@ MESSAGES = [
     ),
     ("crisis resources on a rise of urgency", None, True),
 ]
+# The crisis line's own name: the one place a message may say "suicide".
+LIFELINE = "988 Suicide and Crisis Lifeline"
 
 
 def named_in(text: str, word: str, *, stem: bool = False) -> bool:
@@ -586,29 +589,189 @@ def named_in(text: str, word: str, *, stem: bool = False) -> bool:
     return re.search(rf"\b{re.escape(word)}{end}", text, re.IGNORECASE) is not None
 
 
+def names_no_diagnosis_or_medicine(text: str) -> list[str]:
+    """The diagnosis stems and drug names the text contains (none, for a message)."""
+    scanned = text.replace(LIFELINE, "")
+    found = [m for m in MEDICINES if named_in(scanned, m)]
+    return found + [w for w in DIAGNOSIS_WORDS if named_in(scanned, w, stem=True)]
+
+
 def test_the_scan_finds_a_name_next_to_punctuation_and_in_any_case() -> None:
     assert named_in("your medicine (Sertraline).", "sertraline") and named_in("plan:\nLITHIUM", "lithium")
     assert named_in("Depression care", "depress", stem=True) and not named_in("unselected", "ect", stem=True)
+    assert names_no_diagnosis_or_medicine("thinking about suicide? call 988 Suicide and Crisis Lifeline") == [
+        "suicid"
+    ]
 
 
+ROWS = sorted(crisis_table().rows)
+
+
+@pytest.mark.parametrize("row", ROWS)
 @pytest.mark.parametrize(("name", "kind", "crisis"), MESSAGES, ids=[m[0] for m in MESSAGES])
 def test_messages_name_no_diagnosis_or_medicine_and_carry_crisis_resources_when_urgent(
-    name: str, kind: K | None, crisis: bool
+    name: str, kind: K | None, crisis: bool, row: str
 ) -> None:
+    resources = crisis_table().row_for(country=None if row == DEFAULT_ROW else row, timezone=None)
+    assert resources.row == row
+    carries = crisis or kind is None or kind is K.CRISIS_RESOURCES
     m = (
-        crisis_message()
+        crisis_message(resources)
         if kind is None
-        else compose(kind, crisis=crisis, appointment_at=NOW, timezone="Europe/London")
+        else compose(kind, crisis=resources if carries else None, appointment_at=NOW, timezone="Europe/London")
     )
     text = f"{m.subject}\n{m.text}"
     assert "your care team" in text.lower()
     assert MEDICINES, "the drug table is the list of names a message must not contain"
-    for medicine in MEDICINES:
-        assert not named_in(text, medicine), medicine
-    for word in DIAGNOSIS_WORDS:
-        if word == "suicid" and CRISIS_RESOURCES in m.text:
-            continue  # the crisis line's own name
-        assert not named_in(text, word, stem=True), word
-    assert (CRISIS_RESOURCES in m.text) is (crisis or kind is None or kind is K.CRISIS_RESOURCES)
-    if CRISIS_RESOURCES in m.text:
-        assert "988" in m.text and "HOME to 741741" in m.text
+    assert names_no_diagnosis_or_medicine(text) == []
+    # Section 8: while urgent, the row of the patient's country, naming the row used.
+    assert (crisis_block(resources) in m.text) is carries
+    assert (f"Crisis resources ({row}): {resources.resources}" in m.text) is carries
+    assert ("Crisis resources (" in m.text) is carries
+
+
+# --- crisis resources by country (CLINICAL.md 8) ---------------------------------------------
+
+# The handbook's table, word for word (trd-rules 2026.12): the shipped data must say the same.
+HANDBOOK_ROWS = {
+    "US": "988 Suicide and Crisis Lifeline (call or text 988); Crisis Text Line: text HOME to 741741; 911",
+    "CA": "988 (call or text); 911",
+    "GB": "Samaritans 116 123 (free, 24 h); NHS 111, option 2 for mental health (NHS 24 on 111 in Scotland); 999",
+    "IE": "Samaritans 116 123; 112 or 999",
+    "default": "If you are in danger now, call your local emergency number (112 in the EU)",
+}
+
+
+def test_the_crisis_resources_table_is_the_handbooks_word_for_word_and_names_its_rule_set() -> None:
+    table = crisis_table()
+    assert table.rules_version == "trd-rules 2026.12"
+    assert table.rows == HANDBOOK_ROWS
+    assert table.crisis_line_rows == {DEFAULT_ROW}
+
+
+WHERE = [
+    # (who, country, time zone, row): the patient's country, else the zone's, else the default
+    ("country US", "US", None, "US"),
+    ("country US, zone London", "US", "Europe/London", "US"),
+    ("country without a row, zone London", "FR", "Europe/London", DEFAULT_ROW),
+    ("Europe/London", None, "Europe/London", "GB"),
+    ("Europe/Dublin", None, "Europe/Dublin", "IE"),
+    ("America/Toronto", None, "America/Toronto", "CA"),
+    ("America/Vancouver", None, "America/Vancouver", "CA"),
+    ("America/New_York", None, "America/New_York", "US"),
+    ("Pacific/Honolulu", None, "Pacific/Honolulu", "US"),
+    ("Asia/Tokyo: a country without a row", None, "Asia/Tokyo", DEFAULT_ROW),
+    ("Europe/Berlin", None, "Europe/Berlin", DEFAULT_ROW),
+    ("a link name: US/Eastern", None, "US/Eastern", "US"),
+    ("a link name: Eire", None, "Eire", "IE"),
+    ("a link name: Europe/Belfast", None, "Europe/Belfast", "GB"),
+    ("Europe/Jersey: JE in zone.tab, not GB", None, "Europe/Jersey", DEFAULT_ROW),
+    ("UTC: no country", None, "UTC", DEFAULT_ROW),
+    ("time zone not known yet", None, None, DEFAULT_ROW),
+]
+
+
+@pytest.mark.parametrize(("who", "country", "zone", "row"), WHERE, ids=[w[0] for w in WHERE])
+def test_the_row_is_the_patients_country_else_the_time_zones_else_the_default(
+    who: str, country: str | None, zone: str | None, row: str
+) -> None:
+    resources = crisis_table().row_for(country=country, timezone=zone)
+    assert (resources.row, resources.resources, resources.rules_version) == (
+        row,
+        HANDBOOK_ROWS[row],
+        "trd-rules 2026.12",
+    )
+
+
+def test_zone_tab_comes_from_the_tzdata_package() -> None:
+    from importlib.resources import files
+
+    assert files("tzdata").joinpath("zoneinfo", "zone.tab").is_file()
+    assert [country_of_zone(z) for z in ("Europe/London", "Europe/Dublin", "America/Toronto", "Asia/Tokyo")] == [
+        "GB",
+        "IE",
+        "CA",
+        "JP",
+    ]
+
+
+def test_the_default_row_adds_the_clinics_crisis_line_where_configured() -> None:
+    table = crisis_table()
+    line = "+44 20 7946 0000"
+    assert table.row_for(country=None, timezone="Asia/Tokyo", crisis_line=line) == CrisisResources(
+        DEFAULT_ROW, "trd-rules 2026.12", f"{HANDBOOK_ROWS['default']}; your care team's crisis line: {line}"
+    )
+    # A country with a row of its own keeps its row as the handbook gives it.
+    assert table.row_for(country="GB", timezone=None, crisis_line=line).resources == HANDBOOK_ROWS["GB"]
+
+
+def test_no_message_says_988_to_everyone() -> None:
+    """The old text sent 988 and 741741 to every patient, whatever their country."""
+    for row in ("GB", "IE", DEFAULT_ROW):
+        resources = crisis_table().row_for(country=None if row == DEFAULT_ROW else row, timezone=None)
+        text = crisis_message(resources).text
+        assert "988" not in text and "741741" not in text
+
+
+# --- mood-journal prompts (CLINICAL.md 8) -----------------------------------------------------
+
+JOURNAL = ContactPreferences(
+    "p@example.org", None, ContactChannel.EMAIL, True, journal_prompts=True, journal_since=NOW
+)
+
+
+def prompts(
+    f: PatientFacts, consent: ContactPreferences = JOURNAL, now: datetime = NOW, done: datetime | None = None
+) -> list[schedule.PlannedReminder]:
+    return [p for p in schedule.plan(f, consent, now, journal_done_until=done) if p.kind is K.JOURNAL_PROMPT]
+
+
+def test_journal_prompts_daily_at_19_local_one_at_a_time_when_opted_in() -> None:
+    f = facts()
+    f.trials.clear()  # journal prompts need no trial
+    [first] = prompts(f)
+    assert first.due_at == datetime(2026, 3, 1, 19, 0, tzinfo=UTC)  # 19:00 GMT, the day of opting in
+    # Once it went, the next day's; one pending at a time, keyed on its day.
+    [second] = prompts(f, now=first.due_at, done=first.due_at)
+    assert second.due_at == first.due_at + timedelta(days=1) and second.key.endswith("/2026-03-02")
+    # In the patient's own time zone, across the clocks going forward (London, 29 March).
+    [late_march] = prompts(f, now=datetime(2026, 3, 30, 12, 0, tzinfo=UTC), done=datetime(2026, 3, 29, 18, 0, tzinfo=UTC))
+    assert late_march.due_at == datetime(2026, 3, 30, 18, 0, tzinfo=UTC)  # 19:00 BST
+    tokyo = facts(timezone="Asia/Tokyo")
+    assert prompts(tokyo)[0].due_at == datetime(2026, 3, 2, 10, 0, tzinfo=UTC)  # 19:00 JST
+
+
+def test_the_first_journal_prompt_is_the_first_due_after_opting_in() -> None:
+    f = facts()
+    evening = datetime(2026, 3, 1, 20, 0, tzinfo=UTC)  # opted in after today's 19:00
+    consent = ContactPreferences(
+        "p@example.org", None, ContactChannel.EMAIL, True, journal_prompts=True, journal_since=evening
+    )
+    [p] = prompts(f, consent, now=evening)
+    assert p.due_at == datetime(2026, 3, 2, 19, 0, tzinfo=UTC)
+    # Replans later, before it goes, plan the same one: it is not pushed on.
+    assert prompts(f, consent, now=datetime(2026, 3, 2, 19, 30, tzinfo=UTC)) == [p]
+
+
+@pytest.mark.parametrize(
+    "consent",
+    [
+        ContactPreferences("p@example.org", None, ContactChannel.EMAIL, True),
+        ContactPreferences("p@example.org", None, ContactChannel.EMAIL, False, journal_prompts=True),
+        ContactPreferences("p@example.org", None, ContactChannel.NONE, True, journal_prompts=True),
+    ],
+    ids=["not opted in", "reminders off", "channel none"],
+)
+def test_no_journal_prompts_unless_opted_in(consent: ContactPreferences) -> None:
+    assert prompts(facts(), consent) == []
+
+
+def test_a_journal_prompt_due_in_quiet_hours_waits_for_08_and_opting_out_cancels_it() -> None:
+    f = facts()
+    [p] = prompts(f)
+    night = datetime(2026, 3, 1, 22, 0, tzinfo=UTC)  # the 19:00 prompt not gone, and it is night
+    assert schedule.send_at(p, night, f.zone) == datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
+    assert schedule.keeps_quiet_hours(K.JOURNAL_PROMPT)
+    off = ContactPreferences("p@example.org", None, ContactChannel.EMAIL, True, journal_prompts=False)
+    decisions = schedule.reconcile(schedule.plan(f, off, NOW), [existing(p)], NOW, f, off)
+    assert [d for d in decisions if isinstance(d, Cancel)] == [Cancel(p.reminder_id, "opted_out")]

@@ -7,15 +7,25 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, date, datetime, timedelta
 
+import pytest
+
 from care_shared.contracts.intake import AssessmentRecorded, PatientRegistered, TrialCompleted, TrialStarted
 from care_shared.contracts.pathway import AssessmentChanged, AssessmentSummary, ReferralAdvice
 from care_shared.contracts.referral import ReferralCancelled, ReferralCompleted, ReferralScheduled
 from care_shared.envelope import new_event_id
 from care_shared.testing.polling import eventually
+from notify.crisis_resources import crisis_table
 from notify.delivery import DeliveryPolicy
-from notify.messages import CRISIS_RESOURCES
+from notify.messages import crisis_block
 from tests.notify.conftest import Notify
-from tests.notify.test_schedule import DIAGNOSIS_WORDS, MEDICINES, named_in
+from tests.notify.test_schedule import names_no_diagnosis_or_medicine
+
+CRISIS = "Crisis resources ("  # how every message carrying them names the row it used
+
+
+def crisis_row(name: str) -> str:
+    """The crisis resources a message carries for a row of the table (CLINICAL.md 8)."""
+    return crisis_block(crisis_table().row_for(country=None if name == "default" else name, timezone=None))
 
 
 def ids() -> tuple[str, str]:
@@ -23,7 +33,12 @@ def ids() -> tuple[str, str]:
 
 
 def registered(
-    pid: str, clinic_id: str, *, birth_year: int = 1980, timezone: str = "Europe/London"
+    pid: str,
+    clinic_id: str,
+    *,
+    birth_year: int = 1980,
+    timezone: str = "Europe/London",
+    country: str | None = None,
 ) -> PatientRegistered:
     return PatientRegistered(
         patient_id=pid,
@@ -32,6 +47,7 @@ def registered(
         birth_year=birth_year,
         sex="female",
         timezone=timezone,
+        country=country,
     )
 
 
@@ -160,7 +176,7 @@ async def test_quiet_hours_hold_a_reminder_until_08_local_and_sms_carries_the_ga
     assert await notify.at(datetime(2026, 3, 8, 23, 0, tzinfo=UTC)) == 1  # 08:00 JST
     [(key, sms)] = notify.gateway.sms.items()
     assert key == rows["appointment_48h"]["id"] and sms["to"] == "+81312345678"
-    assert "your care team" in sms["text"] and "22:30" in sms["text"] and CRISIS_RESOURCES not in sms["text"]
+    assert "your care team" in sms["text"] and "22:30" in sms["text"] and CRISIS not in sms["text"]
 
 
 async def test_a_reschedule_replaces_pending_appointment_reminders_and_a_cancellation_cancels_them(
@@ -297,7 +313,9 @@ async def test_crisis_resources_are_in_every_message_while_urgent_whatever_the_p
     assert await notify.at(datetime(2026, 3, 3, 9, 0, tzinfo=UTC)) == 1  # the first adherence reminder
     assert len(notify.mailbox.texts()) == rise + 1
     text = notify.mailbox.texts()[-1]
-    assert CRISIS_RESOURCES in text and "988" in text and "HOME to 741741" in text
+    # A patient in London (no country given): the GB row, not the US lines sent to everyone before.
+    assert crisis_row("GB") in text and "Samaritans 116 123" in text
+    assert "988" not in text and "741741" not in text
     assert "sertraline" not in text.lower()
     # A newer assessment lowers the urgency; an older one arriving late does not raise it again.
     older = urgency(pid, "emergency")
@@ -305,7 +323,7 @@ async def test_crisis_resources_are_in_every_message_while_urgent_whatever_the_p
     await notify.processed(pid, await notify.send("pathway", older))
     assert await notify.at(datetime(2026, 3, 4, 9, 0, tzinfo=UTC)) == 1
     texts = notify.mailbox.texts()
-    assert len(texts) == rise + 2 and CRISIS_RESOURCES not in texts[-1]
+    assert len(texts) == rise + 2 and CRISIS not in texts[-1]
     sent = [r for r in await notify.reminders(pid) if r["status"] == "sent" and r["kind"] == "adherence"]
     assert sorted(r["crisis_resources"] for r in sent) == [False, True]
     # Suicidality recorded at intake also brings the first review forward.
@@ -458,9 +476,8 @@ async def test_an_opted_out_patient_whose_urgency_rises_gets_one_crisis_resource
     assert (row["kind"], row["status"], row["channel"]) == ("crisis_resources", "scheduled", "email")
     assert await notify.at(notify.clock.at) == 1
     [text] = notify.mailbox.texts()
-    assert CRISIS_RESOURCES in text and "your care team" in text.lower()
-    for word in [*MEDICINES, *(w for w in DIAGNOSIS_WORDS if w != "suicid")]:
-        assert not named_in(text, word, stem=word in DIAGNOSIS_WORDS), word
+    assert crisis_row("GB") in text and "your care team" in text.lower()
+    assert names_no_diagnosis_or_medicine(text) == []
     # Still raised: a second urgent assessment sends nothing more.
     await notify.processed(pid, await notify.send("pathway", urgency(pid, "urgent")))
     assert await notify.at(datetime(2026, 3, 2, 9, 0, tzinfo=UTC)) == 0
@@ -473,7 +490,7 @@ async def test_an_opted_out_patient_whose_urgency_rises_gets_one_crisis_resource
     await notify.processed(pid, await notify.send("pathway", urgency(pid, "urgent")))
     assert await notify.at(datetime(2026, 3, 2, 9, 0, tzinfo=UTC)) == 1
     [sms] = notify.gateway.sms.values()
-    assert CRISIS_RESOURCES in sms["text"] and sms["to"] == "+447700900123"
+    assert crisis_row("GB") in sms["text"] and sms["to"] == "+447700900123"
     # No contact on file: nothing to send, and no error.
     p2 = await patient(notify)
     await notify.processed(p2, await notify.send("pathway", urgency(p2, "emergency")))
@@ -561,3 +578,150 @@ async def test_rebuild_from_the_reminders_events_matches_the_live_rows_and_names
         )
     report = await rebuild_and_compare(notify.runtime.db)
     assert report.different == [drifted]
+
+
+# --- crisis resources by country, journal prompts (trd-rules 2026.12, CLINICAL.md 5 and 8) ---
+
+WHERE = [
+    # (who, country, time zone, row)
+    ("country US (zone London)", "US", "Europe/London", "US"),
+    ("no country, Europe/London", None, "Europe/London", "GB"),
+    ("no country, Europe/Dublin", None, "Europe/Dublin", "IE"),
+    ("no country, America/Toronto", None, "America/Toronto", "CA"),
+    ("no country, Asia/Tokyo: no row", None, "Asia/Tokyo", "default"),
+]
+
+
+@pytest.mark.parametrize(("who", "country", "zone", "expected"), WHERE, ids=[w[0] for w in WHERE])
+async def test_the_crisis_message_carries_the_row_of_the_patients_country_and_names_it(
+    notify: Notify, who: str, country: str | None, zone: str, expected: str
+) -> None:
+    pid = await patient(notify, timezone=zone, country=country)
+    await notify.put_contact(pid, email="pat@example.org", channel="email", reminders=False)
+    await notify.processed(pid, await notify.send("pathway", urgency(pid, "emergency")))
+    assert await notify.at(notify.clock.at) == 1
+    [text] = notify.mailbox.texts()
+    assert crisis_row(expected) in text and f"Crisis resources ({expected}): " in text
+    assert names_no_diagnosis_or_medicine(text) == []
+    if expected not in ("US", "CA"):
+        assert "988" not in text and "741741" not in text
+    [sent] = await notify.reminders(pid)
+    assert (sent["kind"], sent["crisis_resources"], sent["crisis_resources_row"]) == (
+        "crisis_resources",
+        True,
+        expected,
+    )
+    assert sent["crisis_resources_version"] == "trd-rules 2026.12"
+
+
+async def test_a_patient_registered_v1_without_country_gets_the_row_of_the_time_zone(notify: Notify) -> None:
+    """Events stored or in flight from before trd-rules 2026.12 carry no country: v1 decodes
+    into the v2 model, and the time zone decides."""
+    pid = str(uuid.uuid4())
+    v1 = registered(pid, notify.clinic_id, timezone="Europe/Dublin")
+    await notify.processed(pid, await notify.send("intake", v1, event_type="care.intake.patient-registered.v1"))
+    await notify.put_contact(pid, email="pat@example.org", channel="email", reminders=True)
+    await notify.processed(pid, await notify.send("pathway", urgency(pid, "urgent")))
+    assert await notify.at(notify.clock.at) == 1
+    [text] = notify.mailbox.texts()
+    assert crisis_row("IE") in text
+
+
+async def test_the_default_row_adds_the_clinics_crisis_line_where_configured(notify: Notify) -> None:
+    notify.delivery.crisis_line = "+81 3 1234 5678"  # CRISIS_LINE
+    pid = await patient(notify, timezone="Asia/Tokyo")
+    await notify.put_contact(pid, phone="+81312345678", channel="sms", reminders=True)
+    await notify.processed(pid, await notify.send("pathway", urgency(pid, "urgent")))
+    assert await notify.at(notify.clock.at) == 1
+    [sms] = notify.gateway.sms.values()
+    assert (
+        "Crisis resources (default): If you are in danger now, call your local emergency number (112 in the EU); "
+        "your care team's crisis line: +81 3 1234 5678"
+    ) in sms["text"]
+
+
+async def test_every_reminder_sent_while_urgent_carries_the_row_and_none_while_routine(notify: Notify) -> None:
+    """Two patients in Dublin (IE row), aged 21 (first review at week 1 either way), the same
+    reminders; one urgent throughout, one routine. Appointment, adherence, journal prompt and
+    review reminders: each of the urgent patient's carries the IE row, none of the other's."""
+    patients = {}
+    for level in ("urgent", "routine"):
+        pid, tid = ids()
+        pid = await patient(notify, birth_year=2005, timezone="Europe/Dublin")
+        await notify.put_contact(
+            pid,
+            email=f"{level}@example.org",
+            channel="email",
+            reminders=True,
+            adherence_reminders="daily",
+            journal_prompts=True,
+        )
+        await notify.processed(pid, await notify.send("intake", started(pid, tid)))
+        booked = ReferralScheduled(
+            referral_id=str(uuid.uuid4()), patient_id=pid, appointment_at=datetime(2026, 3, 4, 15, 0, tzinfo=UTC)
+        )
+        await notify.processed(pid, await notify.send("referral", booked))
+        await notify.processed(pid, await notify.send("pathway", urgency(pid, level)))
+        patients[level] = pid
+    # Dublin keeps GMT in March until the 29th: local times are UTC times.
+    await notify.at(datetime(2026, 3, 1, 12, 0, tzinfo=UTC))  # the rise: the crisis-resources message
+    for day in range(1, 10):
+        for hour in (9, 13, 15, 19):
+            if datetime(2026, 3, day, hour, tzinfo=UTC) > datetime(2026, 3, 1, 12, 0, tzinfo=UTC):
+                await notify.at(datetime(2026, 3, day, hour, 0, tzinfo=UTC))
+    for level, pid in patients.items():
+        sent = [r for r in await notify.reminders(pid) if r["status"] == "sent"]
+        assert {r["kind"] for r in sent} == {
+            "first_review",
+            "adherence",
+            "journal_prompt",
+            "appointment_48h",
+            "appointment_2h",
+            *(["crisis_resources"] if level == "urgent" else []),
+        }
+        for r in sent:
+            text = notify.mailbox.text_of(r["id"])
+            assert names_no_diagnosis_or_medicine(text) == [], r["kind"]
+            if level == "urgent":
+                assert crisis_row("IE") in text, r["kind"]
+                assert (r["crisis_resources"], r["crisis_resources_row"]) == (True, "IE"), r["kind"]
+            else:
+                assert CRISIS not in text, r["kind"]
+                assert (r["crisis_resources"], r["crisis_resources_row"]) == (False, None), r["kind"]
+
+
+async def test_journal_prompts_daily_when_opted_in_none_when_not_and_held_for_quiet_hours(notify: Notify) -> None:
+    def prompts(rows: list[dict], status: str) -> list[str]:
+        return [r["deliver_at"] for r in rows if r["kind"] == "journal_prompt" and r["status"] == status]
+
+    on, off = await patient(notify), await patient(notify)  # Europe/London, GMT in March
+    r = await notify.put_contact(on, email="on@example.org", channel="email", reminders=True, journal_prompts=True)
+    assert r.status_code == 200 and r.json()["journal_prompts"] is True
+    await notify.put_contact(off, email="off@example.org", channel="email", reminders=True)
+    got = await notify.client.get(f"/v1/patients/{off}/contact", headers=notify.auth())
+    assert got.json()["journal_prompts"] is False  # opt-in: off unless asked for
+    assert prompts(await notify.reminders(on), "scheduled") == ["2026-03-01T19:00:00+00:00"]
+    assert await notify.reminders(off) == []
+    # Daily at 19:00 local, one at a time.
+    assert await notify.at(datetime(2026, 3, 1, 19, 0, tzinfo=UTC)) == 1
+    assert await notify.at(datetime(2026, 3, 2, 19, 0, tzinfo=UTC)) == 1
+    rows = await notify.reminders(on)
+    assert prompts(rows, "sent") == ["2026-03-01T19:00:00+00:00", "2026-03-02T19:00:00+00:00"]
+    assert prompts(rows, "scheduled") == ["2026-03-03T19:00:00+00:00"]
+    # notify is away at 19:00 and back at 22:00: quiet hours: the prompt waits for 08:00.
+    await notify.at(datetime(2026, 3, 3, 22, 0, tzinfo=UTC))
+    assert len(notify.mailbox.submissions) == 2
+    assert prompts(await notify.reminders(on), "scheduled") == ["2026-03-04T08:00:00+00:00"]
+    assert await notify.at(datetime(2026, 3, 4, 7, 59, tzinfo=UTC)) == 0
+    assert await notify.at(datetime(2026, 3, 4, 8, 0, tzinfo=UTC)) == 1
+    assert prompts(await notify.reminders(on), "scheduled") == ["2026-03-04T19:00:00+00:00"]
+    texts = notify.mailbox.texts()
+    assert len(texts) == 3 and all("mood journal" in t and names_no_diagnosis_or_medicine(t) == [] for t in texts)
+    assert {m["To"] for m in notify.mailbox.messages.values()} == {"on@example.org"}
+    assert await notify.reminders(off) == []
+    # Opting out cancels the pending one.
+    await notify.put_contact(on, email="on@example.org", channel="email", reminders=True, journal_prompts=False)
+    assert [(r["status"], r["reason"]) for r in await notify.reminders(on) if r["status"] != "sent"] == [
+        ("cancelled", "opted_out")
+    ]
+    assert await notify.at(datetime(2026, 3, 4, 19, 0, tzinfo=UTC)) == 0

@@ -7,7 +7,15 @@
 (d) facts survive their JSON round trip (they are stored between events) with an identical
     assessment, also when the fold resumes from the stored facts;
 (e) flags name no event id and no date: they are compared to decide whether the assessment
-    changed (projection.same_assessment), and provenance must not count as a change.
+    changed (projection.same_assessment), and provenance must not count as a change (the one
+    exception is the stale rating's own date, CLINICAL 5);
+(f) trd-rules 2026.12: nothing stopped for intolerance or declined is recommended; every urgent
+    or emergency assessment advises referral; same-day ratings give the highest urgency whatever
+    the order they were entered in.
+
+Histories now include the 2026.12 record kinds: comorbidities, workup checks, preferences, mood
+journal entries, patient-reported PHQ-9 panels, WSAS, ECT placement, per-agent maximum doses,
+the other trial kinds and brand names as old events carry them.
 """
 
 from __future__ import annotations
@@ -27,23 +35,36 @@ from care_shared.contracts.intake import (
     PatientRegistered,
     Severity,
     Sex,
+    SideEffect,
+    Trigger,
+    WorkupCheck,
 )
 from pathway.engine import PatientFacts, apply, assess, fold
 from pathway.projection import PatientProjection
 from tests.pathway.builders import (
     PATIENT,
     Episode,
+    Pref,
     Trial,
     ad,
     aug,
     combo,
+    comorbidity,
+    course,
+    declined,
     ect,
     episode,
+    hamd,
+    journal,
     madrs,
+    patient,
     payloads,
     phq9,
     revise,
+    self_phq9,
     therapy,
+    workup,
+    wsas,
 )
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -53,6 +74,11 @@ ALL = drugs.all_drugs()
 ANTIDEPRESSANTS = sorted(n for n, d in ALL.items() if not d.is_augmenter)
 AUGMENTERS = sorted(n for n, d in ALL.items() if d.is_augmenter)
 REMISSION_AT_OR_BELOW = {"PHQ-9": 4, "MADRS": 10, "HAM-D-17": 7}  # CLINICAL.md 1
+BRANDS = {"sertraline": "Zoloft", "venlafaxine": "Effexor XR", "bupropion": "Wellbutrin XL", "fluoxetine": "Prozac"}
+COMORBIDITIES = ["eating_disorder", "sleep_disorder", "substance_use_disorder", "chronic_pain", "thyroid_disease",
+                 "other_chronic_medical_illness"]
+DECLINABLE = ["ect", "esketamine", "ketamine", "rtms", "psychotherapy", "augmentation", "combination", "vns", "dbs",
+              "aripiprazole", "lithium", "mirtazapine", "bupropion", "vortioxetine", "Abilify"]
 MAX_SCORE = {"PHQ-9": 27, "MADRS": 60, "HAM-D-17": 52}
 OUTCOMES = ["remission", "response", "partial_response", "no_response", "intolerance"]
 
@@ -80,7 +106,8 @@ def scores(draw):
 def trial_step(draw, start: date):
     kind = draw(
         st.sampled_from(
-            ["antidepressant"] * 5 + ["augmentation"] * 2 + ["combination", "ect", "psychotherapy"]
+            ["antidepressant"] * 5 + ["augmentation"] * 2
+            + ["combination", "ect", "psychotherapy", "esketamine", "ketamine", "rtms", "vns", "dbs"]
         )
     )
     days = draw(st.sampled_from([10, 27, 28, 42, 56, 56, 84, 84]))
@@ -91,8 +118,9 @@ def trial_step(draw, start: date):
         agent = draw(st.sampled_from(ANTIDEPRESSANTS + ["hypericum"]))
         dose = draw(doses(agent))
         max_dose = draw(st.sampled_from([None, dose, round(dose * 1.5, 3)]))
+        brand = agent in BRANDS and draw(st.booleans())  # an old event carrying a brand name
         return ad(
-            agent,
+            BRANDS[agent] if brand else agent,
             dose,
             start,
             end,
@@ -101,6 +129,7 @@ def trial_step(draw, start: date):
             max_dose=max_dose,
             baseline=baseline,
             final=final,
+            as_entered=brand,
         ), days
     if kind == "augmentation":
         agent = draw(st.sampled_from(AUGMENTERS))
@@ -113,21 +142,34 @@ def trial_step(draw, start: date):
         )
         partner = draw(st.sampled_from(["mirtazapine", "bupropion", "vortioxetine", "nortriptyline"]))
         agents = [(base, draw(doses(base))), (partner, draw(doses(partner)))]
+        max_doses = draw(st.sampled_from([None, {base: agents[0][1] * 2}, {partner: agents[1][1] * 2}]))
         return combo(
-            agents, start, end, adherence=adherence, outcome=outcome, baseline=baseline, final=final
+            agents, start, end, adherence=adherence, outcome=outcome, baseline=baseline, final=final, max_doses=max_doses
         ), days
-    end = end or start + timedelta(days=days)
-    sessions = draw(st.integers(2, 14))
+    sessions = draw(st.sampled_from([None, 2, 5, 6, 8, 12, 19, 20, 24]))
     if kind == "ect":
-        return ect(start, end, sessions=sessions, outcome=outcome or "no_response"), days
-    return therapy(start, end, sessions=sessions, outcome=outcome or "no_response"), days
+        if end is None:
+            return ect(start), days
+        placement = draw(st.sampled_from([None, "bilateral", "right_unilateral", "bifrontal", "unknown"]))
+        return ect(start, end, sessions=sessions, outcome=outcome or "no_response", placement=placement), days
+    if kind == "psychotherapy":
+        end = end or start + timedelta(days=days)
+        return therapy(start, end, sessions=sessions, outcome=outcome or "no_response"), days
+    return course(kind, start, end, sessions=sessions, outcome=draw(st.sampled_from(OUTCOMES + [None]))), days
 
 
 @st.composite
 def assessment_step(draw, on: date):
+    what = draw(st.integers(0, 9))
+    if what == 0:
+        return self_phq9(draw(st.lists(st.integers(0, 3), min_size=9, max_size=9)), on)
+    if what == 1:
+        return wsas(draw(st.integers(0, 40)), on)
+    if what == 2:
+        return hamd(draw(st.integers(0, 52)), on, risk=draw(st.sampled_from([None, "none", "flagged"])))
     if draw(st.integers(0, 3)):
         score = draw(st.integers(0, 27))
-        item9 = draw(st.one_of(st.none(), st.integers(0, min(3, score))))
+        item9 = draw(st.one_of(st.none(), st.integers(max(0, score - 24), min(3, score))))
         risk = draw(st.sampled_from([None, None, "none", "flagged", "active_intent"]))
         return phq9(score, item9, on, risk=risk)
     return madrs(
@@ -139,11 +181,14 @@ def assessment_step(draw, on: date):
 def histories(draw, max_steps: int = 10, allow_new_episode: bool = True):
     onset = date(2023, 1, 1) + timedelta(days=draw(st.integers(0, 400)))
     steps: list = [
+        patient(draw(st.sampled_from(["female", "male", "unknown"])), draw(st.sampled_from([1940, 1958, 1980, 2000]))),
         episode(
             onset,
             draw(st.sampled_from([None, "subsyndromal", "mild", "moderate", "severe"])),
             draw(st.booleans()),
-        )
+            prior=draw(st.sampled_from([None, 0, 1, 3])),
+            first_onset_age=draw(st.sampled_from([None, 15, 30])),
+        ),
     ]
     cursor = onset + timedelta(days=draw(st.integers(0, 30)))
     # a resistant backbone: adequate 8-week trials of distinct agents that did not work, so that
@@ -153,7 +198,9 @@ def histories(draw, max_steps: int = 10, allow_new_episode: bool = True):
         steps.append(ad(agent, drugs.lookup(agent).min_mg_per_day * 2, cursor, cursor + timedelta(days=56)))
         cursor += timedelta(days=60)
     for _ in range(draw(st.integers(0, max_steps))):
-        what = draw(st.sampled_from(["trial"] * 8 + ["assessment"] * 4 + ["revise", "episode"]))
+        what = draw(
+            st.sampled_from(["trial"] * 8 + ["assessment"] * 4 + ["revise", "episode"] + ["record"] * 3 + ["journal"] * 2)
+        )
         if what == "trial":
             step, days = draw(trial_step(cursor))
             steps.append(step)
@@ -176,6 +223,25 @@ def histories(draw, max_steps: int = 10, allow_new_episode: bool = True):
                 )
             )
             steps.append(revise(**change))
+        elif what == "record":
+            on = cursor + timedelta(days=draw(st.integers(-30, 10)))
+            kind = draw(st.sampled_from(["comorbidity", "workup", "preference"]))
+            if kind == "comorbidity":
+                steps.append(comorbidity(draw(st.sampled_from(COMORBIDITIES)), on, present=draw(st.booleans())))
+            elif kind == "workup":
+                steps.append(workup(draw(st.sampled_from([w.value for w in WorkupCheck])), draw(st.sampled_from(["normal", "abnormal"])), on))
+            else:
+                steps.append(declined(draw(st.sampled_from(DECLINABLE)), on, declined=draw(st.integers(0, 3)) > 0))
+        elif what == "journal":
+            for i in range(draw(st.integers(1, 9))):
+                steps.append(
+                    journal(
+                        cursor + timedelta(days=i - draw(st.integers(0, 3))),
+                        draw(st.integers(0, 10)),
+                        draw(st.lists(st.sampled_from([x.value for x in SideEffect]), max_size=2)),
+                        draw(st.lists(st.sampled_from([x.value for x in Trigger]), max_size=2)),
+                    )
+                )
         elif allow_new_episode and draw(st.integers(0, 3)) == 0:
             cursor += timedelta(days=60)
             steps.append(episode(cursor, draw(st.sampled_from([None, "moderate", "severe"]))))
@@ -287,17 +353,24 @@ def _derived(t: Trial) -> str | None:
 
 
 def clearly_failed_adequately(t: Trial) -> bool:
-    """Adequate under every reading of CLINICAL.md 1 (starting dose and highest dose both at or above
-    the minimum), completed, and a failure."""
+    """Adequate under every reading of CLINICAL.md 1 (2026.12), completed, and a failure."""
     if t.end is None or _derived(t) not in {"partial_response", "no_response"}:
         return False
+    days = (t.end - t.start).days
+    sessions = t.sessions or 0
     if t.kind == "ect":
-        return (t.sessions or 0) >= 6
+        return sessions >= 6
     if t.kind == "psychotherapy":
-        return (t.sessions or 0) >= 8 or (t.end - t.start).days >= 42
-    if t.kind not in {"antidepressant", "augmentation", "combination"}:
-        return False
-    if (t.end - t.start).days < 28 or t.adherence is None or t.adherence < 80:
+        return sessions >= 8
+    if t.kind == "esketamine":
+        return sessions >= 8 and days >= 21
+    if t.kind == "ketamine":
+        return sessions >= 6
+    if t.kind == "rtms":
+        return sessions >= 20
+    if t.kind in {"vns", "dbs"}:
+        return True
+    if days < 28 or t.adherence is None or t.adherence < 80:
         return False
     for agent, dose in t.agents:
         drug = drugs.lookup(agent)
@@ -330,37 +403,75 @@ def options(a: dict, strategy: str | None = None, *, but: set[str] = frozenset()
     }
 
 
+# optimise_dose may name a current agent (CLINICAL 6, the one exception); continue and review name
+# the running trials themselves, not a new strategy.
+NOT_NEW = {"optimise_dose", "continue_current_trial", "review_current_trial"}
+MODALITY_OPTIONS = {  # CLINICAL 6 modality -> (strategy, option) that would recommend it again
+    "ect": ("ect", "ect"),
+    "rtms": ("rtms", "rtms"),
+    "esketamine": ("esketamine_or_ketamine", "esketamine with an oral ssri/snri"),
+    "ketamine": ("esketamine_or_ketamine", "iv ketamine (off-label)"),
+    "vns": ("specialised_centre", "vns"),
+    "dbs": ("specialised_centre", "dbs"),
+}
+
+
+def option_words(a: dict) -> set[str]:
+    return {
+        w
+        for r in a["recommendations"]
+        if r["strategy"] not in NOT_NEW
+        for o in r["options"]
+        if "mg/day recorded" not in o  # optimise_dose's option inside optimise_to_remission (CLINICAL 6)
+        for w in re.split(r"[\s/():,+]+", o.lower())
+        if w
+    }
+
+
+def assert_never_offered(a: dict, modality_or_agent: str, why: str) -> None:
+    name = modality_or_agent
+    if name in MODALITY_OPTIONS:
+        strategy, option = MODALITY_OPTIONS[name]
+        assert option not in options(a, strategy), f"{why}: {name} recommended"
+        assert name not in a["referral"]["capabilities"], f"{why}: {name} named as a capability"
+    elif name == "psychotherapy":
+        offered = options(a) & PSYCHOLOGICAL_THERAPIES
+        assert not offered, f"{why}: psychotherapy, yet {sorted(offered)} offered"
+        assert "psychotherapy" not in a["referral"]["capabilities"]
+    else:
+        generic = drugs.lookup(name).name
+        assert generic not in option_words(a), f"{why}: {generic} offered: {[(r['strategy'], r['options']) for r in a['recommendations']]}"
+
+
 @SETTINGS
 @given(steps=histories(max_steps=14))
 def test_c_nothing_that_failed_adequately_is_recommended_again(steps):
     a = run(payloads(steps))
     failed = [t for t in current_episode_trials(steps) if clearly_failed_adequately(t)]
-    # raise_dose names the antidepressant that failed, by design of CLINICAL.md 6
-    # (inadequate_response: raise the dose); it never names an augmenter.
-    everywhere_but_raise = options(a, but={"raise_dose"})
-    assert not any((d := drugs.lookup(o)) and d.is_augmenter for o in options(a, "raise_dose"))
+    everywhere_but_raise = options(a, but=NOT_NEW)
     for t in failed:
-        agents = [agent for agent, _ in t.agents]
+        if t.kind in MODALITY_OPTIONS or t.kind == "psychotherapy":
+            assert_never_offered(a, t.kind, "failed adequately")
+        for agent, _ in t.agents:
+            if t.kind in {"antidepressant", "augmentation", "combination"} and drugs.lookup(agent):
+                assert_never_offered(a, agent, "failed adequately in any role")  # CLINICAL 6
+        agents = [drugs.normalise_agent(agent) for agent, _ in t.agents]
         if t.kind == "augmentation":
             assert agents[0] not in options(a, "augment"), f"failed augmenter {agents[0]} offered again"
             assert agents[0] not in everywhere_but_raise
         if t.kind == "ect":
             assert "ect" not in options(a), "failed adequate ECT offered again"
-        if t.kind == "psychotherapy":
-            # The trial does not record which therapy: none is offered again.
-            offered = options(a) & PSYCHOLOGICAL_THERAPIES
-            assert not offered, f"psychotherapy failed adequately, yet {sorted(offered)} offered again"
         if t.kind == "antidepressant" and agents[0] == "vortioxetine":
             assert "vortioxetine" not in everywhere_but_raise, "failed vortioxetine offered again"
-        if t.kind == "antidepressant":
+        if t.kind == "antidepressant" and drugs.lookup(agents[0]):
             assert drugs.lookup(agents[0]).drug_class.lower() not in options(a, "switch"), (
                 "switch to a failed class"
             )
-        if t.kind == "combination":
+        if t.kind in {"combination", "augmentation"}:
             for partner in ("mirtazapine", "bupropion"):
-                if partner in agents:
+                if partner in agents:  # nor a strategy naming it (CLINICAL 6)
                     assert not any(partner in o for o in options(a, "combine")), (
-                        f"failed combination with {partner} offered again"
+                        f"failed {t.kind} with {partner}, yet a combination with it offered"
                     )
     assert "buspirone" not in everywhere_but_raise
     assert any(r["strategy"] == "lifestyle" for r in a["recommendations"])
@@ -391,5 +502,99 @@ def test_d_facts_survive_the_json_round_trip(steps, data):
 @given(steps=histories())
 def test_e_flags_name_no_event_and_no_date(steps):
     for flag in run(payloads(steps))["flags"]:
-        text = json.dumps(flag)
+        # the stale rating's own date and age are the point of that flag (CLINICAL 5)
+        text = json.dumps({k: v for k, v in flag.items() if k not in {"rating_on", "age_days"}})
         assert not re.search(r"\bev\d+\b|\d{4}-\d{2}-\d{2}", text), f"provenance in a flag: {text}"
+
+
+# ------------------------------------------------------------------ (f) trd-rules 2026.12
+def intolerant(t: Trial) -> bool:
+    return t.end is not None and _derived(t) == "intolerance"
+
+
+def declined_now(steps) -> set[str]:
+    """The current episode's latest preference per strategy (CLINICAL 6), worked independently."""
+    latest: dict[str, tuple] = {}
+    for i, s in enumerate(steps):
+        if isinstance(s, Episode):
+            latest = {}
+        elif isinstance(s, Pref):
+            key = drugs.lookup(s.strategy).name if drugs.lookup(s.strategy) else s.strategy
+            if key not in latest or (s.on, i) > latest[key][:2]:
+                latest[key] = (s.on, i, s.declined)
+    return {k for k, (_, _, declined_) in latest.items() if declined_}
+
+
+@SETTINGS
+@given(steps=histories(max_steps=14))
+def test_f_nothing_stopped_for_intolerance_or_declined_is_recommended(steps):
+    a = run(payloads(steps))
+    for t in current_episode_trials(steps):
+        if intolerant(t) and t.kind in {"antidepressant", "augmentation", "combination"}:
+            for agent, _ in t.agents:
+                if drugs.lookup(agent):
+                    assert_never_offered(a, agent, "stopped for intolerance")
+    strategies = {r["strategy"] for r in a["recommendations"]}
+    for name in declined_now(steps):
+        if name == "augmentation":
+            assert "augment" not in strategies
+        elif name == "combination":
+            assert "combine" not in strategies
+        else:
+            assert_never_offered(a, name, "declined")
+        assert name in {x["strategy"] for x in a["declined"]}
+
+
+@SETTINGS
+@given(steps=histories(max_steps=14))
+def test_f_every_urgent_or_emergency_assessment_advises_referral(steps):
+    a = run(payloads(steps))
+    if a["urgency"] in {"urgent", "emergency"}:
+        assert a["referral"]["advised"] and any("suicidality" in r for r in a["referral"]["reasons"])
+        assert "mood_disorder_clinic" in a["referral"]["capabilities"]
+
+
+def rating_level(step) -> int | None:  # noqa: ANN001
+    """CLINICAL 5, worked independently: the urgency one assessment gives, None if no rating."""
+    levels = []
+    if step.instrument == "PHQ-9":
+        if step.item9 is not None:
+            levels.append(2 if step.item9 == 3 else 1 if step.item9 >= 1 else 0)
+        elif step.score >= 25:
+            levels.append(2 if step.score == 27 else 1)
+    if step.risk is not None:
+        levels.append({"none": 0, "flagged": 1, "active_intent": 2}[step.risk])
+    return max(levels) if levels else None
+
+
+@st.composite
+def same_day_ratings(draw):
+    day = date(2024, 6, 1)
+    # at least one clinician rating on the day, so that the day is the latest clinician date and an
+    # earlier clinician rating cannot stand as a floor under the day's self-reports (CLINICAL 5)
+    out = [madrs(draw(st.integers(0, 60)), day, risk=draw(st.sampled_from(["none", "flagged", "active_intent"])))]
+    for _ in range(draw(st.integers(1, 4))):
+        kind = draw(st.sampled_from(["phq9", "self", "madrs"]))
+        if kind == "phq9":
+            score = draw(st.integers(0, 27))
+            item9 = draw(st.one_of(st.none(), st.integers(max(0, score - 24), min(3, score))))
+            out.append(phq9(score, item9, day, risk=draw(st.sampled_from([None, "none", "flagged", "active_intent"]))))
+        elif kind == "self":
+            out.append(self_phq9(draw(st.lists(st.integers(0, 3), min_size=9, max_size=9)), day))
+        else:
+            out.append(madrs(draw(st.integers(0, 60)), day, risk=draw(st.sampled_from(["none", "flagged", "active_intent"]))))
+    return out
+
+
+@SETTINGS
+@given(steps=histories(max_steps=8, allow_new_episode=False), ratings=same_day_ratings(), data=st.data())
+def test_f_same_day_ratings_give_the_highest_urgency_whatever_the_order(steps, ratings, data):
+    # earlier ratings only (before the day), then the day's ratings in any order
+    before = [s for s in steps if not (hasattr(s, "instrument") and s.on >= date(2024, 6, 1))]
+    levels = [lvl for r in ratings if (lvl := rating_level(r)) is not None]
+    order = data.draw(st.permutations(ratings))
+    a = run(payloads(before + list(order)))
+    b = run(payloads(before + list(reversed(order))))
+    assert a["urgency"] == b["urgency"]
+    if levels:
+        assert RANK[a["urgency"]] == max(levels), (a["urgency"], a["urgency_reason"])

@@ -23,6 +23,7 @@ from care_shared.contracts.intake import (
     TrialCompleted,
     TrialStarted,
 )
+from care_shared.contracts.pathway import AssessmentChanged
 from care_shared.db import Database, sqlite_url_for
 from care_shared.envelope import new_event_id, to_envelope
 from care_shared.eventstore import EventStore, events
@@ -31,7 +32,7 @@ from pathway.bootstrap import MIGRATIONS
 from pathway.handlers import IntakeEventHandler, assessment_stream
 from pathway.projection import PatientProjection, same_assessment
 
-CHANGED = "care.pathway.assessment-changed.v1"
+CHANGED = AssessmentChanged.event_type  # v2 since trd-rules 2026.12
 
 
 def phq9(pid: str, score: int, item9: int, on: date) -> AssessmentRecorded:

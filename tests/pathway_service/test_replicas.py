@@ -12,6 +12,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
+from care_shared.contracts.pathway import AssessmentChanged
 from care_shared.db import Database
 from care_shared.eventstore import events, outbox
 from care_shared.testing.nats_server import NatsServer
@@ -57,7 +58,7 @@ async def test_two_replicas_share_one_durable_consumer(own_nats: NatsServer, pos
             await eventually(outbox_drained, what="both relays to publish")
 
             async with db.read() as s:
-                changes = (await s.execute(sa.select(events.c.stream_id, events.c.data).where(events.c.type == "care.pathway.assessment-changed.v1").order_by(events.c.stream_id, events.c.version))).all()
+                changes = (await s.execute(sa.select(events.c.stream_id, events.c.data).where(events.c.type == AssessmentChanged.event_type).order_by(events.c.stream_id, events.c.version))).all()
             # Nothing done twice: no assessment published twice in a row for one patient.
             previous: dict[str, dict] = {}
             for stream_id, data in changes:

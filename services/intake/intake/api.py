@@ -3,24 +3,32 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, model_validator
 from sqlalchemy import insert, select
 
 from care_shared.auth import Clinic, record_patient_clinic
 from care_shared.contracts.intake import (
-    AgentDose,
+    PHQ9_ITEM_LOINC,
+    AssessmentSource,
+    Comorbidity,
     Diagnosis,
+    DoseUnit,
+    EctPlacement,
     Instrument,
     Outcome,
     Score,
     Severity,
     Sex,
+    SideEffect,
     SuicideRisk,
     TrialKind,
+    Trigger,
+    WorkupCheck,
+    WorkupResult,
 )
 from care_shared.envelope import new_id
 from care_shared.idempotency import run_command
@@ -36,7 +44,7 @@ IDEMPOTENCY_NOTE = "Send an `Idempotency-Key` header: a retry returns the first 
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class PatientIn(Strict):
@@ -44,6 +52,9 @@ class PatientIn(Strict):
     birth_year: int
     sex: Sex
     timezone: str = Field(description="IANA time zone, e.g. Europe/London")
+    country: str | None = Field(
+        default=None, pattern=r"^[A-Z]{2}$", description="ISO 3166-1 alpha-2, e.g. GB (not UK), US, IE"
+    )
 
 
 class EpisodeIn(Strict):
@@ -51,6 +62,8 @@ class EpisodeIn(Strict):
     severity: Severity | None = None
     psychotic_features: bool = False
     diagnosis: Diagnosis = Diagnosis.MDD
+    prior_episodes: int | None = Field(default=None, ge=0, le=100, description="Earlier depressive episodes")
+    age_at_first_onset: int | None = Field(default=None, ge=0, le=120, description="Years, at the first episode")
 
 
 class EpisodePatch(Strict):
@@ -59,11 +72,26 @@ class EpisodePatch(Strict):
     psychotic_features: bool | None = None
 
 
+AGENT_NOTE = "Generic or brand name; case, a trailing release form (XR, XL, ...) and salt words are ignored"
+DOSE_NOTE = "Daily dose in `unit` (converted to mg in the event)"
+UNIT_NOTE = "mg or microgram; none: the agent's table unit (microgram for liothyronine, else mg)"
+
+
+class AgentDoseIn(Strict):
+    agent: str = Field(min_length=1, max_length=80, description=AGENT_NOTE)
+    dose_mg_per_day: float | None = Field(default=None, gt=0, le=1_000_000, description=DOSE_NOTE)
+    unit: DoseUnit | None = Field(default=None, description=UNIT_NOTE)
+
+    def entered(self) -> domain.DoseIn:
+        return domain.DoseIn(self.agent, self.dose_mg_per_day, self.unit)
+
+
 class TrialIn(Strict):
     kind: TrialKind
-    agent: str | None = Field(default=None, min_length=1, max_length=80)
-    agents: list[AgentDose] | None = Field(default=None, max_length=6)
-    dose_mg_per_day: float | None = Field(default=None, gt=0)
+    agent: str | None = Field(default=None, min_length=1, max_length=80, description=AGENT_NOTE)
+    agents: list[AgentDoseIn] | None = Field(default=None, max_length=6)
+    dose_mg_per_day: float | None = Field(default=None, gt=0, le=1_000_000, description=DOSE_NOTE)
+    unit: DoseUnit | None = Field(default=None, description=UNIT_NOTE)
     started_on: date
     baseline: Score | None = None
 
@@ -73,29 +101,83 @@ class TrialIn(Strict):
             raise ValueError("give either agent (with dose_mg_per_day) or agents, not both")
         return self
 
-    def agent_doses(self) -> list[AgentDose]:
+    def agent_doses(self) -> list[domain.DoseIn]:
         if self.agents:
-            return self.agents
+            return [a.entered() for a in self.agents]
         if self.agent:
-            return [AgentDose(agent=self.agent, dose_mg_per_day=self.dose_mg_per_day)]
+            return [domain.DoseIn(self.agent, self.dose_mg_per_day, self.unit)]
         return []
 
 
 class CompletionIn(Strict):
     ended_on: date
-    max_dose_mg_per_day: float | None = Field(default=None, gt=0)
+    max_dose_mg_per_day: float | None = Field(
+        default=None, gt=0, le=1_000_000, description="A single-agent trial's maximum daily dose, in `unit`"
+    )
+    unit: DoseUnit | None = Field(default=None, description=UNIT_NOTE)
+    max_doses: list[AgentDoseIn] | None = Field(
+        default=None, max_length=6, description="Each agent's maximum daily dose (a combination's per agent)"
+    )
     adherence_pct: float | None = Field(default=None, ge=0, le=100)
     sessions: int | None = Field(default=None, ge=0, le=1000)
     outcome: Outcome | None = None
     final: Score | None = None
+    placement: EctPlacement | None = Field(default=None, description="ECT only")
+
+
+PHQ9_ITEMS_SCHEMA = {
+    "anyOf": [
+        {
+            "type": "array",
+            "minItems": 9,
+            "maxItems": 9,
+            "items": {"type": "integer", "minimum": 0, "maximum": 3},
+        },
+        {"type": "null"},
+    ],
+    "description": "PHQ-9 only: the nine answers (0-3) in LOINC panel order ("
+    + ", ".join(PHQ9_ITEM_LOINC)
+    + "); score and item9 are derived, and must agree if sent",
+}
 
 
 class AssessmentIn(Strict):
     instrument: Instrument
-    score: int
+    score: int | None = Field(default=None, description="The total; for a PHQ-9 with items, optional")
     item9: int | None = None
+    items: Annotated[list[int | None] | None, WithJsonSchema(PHQ9_ITEMS_SCHEMA)] = Field(default=None, max_length=9)
     taken_on: date
     suicide_risk: SuicideRisk | None = None
+
+
+class ComorbidityIn(Strict):
+    condition: Comorbidity
+    present: bool
+    recorded_on: date
+
+
+class WorkupIn(Strict):
+    check: WorkupCheck
+    result: WorkupResult
+    done_on: date
+
+
+class PreferenceIn(Strict):
+    strategy: str = Field(
+        min_length=1,
+        max_length=80,
+        description="A modality (psychotherapy, esketamine, ketamine, rtms, ect, vns, dbs), augmentation, "
+        "combination, or an agent of the drug table (brand names resolved)",
+    )
+    declined: bool
+    recorded_on: date
+
+
+class JournalIn(Strict):
+    entry_on: date
+    mood: int = Field(ge=0, le=10, description="0 worst, 10 best")
+    side_effects: list[SideEffect] = Field(default=[], max_length=len(SideEffect))
+    triggers: list[Trigger] = Field(default=[], max_length=len(Trigger))
 
 
 def _created(status: int, body: dict[str, Any]) -> JSONResponse:
@@ -131,6 +213,7 @@ async def register_patient(body: PatientIn, request: Request, clinic: Clinic = D
                 sex=body.sex,
                 timezone=body.timezone,
                 today=rt.clock.now().date(),
+                country=body.country,
             )
         stored = await records.append(session, clinic, patient_id, 0, event)
         await session.execute(
@@ -158,6 +241,7 @@ async def get_patient(patient_id: str, request: Request, clinic: Clinic = Depend
         "birth_year": patient.birth_year,
         "sex": patient.sex,
         "timezone": patient.timezone,
+        "country": patient.country,
         "current_episode_id": patient.current_episode_id,
         "episodes": [
             {
@@ -166,6 +250,8 @@ async def get_patient(patient_id: str, request: Request, clinic: Clinic = Depend
                 "diagnosis": e.diagnosis,
                 "severity": e.severity,
                 "psychotic_features": e.psychotic_features,
+                "prior_episodes": e.prior_episodes,
+                "age_at_first_onset": e.age_at_first_onset,
             }
             for e in patient.episodes.values()
         ],
@@ -178,11 +264,19 @@ async def get_patient(patient_id: str, request: Request, clinic: Clinic = Depend
                 "started_on": t.started_on,
                 "ended_on": t.ended_on,
                 "outcome": t.outcome,
+                **({"placement": t.placement} if t.placement else {}),
                 "flags": ["unknown_agent"] if t.unknown_agents else [],
             }
             for t in patient.trials.values()
         ],
         "assessments": patient.assessments,
+        "comorbidities": [
+            {"condition": c, "present": present, "recorded_on": on}
+            for c, (present, on) in sorted(patient.comorbidities.items())
+        ],
+        "workup_checks": patient.workup_checks,
+        "preferences": patient.preferences,
+        "journal_entries": patient.journal_entries,
         "version": version,
     }
 
@@ -228,6 +322,8 @@ async def open_episode(patient_id: str, body: EpisodeIn, request: Request, clini
             psychotic_features=body.psychotic_features,
             diagnosis=body.diagnosis,
             today=today,
+            prior_episodes=body.prior_episodes,
+            age_at_first_onset=body.age_at_first_onset,
         )
         return event, {"id": episode_id, **event.to_data()}
 
@@ -266,6 +362,7 @@ async def start_trial(patient_id: str, body: TrialIn, request: Request, clinic: 
             started_on=body.started_on,
             baseline=body.baseline,
             today=today,
+            single=not body.agents,
         )
         flags = ["unknown_agent"] if event.unknown_agents else []
         return event, {"id": trial_id, **event.to_data(), "flags": flags}
@@ -286,6 +383,9 @@ async def complete_trial(patient_id: str, trial_id: str, body: CompletionIn, req
             outcome=body.outcome,
             final=body.final,
             today=today,
+            unit=body.unit,
+            max_doses=[a.entered() for a in body.max_doses] if body.max_doses else None,
+            placement=body.placement,
         )
         return event, {"id": trial_id, "status": "completed", **event.to_data()}
 
@@ -305,7 +405,64 @@ async def record_assessment(patient_id: str, body: AssessmentIn, request: Reques
             taken_on=body.taken_on,
             suicide_risk=body.suicide_risk,
             today=today,
+            items=body.items,
+            source=AssessmentSource.CLINICIAN,  # over REST the clinic enters it
         )
         return event, {"id": assessment_id, **event.to_data()}
+
+    return await _patient_command(request, clinic, patient_id, decide)
+
+
+@router.post("/patients/{patient_id}/comorbidities", status_code=201, summary="Record a comorbid condition (present or not)", description=IDEMPOTENCY_NOTE)
+async def record_comorbidity(patient_id: str, body: ComorbidityIn, request: Request, clinic: Clinic = Depends(current_clinic)):
+    def decide(patient, today):
+        record_id = new_id()
+        event = domain.record_comorbidity(
+            patient, record_id=record_id, condition=body.condition, present=body.present, recorded_on=body.recorded_on, today=today
+        )
+        return event, {"id": record_id, **event.to_data()}
+
+    return await _patient_command(request, clinic, patient_id, decide)
+
+
+@router.post("/patients/{patient_id}/workup", status_code=201, summary="Record a pseudo-resistance workup check", description=IDEMPOTENCY_NOTE)
+async def record_workup(patient_id: str, body: WorkupIn, request: Request, clinic: Clinic = Depends(current_clinic)):
+    def decide(patient, today):
+        record_id = new_id()
+        event = domain.record_workup_check(
+            patient, record_id=record_id, check=body.check, result=body.result, done_on=body.done_on, today=today
+        )
+        return event, {"id": record_id, **event.to_data()}
+
+    return await _patient_command(request, clinic, patient_id, decide)
+
+
+@router.post("/patients/{patient_id}/preferences", status_code=201, summary="Record a treatment preference (a declined strategy)", description=IDEMPOTENCY_NOTE)
+async def record_preference(patient_id: str, body: PreferenceIn, request: Request, clinic: Clinic = Depends(current_clinic)):
+    def decide(patient, today):
+        record_id = new_id()
+        event = domain.record_preference(
+            patient, record_id=record_id, strategy=body.strategy, declined=body.declined, recorded_on=body.recorded_on, today=today
+        )
+        return event, {"id": record_id, **event.to_data()}
+
+    return await _patient_command(request, clinic, patient_id, decide)
+
+
+@router.post("/patients/{patient_id}/journal", status_code=201, summary="Record a mood-journal entry", description=IDEMPOTENCY_NOTE)
+async def record_journal_entry(patient_id: str, body: JournalIn, request: Request, clinic: Clinic = Depends(current_clinic)):
+    def decide(patient, today):
+        entry_id = new_id()
+        event = domain.record_journal_entry(
+            patient,
+            entry_id=entry_id,
+            entry_on=body.entry_on,
+            mood=body.mood,
+            side_effects=body.side_effects,
+            triggers=body.triggers,
+            today=today,
+            source=AssessmentSource.CLINICIAN,
+        )
+        return event, {"id": entry_id, **event.to_data()}
 
     return await _patient_command(request, clinic, patient_id, decide)

@@ -24,8 +24,9 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
         runtime or make_runtime(),
         title="TRD Care Network: intake",
         description=(
-            "Partner clinics record patients, depressive episodes, treatment trials and symptom "
-            "assessments. Every change is an event in the patient's stream, published to the "
+            "Partner clinics record patients, depressive episodes, treatment trials, symptom "
+            "assessments, comorbidities, workup checks, treatment preferences and mood-journal "
+            "entries. Every change is an event in the patient's stream, published to the "
             "network through an outbox. Authenticate with `Authorization: Bearer <clinic key>`."
         ),
         routers=[api.router],

@@ -62,7 +62,7 @@ def clinical_rules() -> Iterator[None]:
     try:
         yield
     except domain.Rejected as exc:
-        raise InvalidField(exc.reason, field=exc.field) from None
+        raise InvalidField(exc.reason, field=exc.field, **exc.extra) from None
     except domain.UnknownTrial:
         raise NotFound("no such trial for this patient", field="trial_id") from None
     except domain.UnknownEpisode:
@@ -70,4 +70,4 @@ def clinical_rules() -> Iterator[None]:
     except domain.TrialAlreadyCompleted:
         raise Conflict("this trial is already completed", field="trial_id") from None
     except domain.NoEpisode:
-        raise Conflict("record the patient's episode before a trial", field="episode") from None
+        raise Conflict("record the patient's episode first (trials, workup and preferences belong to it)", field="episode") from None

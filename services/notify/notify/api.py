@@ -12,7 +12,7 @@ from care_shared.problems import InvalidField, NotFound
 from care_shared.service import current_clinic, runtime_of
 from notify.contact import AdherenceFrequency, ContactChannel, Rejected, contact_preferences
 from notify.records import load_contact, replan, save_contact, utc
-from notify.tables import reminders
+from notify.tables import delivery_attempts, reminders
 
 router = APIRouter(prefix="/v1", tags=["reminders"])
 
@@ -24,6 +24,7 @@ class ContactIn(BaseModel):
     channel: ContactChannel
     reminders: bool
     adherence_reminders: AdherenceFrequency | None = None
+    journal_prompts: bool = False  # daily mood-journal prompts (CLINICAL.md 8), opt-in
 
 
 def _contact_out(patient_id: str, prefs) -> dict:  # noqa: ANN001
@@ -34,15 +35,17 @@ def _contact_out(patient_id: str, prefs) -> dict:  # noqa: ANN001
         "channel": prefs.channel,
         "reminders": prefs.reminders,
         "adherence_reminders": prefs.adherence,
+        "journal_prompts": prefs.journal_prompts,
     }
 
 
 @router.put(
     "/patients/{patient_id}/contact",
     summary="Set the patient's contact details and reminder consent",
-    description="Contact details and consent live only in notify. Reminders are opt-in; crisis resources are "
-    "added to every message while the patient's urgency is urgent or emergency, and sent once when it rises to "
-    "either, whatever the preferences (to any address on file).",
+    description="Contact details and consent live only in notify. Reminders are opt-in, and so are daily "
+    "mood-journal prompts (`journal_prompts`) and adherence reminders; the crisis resources of the patient's "
+    "country are added to every message while the patient's urgency is urgent or emergency, and sent once when "
+    "it rises to either, whatever the preferences (to any address on file).",
 )
 async def put_contact(
     patient_id: str, body: ContactIn, request: Request, clinic: Clinic = Depends(current_clinic)
@@ -55,6 +58,7 @@ async def put_contact(
             channel=body.channel,
             reminders=body.reminders,
             adherence=body.adherence_reminders,
+            journal_prompts=body.journal_prompts,
         )
     except Rejected as exc:
         raise InvalidField(exc.reason, field=exc.field) from None
@@ -93,6 +97,19 @@ async def list_reminders(patient_id: str, request: Request, clinic: Clinic = Dep
                 .order_by(reminders.c.deliver_at, reminders.c.kind)
             )
         ).all()
+        # The crisis resources' row each sent message carried (CLINICAL.md 8), from its try.
+        rows_used = {
+            a.reminder_id: a
+            for a in await session.execute(
+                select(delivery_attempts)
+                .join(reminders, reminders.c.reminder_id == delivery_attempts.c.reminder_id)
+                .where(
+                    reminders.c.patient_id == patient_id,
+                    reminders.c.status == "sent",
+                    delivery_attempts.c.attempt == reminders.c.attempts,
+                )
+            )
+        }
 
     def planned_channel(kind: str) -> str | None:
         channel = prefs.channel_for(kind == ReminderKind.CRISIS_RESOURCES) if prefs else None
@@ -116,6 +133,12 @@ async def list_reminders(patient_id: str, request: Request, clinic: Clinic = Dep
             "reason": r.reason,
             "last_error": r.last_error,
             "crisis_resources": r.crisis_resources,
+            "crisis_resources_row": rows_used[r.reminder_id].crisis_resources_row
+            if r.reminder_id in rows_used
+            else None,
+            "crisis_resources_version": rows_used[r.reminder_id].crisis_resources_version
+            if r.reminder_id in rows_used
+            else None,
         }
         for r in rows
     ]

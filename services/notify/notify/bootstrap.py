@@ -92,6 +92,7 @@ def delivery_loop(runtime: Runtime, channels: Sequence[ChannelSender] | None = N
         policy,
         fault=settings.notify_delivery_fault,
         tracer_provider=runtime.tracer_provider,
+        crisis_line=settings.crisis_line,
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 
 # Deliberately plain: one @, no spaces, a dotted domain. Deliverability is the mail
@@ -40,6 +41,10 @@ class ContactPreferences:
     channel: ContactChannel
     reminders: bool
     adherence: AdherenceFrequency = AdherenceFrequency.OFF
+    journal_prompts: bool = False  # CLINICAL.md section 8: daily mood-journal prompts, opt-in
+    # When the patient opted in to journal prompts (kept by the store): the first prompt is
+    # the first one due after it.
+    journal_since: datetime | None = None
 
     def channel_for(self, crisis_message: bool) -> ContactChannel | None:
         """The channel a message goes by now; None: none (opted out, or no address)."""
@@ -55,6 +60,10 @@ class ContactPreferences:
     @property
     def wants_adherence(self) -> bool:
         return self.wants_reminders and self.adherence is not AdherenceFrequency.OFF
+
+    @property
+    def wants_journal_prompts(self) -> bool:
+        return self.wants_reminders and self.journal_prompts
 
     @property
     def crisis_channel(self) -> ContactChannel | None:
@@ -77,6 +86,7 @@ def contact_preferences(
     channel: ContactChannel,
     reminders: bool,
     adherence: AdherenceFrequency | None,
+    journal_prompts: bool = False,
 ) -> ContactPreferences:
     email = email.strip() if email else None
     phone = re.sub(r"[\s().-]", "", phone) if phone else None
@@ -88,4 +98,6 @@ def contact_preferences(
         raise Rejected("channel", "channel email needs an email")
     if channel is ContactChannel.SMS and phone is None:
         raise Rejected("channel", "channel sms needs a phone")
-    return ContactPreferences(email, phone, channel, reminders, adherence or AdherenceFrequency.OFF)
+    return ContactPreferences(
+        email, phone, channel, reminders, adherence or AdherenceFrequency.OFF, journal_prompts
+    )

@@ -38,6 +38,7 @@ from care_shared.tracing import context_from_traceparent
 from notify import reminder as rem
 from notify.channels import ChannelSender, DeliveryError, Outgoing
 from notify.contact import ContactChannel
+from notify.crisis_resources import crisis_table
 from notify.messages import compose
 from notify.records import (
     ReminderRecords,
@@ -48,7 +49,7 @@ from notify.records import (
     reminder_stream,
     replan,
 )
-from notify.schedule import QUIET_HOURS, keeps_quiet_hours
+from notify.schedule import QUIET_HOURS, SERIES, keeps_quiet_hours
 from notify.tables import delivery_attempts, reminders
 
 log = logging.getLogger(__name__)
@@ -91,8 +92,11 @@ class DeliveryLoop:
         *,
         fault: str | None = None,
         tracer_provider: trace.TracerProvider | None = None,
+        crisis_line: str | None = None,
     ) -> None:
         self.db, self.store, self.clock, self.policy = db, store, clock, policy
+        # The clinic's crisis line for the crisis resources' default row (CLINICAL.md 8).
+        self.crisis_line = crisis_line
         self.channels = {c.channel: c for c in channels}
         self.records = ReminderRecords(store)
         self.fault = fault  # tests only: "kill_after_send:<email|sms>" SIGKILLs this process
@@ -230,9 +234,14 @@ class DeliveryLoop:
             appointment = None
             if current.referral_id and current.referral_id in facts.referrals:
                 appointment = facts.referrals[current.referral_id].appointment_at
-            message = compose(
-                current.kind, crisis=facts.crisis_resources, appointment_at=appointment, timezone=facts.zone
-            )
+            # CLINICAL.md 5 and 8: while urgency is raised every message carries the row of
+            # the patient's country (their own, else their time zone's, else the default).
+            crisis = None
+            if facts.crisis_resources or crisis_message:
+                crisis = crisis_table().row_for(
+                    country=facts.country, timezone=facts.timezone, crisis_line=self.crisis_line
+                )
+            message = compose(current.kind, crisis=crisis, appointment_at=appointment, timezone=facts.zone)
             channel = Channel.EMAIL if preferred is ContactChannel.EMAIL else Channel.SMS
             to = contact.email if channel is Channel.EMAIL else contact.phone
             last = (
@@ -253,6 +262,8 @@ class DeliveryLoop:
                     idempotency_key=key,
                     channel=channel.value,
                     started_at=now,
+                    crisis_resources_row=crisis.row if crisis else None,
+                    crisis_resources_version=crisis.rules_version if crisis else None,
                 )
             )
         return Claimed(
@@ -262,7 +273,7 @@ class DeliveryLoop:
             in_doubt=bool(last and last.outcome is None),
             channel=channel,
             outgoing=Outgoing(key, to or "", message.subject, message.text),
-            crisis=facts.crisis_resources or crisis_message,
+            crisis=crisis is not None,
             kind=current.kind,
             timezone=facts.zone,
             traceparent=scheduled_in.get("traceparent"),
@@ -306,7 +317,7 @@ class DeliveryLoop:
                         "attempt": claimed.attempt,
                     },
                 )
-                if current.kind is ReminderKind.ADHERENCE:
+                if current.kind in SERIES:
                     await replan(session, self.store, claimed.patient_id, now)
                 return
             log.warning(
@@ -324,7 +335,7 @@ class DeliveryLoop:
                     event,
                     queue={"lease_until": None, "attempts": claimed.attempt, "last_error": error[:120]},
                 )
-                if current.kind is ReminderKind.ADHERENCE:
+                if current.kind in SERIES:
                     await replan(session, self.store, claimed.patient_id, now)
                 return
             next_try = now + self.policy.backoff(claimed.attempt)

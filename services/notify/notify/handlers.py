@@ -77,7 +77,7 @@ async def keep_fact(session: AsyncSession, envelope: Envelope, e: EventData, now
             await session.execute(
                 update(patient_facts)
                 .where(patient_facts.c.patient_id == pid)
-                .values(birth_year=e.birth_year, timezone=e.timezone)
+                .values(birth_year=e.birth_year, timezone=e.timezone, country=e.country)
             )
         case TrialStarted():
             stmt = upsert(session)(trial_facts).values(

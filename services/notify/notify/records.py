@@ -61,7 +61,7 @@ async def load_facts(session: AsyncSession, patient_id: str) -> schedule.Patient
     ).first()
     facts = schedule.PatientFacts(patient_id)
     if row:
-        facts.birth_year, facts.timezone = row.birth_year, row.timezone
+        facts.birth_year, facts.timezone, facts.country = row.birth_year, row.timezone, row.country
         facts.urgency, facts.suicidality_flagged = Urgency(row.urgency), row.suicidality_flagged
         facts.crisis_since, facts.crisis_raised_at = row.crisis_since, utc(row.crisis_raised_at)
     for t in await session.execute(select(trial_facts).where(trial_facts.c.patient_id == patient_id)):
@@ -79,19 +79,33 @@ async def load_contact(session: AsyncSession, patient_id: str) -> ContactPrefere
     if row is None:
         return None
     return ContactPreferences(
-        row.email, row.phone, ContactChannel(row.channel), row.reminders, AdherenceFrequency(row.adherence)
+        row.email,
+        row.phone,
+        ContactChannel(row.channel),
+        row.reminders,
+        AdherenceFrequency(row.adherence),
+        row.journal_prompts,
+        utc(row.journal_since),
     )
 
 
 async def save_contact(
     session: AsyncSession, patient_id: str, prefs: ContactPreferences, at: datetime
 ) -> None:
+    """`journal_since` is when the patient opted in to journal prompts: kept while they stay
+    on, set when they are turned on, cleared when off."""
+    before = await load_contact(session, patient_id)
+    since = None
+    if prefs.journal_prompts:
+        since = before.journal_since if before and before.journal_prompts and before.journal_since else at
     values = {
         "email": prefs.email,
         "phone": prefs.phone,
         "channel": prefs.channel.value,
         "reminders": prefs.reminders,
         "adherence": prefs.adherence.value,
+        "journal_prompts": prefs.journal_prompts,
+        "journal_since": since,
         "updated_at": at,
     }
     stmt = upsert(session)(contacts).values(patient_id=patient_id, **values)
@@ -114,12 +128,13 @@ async def existing_reminders(session: AsyncSession, patient_id: str) -> list[sch
     ]
 
 
-async def adherence_done_until(session: AsyncSession, patient_id: str) -> datetime | None:
-    """The due time of the patient's last adherence reminder sent or failed."""
+async def done_until(session: AsyncSession, patient_id: str, kind: ReminderKind) -> datetime | None:
+    """The due time of the patient's last reminder of a series (adherence, journal prompt)
+    sent or failed."""
     due = await session.scalar(
         select(func.max(reminders.c.due_at)).where(
             reminders.c.patient_id == patient_id,
-            reminders.c.kind == ReminderKind.ADHERENCE.value,
+            reminders.c.kind == kind.value,
             reminders.c.status.in_([rem.SENT, rem.FAILED]),
         )
     )
@@ -226,7 +241,11 @@ async def replan(
     facts = await load_facts(session, patient_id)
     consent = await load_contact(session, patient_id)
     planned = schedule.plan(
-        facts, consent, now, adherence_done_until=await adherence_done_until(session, patient_id)
+        facts,
+        consent,
+        now,
+        adherence_done_until=await done_until(session, patient_id, ReminderKind.ADHERENCE),
+        journal_done_until=await done_until(session, patient_id, ReminderKind.JOURNAL_PROMPT),
     )
     decisions = schedule.reconcile(
         planned, await existing_reminders(session, patient_id), now, facts, consent

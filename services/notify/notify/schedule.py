@@ -23,6 +23,9 @@ QUIET_HOURS = QuietHours()
 
 # *convention*: a review or adherence reminder is due at 09:00 on the patient's wall clock.
 REMINDER_TIME = time(9, 0)
+# *convention*: the daily mood-journal prompt (CLINICAL.md 8) at 19:00 local: late enough to
+# look back on the day (one entry per date, section 6), before quiet hours at 21:00.
+JOURNAL_PROMPT_TIME = time(19, 0)
 # NICE NG222 1.4.11: review at week 2, or week 1 when aged 18-25 or at risk of suicide.
 FIRST_REVIEW_WEEK = 2
 EARLY_FIRST_REVIEW_WEEK = 1
@@ -44,6 +47,8 @@ DEFAULT_TIMEZONE = "UTC"
 # under supervision; psychotherapy, ECT, rTMS, VNS and DBS are no medicine to keep to.
 MEDICATION_TRIALS = frozenset({TrialKind.ANTIDEPRESSANT, TrialKind.AUGMENTATION, TrialKind.COMBINATION})
 RAISED_URGENCY = frozenset({Urgency.URGENT, Urgency.EMERGENCY})
+# Reminders that come one at a time in a series: the next is planned once one has gone.
+SERIES = frozenset({ReminderKind.ADHERENCE, ReminderKind.JOURNAL_PROMPT})
 
 def keeps_quiet_hours(kind: ReminderKind) -> bool:
     """*convention*: every reminder waits out quiet hours (section 8) except the crisis-resources
@@ -98,6 +103,7 @@ class PatientFacts:
     patient_id: str
     birth_year: int | None = None
     timezone: str | None = None
+    country: str | None = None  # ISO 3166-1 alpha-2, when intake was given one
     urgency: Urgency = Urgency.ROUTINE
     suicidality_flagged: bool = False
     # The latest rise of urgency to urgent or emergency: the assessment that raised it
@@ -207,6 +213,19 @@ def next_adherence(
         n += 1
 
 
+def next_journal_prompt(facts: PatientFacts, after: datetime) -> PlannedReminder:
+    """The patient's first mood-journal prompt due after `after`: daily at 19:00 local time
+    (CLINICAL.md 8). One is pending at a time, keyed on its day, like adherence reminders."""
+    day = after.astimezone(ZoneInfo(facts.zone)).date()
+    while True:
+        due = local_time_on(day, JOURNAL_PROMPT_TIME, facts.zone)
+        if due > after:
+            return _planned(
+                f"{facts.patient_id}/journal_prompt/{day.isoformat()}", ReminderKind.JOURNAL_PROMPT, due, facts.zone
+            )
+        day += timedelta(days=1)
+
+
 def appointment_reminders(facts: PatientFacts, referral: ReferralFacts) -> list[PlannedReminder]:
     assert referral.appointment_at is not None
     # Keyed on the appointment's time too: a reschedule after the 48 h reminder went gets
@@ -252,11 +271,12 @@ def plan(
     now: datetime,
     *,
     adherence_done_until: datetime | None = None,
+    journal_done_until: datetime | None = None,
 ) -> list[PlannedReminder]:
     """Every reminder the patient's facts and consent ask for. Reminders are opt-in: no
     contact, reminders off or channel none plans nothing but the crisis-resources message.
-    `adherence_done_until` is the due time of the patient's last adherence reminder already
-    sent or failed."""
+    `adherence_done_until` and `journal_done_until` are the due times of the patient's last
+    adherence reminder and journal prompt already sent or failed."""
     planned = crisis_resources_message(facts, consent)
     if consent is None or not consent.wants_reminders:
         return planned
@@ -267,6 +287,10 @@ def plan(
     if consent.wants_adherence and start is not None:
         after = max(now - STALE_AFTER, adherence_done_until or now - STALE_AFTER)
         planned.append(next_adherence(facts, start, consent.adherence, after))
+    if consent.wants_journal_prompts:
+        # Never one due before the patient opted in, nor one already stale.
+        after = max(t for t in (now - STALE_AFTER, journal_done_until, consent.journal_since) if t)
+        planned.append(next_journal_prompt(facts, after))
     for referral in facts.referrals.values():
         if referral.appointment_at is not None and referral.open:
             planned += appointment_reminders(facts, referral)
@@ -310,6 +334,8 @@ def withdrawal_reason(
         if not consent.wants_adherence:
             return "opted_out"
         return "trial_completed" if facts.adherence_series_start is None else "superseded"
+    if existing.kind is ReminderKind.JOURNAL_PROMPT:
+        return "superseded" if consent.wants_journal_prompts else "opted_out"
     if existing.trial_id:
         trial = facts.trials.get(existing.trial_id)
         if trial and trial.completed:

@@ -14,6 +14,11 @@ class NotifySettings(ServiceSettings):
     sms_gateway_url: str | None = None
     sms_gateway_token: str | None = None
 
+    # CRISIS_LINE: the clinic's crisis line (a phone number, as patients should read it), added
+    # to the crisis resources' default row (CLINICAL.md 8) for patients whose country has no
+    # row of its own. Unset: the default row alone.
+    crisis_line: str | None = None
+
     # The delivery loop (times of the injectable clock, except the lease: wall-clock).
     delivery_enabled: bool = True
     delivery_poll_seconds: float = 1.0

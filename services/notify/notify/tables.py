@@ -21,6 +21,9 @@ patient_facts = Table(
     Column("patient_id", String(36), primary_key=True),
     Column("birth_year", Integer, nullable=True),
     Column("timezone", String(64), nullable=True),
+    # ISO 3166-1 alpha-2 from patient-registered v2, for the crisis resources' row (CLINICAL.md
+    # 8); NULL: not given (v1, or the clinic left it out): the time zone's country decides.
+    Column("country", String(2), nullable=True),
     Column("urgency", String(16), nullable=False),
     # The intake event the urgency reflects (UUIDv7, so ids order by time): a late, older
     # assessment-changed never overwrites a newer one.
@@ -66,6 +69,10 @@ contacts = Table(
     Column("channel", String(8), nullable=False),
     Column("reminders", Boolean, nullable=False),
     Column("adherence", String(8), nullable=False),
+    # Daily mood-journal prompts (opt-in), and since when: the first prompt is the first one
+    # due after the patient opted in, never one for a time already past.
+    Column("journal_prompts", Boolean, nullable=False, server_default=false()),
+    Column("journal_since", DateTime(timezone=True), nullable=True),
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
 
@@ -107,4 +114,8 @@ delivery_attempts = Table(
     Column("started_at", DateTime(timezone=True), nullable=False),
     Column("outcome", String(16), nullable=True),  # sent | error | None (in doubt)
     Column("error", Text, nullable=True),
+    # The crisis resources' row this try's message carried (`US`, ..., `default`) and its rule
+    # set; NULL: the message carried none (CLINICAL.md 8: each message names the row used).
+    Column("crisis_resources_row", String(16), nullable=True),
+    Column("crisis_resources_version", String(32), nullable=True),
 )

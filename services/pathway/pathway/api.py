@@ -20,7 +20,12 @@ router = APIRouter(prefix="/v1", tags=["assessment"])
     description=(
         "Every field carries its reasons: `status_reason`, `urgency_reason`, each stage's inputs "
         "and points, each trial's adequacy with what was missing, each recommendation's rationale "
-        "and evidence. `as_of_event` is the latest intake event it reflects; `waiting_for_sequence` "
+        "and evidence. `rules_version` names the rule set (trd-rules 2026.12); `tried`, `declined` "
+        "and `not_offered` are kept apart from `recommendations` and never appear in them; `workup` "
+        "shows each pseudo-resistance check (open, normal, abnormal) after a failure and `journal` the "
+        "mood journal's last 14 days; flags include `at_risk_of_trd`, `workup_open`, "
+        "`workup_abnormal`, `journal_low_mood`, `reassess_suicide_risk` and `suicide_item_not_recorded`. "
+        "`as_of_event` is the latest intake event it reflects; `waiting_for_sequence` "
         "is set while an earlier event of the patient has not arrived yet."
     ),
 )

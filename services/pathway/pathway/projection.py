@@ -65,6 +65,12 @@ def acted_on(a: dict[str, Any]) -> dict[str, Any]:
             {k: r[k] for k in ("strategy", "options", "setting", "priority")} for r in a["recommendations"]
         ],
         "referral": {k: a["referral"][k] for k in ("advised", "capabilities")},
+        # trd-rules 2026.12 (absent from assessments stored before it)
+        "rules_version": a.get("rules_version"),
+        "tried": [{k: t[k] for k in ("option", "result")} for t in a.get("tried", [])],
+        "declined": [x["strategy"] for x in a.get("declined", [])],
+        "not_offered": [x["strategy"] for x in a.get("not_offered", [])],
+        "workup": [(w["check"], w["state"]) for w in a.get("workup") or []],
     }
 
 

@@ -17,7 +17,8 @@ class ReminderKind(StrEnum):
     FIRST_REVIEW = "first_review"  # week 2, or week 1 when aged 18-25 or suicidality flagged
     RESPONSE_CHECK = "response_check"  # week 4, with a PHQ-9
     WEEK_8_REVIEW = "week_8_review"
-    ADHERENCE = "adherence"
+    ADHERENCE = "adherence"  # daily or weekly while a medication trial runs, if opted in
+    JOURNAL_PROMPT = "journal_prompt"  # daily mood-journal prompt, if opted in (CLINICAL.md 8)
     APPOINTMENT_48H = "appointment_48h"
     APPOINTMENT_2H = "appointment_2h"
     CRISIS_RESOURCES = "crisis_resources"  # once when urgency rises to urgent or emergency (CLINICAL.md 5)

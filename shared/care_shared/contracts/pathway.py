@@ -26,22 +26,52 @@ class ReferralAdvice(BaseModel):
     reasons: list[str] = []
 
 
+class TriedOption(BaseModel):
+    """CLINICAL.md section 6: an agent or modality that failed adequately or was stopped for
+    intolerance in the episode; never recommended again."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    option: str
+    trial_id: str
+    result: str  # failed_adequate | intolerance
+    ended_on: str
+
+
+class DeclinedStrategy(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    strategy: str
+    recorded_on: str
+
+
+class NotOffered(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    strategy: str
+    reason: str
+    source: str
+
+
 class AssessmentSummary(BaseModel):
     """The fields of an assessment other services act on. The full assessment (DESIGN.md
-    section 6: stages, flags, recommendations with their reasons) travels alongside; readers
-    ignore what they do not use."""
+    section 6: stages, flags, recommendations with their reasons, workup, journal) travels
+    alongside; readers ignore what they do not use. v2 (trd-rules 2026.12) adds the rule set
+    and the lists kept apart from the recommendations; a v1 assessment has none of them."""
 
     model_config = ConfigDict(extra="allow", frozen=True)
     status: str
     urgency: Urgency
     referral: ReferralAdvice
+    rules_version: str | None = None  # e.g. "trd-rules 2026.12"; None in v1 data
+    tried: list[TriedOption] = []
+    declined: list[DeclinedStrategy] = []
+    not_offered: list[NotOffered] = []
 
 
 @event
 class AssessmentChanged(EventData):
     """A patient's assessment changed. `as_of_event` is the latest intake event it reflects."""
 
-    event_type = "care.pathway.assessment-changed.v1"
+    event_type = "care.pathway.assessment-changed.v2"
+    reads_versions = (1,)  # v2 added rules_version, tried, declined and not_offered (optional)
     patient_id: str
     as_of_event: str
     assessment: AssessmentSummary
