@@ -318,9 +318,11 @@ async def test_crisis_resources_are_in_every_message_while_urgent_whatever_the_p
     assert "988" not in text and "741741" not in text
     assert "sertraline" not in text.lower()
     # A newer assessment lowers the urgency; an older one arriving late does not raise it again.
-    older = urgency(pid, "emergency")
+    # (Older in pathway's stream: its position comes before the routine one's, whatever the ids.)
+    notify.events.sequence += 1
+    older, older_position = urgency(pid, "emergency"), notify.events.sequence
     await notify.processed(pid, await notify.send("pathway", urgency(pid, "routine")))
-    await notify.processed(pid, await notify.send("pathway", older))
+    await notify.processed(pid, await notify.send("pathway", older, sequence=older_position))
     assert await notify.at(datetime(2026, 3, 4, 9, 0, tzinfo=UTC)) == 1
     texts = notify.mailbox.texts()
     assert len(texts) == rise + 2 and CRISIS not in texts[-1]

@@ -17,6 +17,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from care_shared.clock import Clock
+from care_shared.consumer import PoisonEvent
 from care_shared.contracts import EventData
 from care_shared.contracts.intake import (
     AssessmentRecorded,
@@ -110,8 +111,11 @@ async def keep_fact(session: AsyncSession, envelope: Envelope, e: EventData, now
             row = (
                 await session.execute(select(patient_facts).where(patient_facts.c.patient_id == pid))
             ).one()
-            # as_of_event is an intake event id, UUIDv7: later ids are later events.
-            if row.urgency_as_of is not None and row.urgency_as_of >= e.as_of_event:
+            # Newer is later in pathway's stream for the patient (the envelope's sequence, from
+            # pathway's own stream: the consumer checked its origin), never a larger id.
+            if envelope.sequence is None:
+                raise PoisonEvent(f"assessment-changed {envelope.id} has no stream position")
+            if row.urgency_position is not None and row.urgency_position >= envelope.sequence:
                 return
             raised, was_raised = (
                 e.assessment.urgency in RAISED_URGENCY,
@@ -126,7 +130,13 @@ async def keep_fact(session: AsyncSession, envelope: Envelope, e: EventData, now
             await session.execute(
                 update(patient_facts)
                 .where(patient_facts.c.patient_id == pid)
-                .values(urgency=e.assessment.urgency.value, urgency_as_of=e.as_of_event, **rise, **fall)
+                .values(
+                    urgency=e.assessment.urgency.value,
+                    urgency_as_of=e.as_of_event,
+                    urgency_position=envelope.sequence,
+                    **rise,
+                    **fall,
+                )
             )
         case ReferralScheduled():
             order = [envelope.sequence or 0, envelope.time.isoformat()]

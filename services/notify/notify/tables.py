@@ -25,9 +25,10 @@ patient_facts = Table(
     # 8); NULL: not given (v1, or the clinic left it out): the time zone's country decides.
     Column("country", String(2), nullable=True),
     Column("urgency", String(16), nullable=False),
-    # The intake event the urgency reflects (UUIDv7, so ids order by time): a late, older
-    # assessment-changed never overwrites a newer one.
+    # The intake event the urgency reflects, and the assessment-changed's position in
+    # pathway's stream for the patient: a late, older one never overwrites a newer one.
     Column("urgency_as_of", String(36), nullable=True),
+    Column("urgency_position", Integer, nullable=True),
     Column("suicidality_flagged", Boolean, nullable=False),
     # The latest rise of urgency to urgent or emergency (the assessment that raised it, and
     # notify's time then), for the one crisis-resources message per rise. NULL while routine.
