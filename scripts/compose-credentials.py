@@ -17,6 +17,8 @@ Layout of the volume (each consumer mounts only its own directory, as a volume s
     service/<service>/   nats.nk, client.crt, client.key, ca.crt, db.password -> that service
     ops/                 nats.nk, client.crt, client.key, ca.crt              -> carectl
     clinic/<user>/       nats.nk, client.crt, client.key, ca.crt              -> hand to the clinic
+    clinics.txt          every clinic id given so far (a later run without CARE_CLINIC_IDS
+                         keeps them; delete a line and rerun to remove a clinic)
 
 Runs as root in the intake image (the compose file sets `user: "0"`) so that it can give
 each directory to the user that reads it: the services run as uid 10001 (their Dockerfiles),
@@ -76,11 +78,21 @@ def _client_dir(out: Path, tls: Path, nats: Path, user: str, uid: int) -> Path:
     return target
 
 
+def remembered_clinics(path: Path, new: list[str]) -> list[str]:
+    """The clinics of every earlier run plus `new`, kept in clinics.txt (one id a line): a
+    plain `docker compose up` regenerates auth.conf without CARE_CLINIC_IDS, and must not
+    drop the clinics added before. Removing a clinic: delete its line, then rerun."""
+    known = path.read_text().split() if path.exists() else []
+    clinics = list(dict.fromkeys([*known, *new]))
+    path.write_text("".join(f"{c}\n" for c in clinics))
+    return clinics
+
+
 def main(argv: list[str]) -> int:
     root = Path(argv[1] if len(argv) > 1 else "/secrets")
-    clinics = os.environ.get("CARE_CLINIC_IDS", "").split()
-    clinic_users = [f"clinic-{c}" for c in clinics]
     _dir(root, 0)
+    clinics = remembered_clinics(root / "clinics.txt", os.environ.get("CARE_CLINIC_IDS", "").split())
+    clinic_users = [f"clinic-{c}" for c in clinics]
     tls, nats, pg = root / "tls", root / "nats", _dir(root / "pg", 0)
 
     _dev_certs().generate(tls, clients=clinic_users)

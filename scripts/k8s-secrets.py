@@ -21,7 +21,8 @@
    CloudNativePG makes its own CA and server certificates (care-pg-ca); it is not here.
 A partner clinic's credentials (nkey seed, client certificate, CA) land in DIR/clinic/<user>/
 for handing over; after adding a clinic, rerun with --apply: the NATS servers' config
-reloader picks up the new auth.conf.
+reloader picks up the new auth.conf. DIR/clinics.txt remembers every clinic given so far
+(a later run without --clinic keeps them; delete a line and rerun to remove one).
 
 Run it before `helm install` and before applying deploy/postgres and deploy/k8s. DIR defaults
 to var/k8s-secrets (ignored by git); keep it, or the next run makes new credentials.
@@ -84,6 +85,15 @@ def _password(path: Path) -> Path:
     return path
 
 
+def remembered_clinics(path: Path, new: list[str]) -> list[str]:
+    """The clinics of every earlier run plus `new` (DIR/clinics.txt, one id a line), so that a
+    run without --clinic does not drop them from auth.conf. Delete a line to remove one."""
+    known = path.read_text().split() if path.exists() else []
+    clinics = list(dict.fromkeys([*known, *new]))
+    path.write_text("".join(f"{c}\n" for c in clinics))
+    return clinics
+
+
 def generate(out: Path, clinics: list[str], tls_dir: Path | None) -> None:
     out.mkdir(parents=True, exist_ok=True)
     os.chmod(out, 0o700)
@@ -139,8 +149,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tls-dir", type=Path, help="certificates from your own CA instead of a development CA")
     parser.add_argument("--apply", action="store_true", help="kubectl apply the Secrets")
     args = parser.parse_args(argv)
-    generate(args.out, args.clinic, args.tls_dir)
-    text = yaml.safe_dump_all(manifests(args.out, args.clinic, args.tls_dir), sort_keys=False)
+    args.out.mkdir(parents=True, exist_ok=True)
+    clinics = remembered_clinics(args.out / "clinics.txt", args.clinic)
+    generate(args.out, clinics, args.tls_dir)
+    text = yaml.safe_dump_all(manifests(args.out, clinics, args.tls_dir), sort_keys=False)
     if args.apply:
         subprocess.run(["kubectl", "apply", "-f", "-"], input=text, text=True, check=True)
         print(f"applied the Secrets; credentials kept in {args.out}")

@@ -86,5 +86,12 @@ def test_the_layout_matches_the_compose_mounts(tmp_path: Path, monkeypatch: pyte
     monkeypatch.setenv("CARE_CLINIC_IDS", "c1 c2")
     assert module.main(["compose-credentials.py", str(root)]) == 0
     after = snapshot(root)
-    assert all(after[name] == data for name, data in before.items())
+    assert all(after[name] == data for name, data in before.items() if name != "clinics.txt")
     assert (root / "clinic" / "clinic-c2" / "client.crt").exists()
+    # A plain `docker compose up` (no CARE_CLINIC_IDS) keeps the clinics added before.
+    calls = []
+    monkeypatch.setattr(module.subprocess, "run", lambda cmd, check: (calls.append(cmd), fake_generator(cmd, check)))
+    monkeypatch.delenv("CARE_CLINIC_IDS")
+    assert module.main(["compose-credentials.py", str(root)]) == 0
+    [cmd] = calls
+    assert [cmd[i + 1] for i, arg in enumerate(cmd) if arg == "--clinic"] == ["c1", "c2"]

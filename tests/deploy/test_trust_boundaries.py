@@ -354,6 +354,8 @@ def test_the_secrets_script_makes_every_secret_the_manifests_name(tmp_path: Path
     (out / "pg").mkdir()
     for service in SERVICES:
         script._password(out / "pg" / f"{service}.password")
+    assert script.remembered_clinics(out / "clinics.txt", ["c1"]) == ["c1"]
+    assert script.remembered_clinics(out / "clinics.txt", []) == ["c1"]  # a later run keeps it
     made = {(d["metadata"]["namespace"], d["metadata"]["name"]): d for d in script.manifests(out, ["c1"])}
     assert (out / "clinic" / "clinic-c1" / "nats.nk").exists()
 
