@@ -182,10 +182,11 @@ def test_helm_values_require_tls_and_include_auth_from_a_secret() -> None:
 
 
 @pytest.mark.skipif(NATS_SERVER is None, reason="no nats-server binary")
-def test_nats_server_accepts_the_compose_config_and_refuses_anonymous_clients(tmp_path: Path) -> None:
-    """The compose server config, its paths moved under tmp_path and its routes dropped (no
-    other members here), with a stand-in auth.conf: nats-server accepts it, requires TLS
-    with a client certificate, and a client without a user is refused."""
+def test_nats_server_runs_the_compose_config_routes_over_tls_and_refuses_anonymous_clients(tmp_path: Path) -> None:
+    """Two members from the compose server config (paths moved under tmp_path, routes to
+    each other on localhost) with a stand-in auth.conf: nats-server accepts the config, the
+    members route to each other over mutual TLS with the one server certificate, and a
+    client needs TLS with a client certificate and a user: anonymous is refused."""
     nats = pytest.importorskip("nats")
     secrets = tmp_path / "secrets"
     certs = tmp_path / "certs"
@@ -193,38 +194,41 @@ def test_nats_server_accepts_the_compose_config_and_refuses_anonymous_clients(tm
     secrets.mkdir()
     for src, dest in (("nats-server.crt", "server.crt"), ("nats-server.key", "server.key"), ("ca.crt", "ca.crt")):
         shutil.copyfile(certs / src, secrets / dest)
-    (secrets / "auth.conf").write_text(
-        'authorization { users: [ {user: probe, password: "probe-password"} ] }\n'
-    )
+    (secrets / "auth.conf").write_text('authorization { users: [ {user: probe, password: "probe-password"} ] }\n')
+
     def free_port() -> int:
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             return s.getsockname()[1]
 
-    port, route_port = free_port(), free_port()
-    conf = (ROOT / "deploy/nats/nats.conf").read_text()
-    conf = conf.replace("/etc/nats/secrets", str(secrets)).replace("store_dir: /data", f"store_dir: {tmp_path}/js")
-    conf = re.sub(r"^port: 4222$", f"port: {port}\nhost: 127.0.0.1", conf, flags=re.M)
-    conf = re.sub(r"^http_port: 8222$", "", conf, flags=re.M)
-    # One member, routed to itself over the cluster TLS (JetStream clustering wants a route).
-    conf = re.sub(r"routes: \[[^\]]*\]", f"routes: [nats-route://localhost:{route_port}]", conf)
-    conf = conf.replace("port: 6222", f"port: {route_port}")
-    path = tmp_path / "nats.conf"
-    path.write_text(conf)
-    check = subprocess.run([NATS_SERVER, "-c", str(path), "-t"], capture_output=True, text=True)
-    assert check.returncode == 0, check.stderr + check.stdout
-    log = tmp_path / "nats.log"
-    server = subprocess.Popen([NATS_SERVER, "-c", str(path), "--name", "probe", "-l", str(log)])
+    members = [{"name": f"m{i}", "port": free_port(), "route": free_port()} for i in (1, 2)]
+    routes = ", ".join(f"nats-route://localhost:{m['route']}" for m in members)
+    servers = []
     try:
-        deadline = time.monotonic() + 10
-        while True:
-            assert server.poll() is None, log.read_text() if log.exists() else "nats-server exited"
-            assert time.monotonic() < deadline, "nats-server did not listen"
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.05)
+        for member in members:
+            conf = (ROOT / "deploy/nats/nats.conf").read_text()
+            conf = conf.replace("/etc/nats/secrets", str(secrets))
+            conf = conf.replace("store_dir: /data", f"store_dir: {tmp_path}/{member['name']}")
+            conf = re.sub(r"^port: 4222$", f"port: {member['port']}\nhost: 127.0.0.1", conf, flags=re.M)
+            conf = re.sub(r"^http_port: 8222$", "", conf, flags=re.M)
+            conf = re.sub(r"routes: \[[^\]]*\]", f"routes: [{routes}]", conf)
+            conf = conf.replace("port: 6222", f"port: {member['route']}")
+            path = tmp_path / f"{member['name']}.conf"
+            path.write_text(conf)
+            check = subprocess.run([NATS_SERVER, "-c", str(path), "-t"], capture_output=True, text=True)
+            assert check.returncode == 0, check.stderr + check.stdout
+            member["log"] = tmp_path / f"{member['name']}.log"
+            servers.append(subprocess.Popen([NATS_SERVER, "-c", str(path), "--name", member["name"], "-l", str(member["log"])]))
+
+        def logs() -> str:
+            return "".join(m["log"].read_text() for m in members if m["log"].exists())
+
+        deadline = time.monotonic() + 15
+        while logs().count("Route connection created") < 2:
+            assert all(s.poll() is None for s in servers), logs()
+            assert time.monotonic() < deadline, "the members did not route to each other\n" + logs()
+            time.sleep(0.1)
+        port = members[0]["port"]
 
         def context(client: bool) -> ssl.SSLContext:
             ctx = ssl.create_default_context(cafile=str(certs / "ca.crt"))
@@ -245,9 +249,13 @@ def test_nats_server_accepts_the_compose_config_and_refuses_anonymous_clients(tm
         assert asyncio.run(attempt(tls=context(True), user="probe", password="probe-password")) == "connected"
         assert "Authorization Violation" in asyncio.run(attempt(tls=context(True)))
         assert asyncio.run(attempt(tls=context(False), user="probe", password="probe-password")).startswith("refused")
+        text = logs()
+        assert text.count("TLS required for client connections") == 2
+        assert "route handshake error" not in text.lower() and "[FTL]" not in text, text
     finally:
-        server.terminate()
-        server.wait(timeout=10)
+        for server in servers:
+            server.terminate()
+            server.wait(timeout=10)
 
 
 # -- PostgreSQL: TLS and SCRAM -----------------------------------------------------------
