@@ -8,6 +8,7 @@ accepts the compose server config with TLS and the include, and refuses anonymou
 from __future__ import annotations
 
 import asyncio
+import functools
 import importlib.util
 import posixpath
 import re
@@ -39,7 +40,8 @@ def compose() -> dict:
     return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 
 
-def k8s_docs() -> list[dict]:
+@functools.cache
+def k8s_docs() -> list[dict]:  # read-only: parsed once for the many policy questions below
     docs = []
     for path in sorted((ROOT / "deploy/k8s").glob("*.yaml")):
         docs += [d for d in yaml.safe_load_all(path.read_text()) if d]
