@@ -59,7 +59,7 @@ async def run_relay(settings: ServiceSettings, source: str) -> None:
     """The outbox relay as its own process, for when it is scaled or restarted apart from
     the API. It notices new rows by polling (another process's commits cannot wake it)."""
     configure_logging(settings)
-    db = Database(settings.database_url)
+    db = Database.from_settings(settings)
     provider = build_tracer_provider(settings)
     nc = await nats.connect(
         servers=settings.nats_servers(), max_reconnect_attempts=-1, **client_options(settings)
@@ -93,7 +93,7 @@ def rebuild_command(settings: ServiceSettings, migrations: Path, rebuild: Rebuil
     the report; exit 1 when they differ."""
 
     async def run() -> dict:
-        db = Database(settings.database_url)
+        db = Database.from_settings(settings)
         try:
             await migrate(db, migrations)
             return (await rebuild(db, settings, progress)).to_json()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import ssl
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -30,10 +31,41 @@ def normalise_url(url: str) -> str:
     return url
 
 
+def postgres_connect_args(
+    url: str, *, password_file: str | None = None, ssl_root_cert: str | None = None
+) -> tuple[str, dict]:
+    """The URL and asyncpg connect arguments for a server past loopback: the role's password
+    read from a file (a mounted secret, so it is in no environment variable or URL), and TLS
+    verified against a CA bundle with the host name checked (libpq's verify-full)."""
+    connect_args: dict = {}
+    if password_file:
+        password = Path(password_file).read_text().strip()
+        if not password:
+            raise ValueError(f"DATABASE_PASSWORD_FILE {password_file} is empty")
+        url = make_url(url).set(password=password).render_as_string(hide_password=False)
+    if ssl_root_cert:
+        context = ssl.create_default_context(cafile=ssl_root_cert)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        connect_args["ssl"] = context
+    return url, connect_args
+
+
 class Database:
-    def __init__(self, url: str, *, echo: bool = False) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        echo: bool = False,
+        password_file: str | None = None,
+        ssl_root_cert: str | None = None,
+    ) -> None:
         self.url = normalise_url(url)
         self.is_sqlite = self.url.startswith("sqlite")
+        connect_args: dict = {}
+        if not self.is_sqlite:
+            self.url, connect_args = postgres_connect_args(
+                self.url, password_file=password_file, ssl_root_cert=ssl_root_cert
+            )
         self._commit_listeners: list[Callable[[list[str]], None]] = []
         self._write_lock = asyncio.Lock()
         if self.is_sqlite:
@@ -46,9 +78,23 @@ class Database:
             _configure_sqlite(self.engine)
         else:
             self.engine = create_async_engine(
-                self.url, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=10
+                self.url,
+                echo=echo,
+                pool_pre_ping=True,
+                pool_size=10,
+                max_overflow=10,
+                connect_args=connect_args,
             )
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
+
+    @classmethod
+    def from_settings(cls, settings) -> Database:  # noqa: ANN001 (a ServiceSettings)
+        """DATABASE_URL, with DATABASE_PASSWORD_FILE and DATABASE_SSL_ROOT_CERT when set."""
+        return cls(
+            settings.database_url,
+            password_file=settings.database_password_file,
+            ssl_root_cert=settings.database_ssl_root_cert,
+        )
 
     @property
     def dialect(self) -> str:

@@ -82,7 +82,7 @@ def build_runtime(
     # db.system.name...) rather than the instrumentations' older default names.
     os.environ.setdefault("OTEL_SEMCONV_STABILITY_OPT_IN", "http,database")
     tracer_provider = build_tracer_provider(settings)
-    db = Database(settings.database_url)
+    db = Database.from_settings(settings)
     SQLAlchemyInstrumentor().instrument(engine=db.engine.sync_engine, tracer_provider=tracer_provider)
     broker = NatsBroker(
         settings.nats_servers(),

@@ -12,6 +12,10 @@ class ServiceSettings(BaseSettings):
         default="sqlite+aiosqlite:///var/care.db",
         description="SQLAlchemy async URL: sqlite+aiosqlite:///path or postgresql+asyncpg://...",
     )
+    # PostgreSQL past loopback (docker compose, Kubernetes): the role's password from a mounted
+    # secret file rather than the URL, and TLS verified (host name included) against this CA.
+    database_password_file: str | None = None
+    database_ssl_root_cert: str | None = None
     nats_url: str = Field(
         default="nats://127.0.0.1:4222",
         description="One NATS URL, or several separated by commas (the members of a cluster)",

@@ -1,5 +1,8 @@
 """docker-compose.yml and deploy/ are checked against their schemas, and against the code:
-every service, port and variable they name must exist."""
+every service, port and variable they name must exist. Then the trust boundaries (issue 10):
+nothing published beyond loopback, no `trust`, NetworkPolicies, TLS and authentication for
+NATS and PostgreSQL, credentials only from secrets. Static checks: no Docker engine or
+Kubernetes cluster runs here (nats-server does, to accept the compose server config)."""
 
 from __future__ import annotations
 
@@ -15,10 +18,16 @@ import jsonschema
 import kubernetes_validate
 import pytest
 import yaml
+from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES = ("intake", "pathway", "referral", "notify")
 INFRA = {"nats1", "nats2", "nats3", "postgres", "jaeger"}
+TOOLS = {"credentials", "carectl"}
+# The NATS credential settings the services read (the other half of issue 10, in
+# care_shared.settings). Until they exist there, the deploy files may name them; once any of
+# them exists, every one must.
+NATS_AUTH_ENV = {"NATS_NKEY_FILE", "NATS_CA_FILE", "NATS_CERT_FILE", "NATS_KEY_FILE"}
 
 
 def settings_of(service: str):  # noqa: ANN201
@@ -28,7 +37,10 @@ def settings_of(service: str):  # noqa: ANN201
 
 
 def setting_names(service: str) -> set[str]:
-    return {name.upper() for name in settings_of(service).model_fields}
+    names = {name.upper() for name in settings_of(service).model_fields}
+    if not names & NATS_AUTH_ENV:
+        names |= NATS_AUTH_ENV
+    return names
 
 
 def compose() -> dict:
@@ -50,8 +62,9 @@ def test_docker_compose_config_accepts_it_where_the_cli_has_compose() -> None:
 
 def test_compose_names_only_services_ports_and_variables_the_code_has() -> None:
     services = compose()["services"]
-    assert set(services) == INFRA | set(SERVICES)
-    init_sql = (ROOT / "deploy/postgres/init.sql").read_text()
+    assert set(services) == INFRA | set(SERVICES) | TOOLS
+    init_roles = (ROOT / "deploy/postgres/init-roles.sh").read_text()
+    assert re.search(r"^for service in intake pathway referral notify; do$", init_roles, re.M)
     for name in SERVICES:
         svc = services[name]
         dockerfile = ROOT / svc["build"]["dockerfile"]
@@ -61,15 +74,16 @@ def test_compose_names_only_services_ports_and_variables_the_code_has() -> None:
         assert not unknown, f"{name}: compose sets variables the service does not read: {unknown}"
         port = settings_of(name)().http_port
         assert env["HTTP_PORT"] == str(port)
-        assert svc["ports"] == [f"{port}:{port}"]
-        database = env["DATABASE_URL"].rsplit("/", 1)[1]
-        assert database == name and f"CREATE DATABASE {database};" in init_sql
+        assert svc["ports"] == [f"127.0.0.1:{port}:{port}"]
+        url = make_url(env["DATABASE_URL"])
+        assert url.database == name and url.username == name and url.host == "postgres"
         assert len(env["NATS_URL"].split(",")) == 3 and env["NATS_STREAM_REPLICAS"] == "3"
-        assert {"nats1", "nats2", "nats3", "postgres"} <= set(svc["depends_on"])
+        assert {"nats1", "nats2", "nats3", "postgres", "credentials"} <= set(svc["depends_on"])
         text = dockerfile.read_text()
         assert f"EXPOSE {port}" in text and f'"-m", "{name}", "serve"' in text
     for member in ("nats1", "nats2", "nats3"):
         assert "healthcheck" in services[member]
+        assert services[member]["depends_on"]["credentials"]["condition"] == "service_completed_successfully"
     routes = re.findall(r"nats-route://(\w+):6222", (ROOT / "deploy/nats/nats.conf").read_text())
     assert sorted(routes) == ["nats1", "nats2", "nats3"]
 
@@ -101,7 +115,7 @@ def test_kubernetes_deployments_match_the_services() -> None:
         assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
         assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
         assert container["resources"]["requests"] and container["resources"]["limits"]
-        env_names = {e["name"] for e in container["env"]} - {"PGUSER", "PGPASSWORD"}
+        env_names = {e["name"] for e in container["env"]}
         assert env_names <= setting_names(name)
         assert set(config["data"]) <= setting_names(name)
         assert container["env"][-1]["value"].endswith(f"/{name}")
@@ -120,18 +134,31 @@ def test_each_service_serves_the_probes_and_metrics_the_manifests_use(service: s
 
 def test_nats_and_postgres_values() -> None:
     values = yaml.safe_load((ROOT / "deploy/nats/values.yaml").read_text())
-    assert values["config"]["cluster"] == {"enabled": True, "replicas": 3}
+    cluster_values = values["config"]["cluster"]
+    assert cluster_values["enabled"] and cluster_values["replicas"] == 3
     assert values["config"]["jetstream"]["enabled"] and values["config"]["jetstream"]["fileStore"]["enabled"]
     cluster = yaml.safe_load((ROOT / "deploy/postgres/cluster.yaml").read_text())
     assert cluster["kind"] == "Cluster" and cluster["spec"]["instances"] == 3
     init = cluster["spec"]["bootstrap"]["initdb"]
-    created = {init["database"]} | {s.split()[2] for s in init["postInitSQL"]}
+    created = {init["database"]} | {s.split()[2] for s in init["postInitSQL"] if s.startswith("CREATE DATABASE")}
     assert created == set(SERVICES)
-    # The services read the operator-generated <cluster>-app secret; naming an initdb secret
-    # that nothing creates would leave the bootstrap waiting for it.
-    assert "secret" not in init
-    generated = f"{cluster['metadata']['name']}-app"
+    # Each database is owned by its service's role, and no other role may connect to it.
+    assert init["owner"] == init["database"] == "intake"
+    owners = {s.split()[2]: s.split()[4] for s in init["postInitSQL"] if s.startswith("CREATE DATABASE")}
+    assert owners == {name: name for name in SERVICES if name != "intake"}
+    revoked = {s.split()[4] for s in init["postInitSQL"] + init["postInitApplicationSQL"] if s.startswith("REVOKE ALL ON DATABASE")}
+    assert revoked == set(SERVICES)
+    # Each role's password is its own Secret (scripts/k8s-secrets.py): intake's as the initdb
+    # owner's, the others' as managed roles; the operator's CA verifies the server.
+    assert init["secret"] == {"name": "care-pg-intake"}
+    roles = {r["name"]: r for r in cluster["spec"]["managed"]["roles"]}
+    assert set(roles) == set(SERVICES) - {"intake"}
+    for name, role in roles.items():
+        assert role["passwordSecret"] == {"name": f"care-pg-{name}"} and role["login"] and role["ensure"] == "present"
     for service in SERVICES:
+        dep = next(d for d in manifests() if d["kind"] == "Deployment" and d["metadata"]["name"] == service)
+        volumes = dep["spec"]["template"]["spec"]["volumes"]
+        refs = {v["secret"]["secretName"] for v in volumes if "secret" in v}
+        assert refs == {f"care-nats-{service}", f"care-pg-{service}", f"{cluster['metadata']['name']}-ca"}, (service, refs)
         manifest = (ROOT / f"deploy/k8s/{service}.yaml").read_text()
-        refs = set(re.findall(r"secretKeyRef: \{name: ([\w-]+)", manifest))
-        assert refs == {generated}, (service, refs)
+        assert "secretKeyRef" not in manifest
