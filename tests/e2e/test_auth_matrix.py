@@ -26,6 +26,11 @@ VALID_BODIES = {
     "/v1/patients/{patient_id}/trials/{trial_id}/completion": {"ended_on": "2026-03-01"},
     "/v1/patients/{patient_id}/assessments": {"instrument": "PHQ-9", "score": 3, "taken_on": "2026-03-01"},
     "/v1/patients/{patient_id}/contact": {"email": "someone@example.org", "channel": "email", "reminders": True},
+    # trd-rules 2026.12 records (DESIGN.md 6)
+    "/v1/patients/{patient_id}/comorbidities": {"condition": "chronic_pain", "present": True, "recorded_on": "2026-03-01"},
+    "/v1/patients/{patient_id}/workup": {"check": "thyroid_function", "result": "normal", "done_on": "2026-03-01"},
+    "/v1/patients/{patient_id}/preferences": {"strategy": "ect", "declined": True, "recorded_on": "2026-03-01"},
+    "/v1/patients/{patient_id}/journal": {"entry_on": "2026-03-01", "mood": 4, "side_effects": ["nausea"], "triggers": ["poor_sleep"]},
 }
 
 
