@@ -238,7 +238,7 @@ async def pathway_matches_rebuild(net: FaultNetwork, intake_rows: list) -> Check
     """pathway's live assessments equal a fresh projection of intake's events: once replayed
     from JetStream by `python -m pathway rebuild`, once straight from intake's store."""
     c = Check("pathway's assessments equal a rebuild from intake's events")
-    env = net.services["pathway"].env_for_cli()
+    env = {**net.services["pathway"].env_for_cli(), **net.nats.env("ops")}  # an operator's replay
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "pathway", "rebuild", env=env, cwd=net.workdir,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,

@@ -248,10 +248,17 @@ class FaultNetwork:
         name = make_url(self.db_urls[service]).database
         conn = await asyncpg.connect(asyncpg_dsn(self.admin_url))
         try:
-            rows = await conn.fetch(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
-                name,
-            )
+            # A service still coming back from an earlier SIGKILL may hold no connection yet:
+            # wait (with a deadline) for one, so that every cut cuts something.
+            deadline = time.monotonic() + 20
+            while True:
+                rows = await conn.fetch(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+                    name,
+                )
+                if rows or time.monotonic() > deadline:
+                    break
+                await asyncio.sleep(0.1)
         finally:
             await conn.close()
         self.faults.add("pg-terminate", service, backends=len(rows))
