@@ -23,7 +23,7 @@ from sqlalchemy.engine import make_url
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES = ("intake", "pathway", "referral", "notify")
 INFRA = {"nats1", "nats2", "nats3", "postgres", "jaeger"}
-TOOLS = {"credentials", "carectl"}
+TOOLS = {"credentials", "streams", "carectl"}
 # The NATS credential settings the services read (the other half of issue 10, in
 # care_shared.settings). Until they exist there, the deploy files may name them; once any of
 # them exists, every one must.
@@ -78,12 +78,16 @@ def test_compose_names_only_services_ports_and_variables_the_code_has() -> None:
         url = make_url(env["DATABASE_URL"])
         assert url.database == name and url.username == name and url.host == "postgres"
         assert len(env["NATS_URL"].split(",")) == 3 and env["NATS_STREAM_REPLICAS"] == "3"
-        assert {"nats1", "nats2", "nats3", "postgres", "credentials"} <= set(svc["depends_on"])
+        assert {"nats1", "nats2", "nats3", "postgres", "credentials", "streams"} <= set(svc["depends_on"])
         text = dockerfile.read_text()
         assert f"EXPOSE {port}" in text and f'"-m", "{name}", "serve"' in text
     for member in ("nats1", "nats2", "nats3"):
         assert "healthcheck" in services[member]
         assert services[member]["depends_on"]["credentials"]["condition"] == "service_completed_successfully"
+    # Ops declares every stream before the services start (they may declare only their own).
+    streams = services["streams"]
+    assert streams["command"] == ["bus", "ensure", "--replicas", "3"] and streams["entrypoint"] == ["carectl"]
+    assert streams["volumes"][0]["volume"]["subpath"] == "ops"
     routes = re.findall(r"nats-route://(\w+):6222", (ROOT / "deploy/nats/nats.conf").read_text())
     assert sorted(routes) == ["nats1", "nats2", "nats3"]
 
@@ -162,3 +166,12 @@ def test_nats_and_postgres_values() -> None:
         assert refs == {f"care-nats-{service}", f"care-pg-{service}", f"{cluster['metadata']['name']}-ca"}, (service, refs)
         manifest = (ROOT / f"deploy/k8s/{service}.yaml").read_text()
         assert "secretKeyRef" not in manifest
+
+
+def test_kubernetes_declares_every_stream_as_ops_before_the_services() -> None:
+    [job] = [m for m in manifests() if m.get("kind") == "Job" and m["metadata"]["name"] == "care-streams"]
+    pod = job["spec"]["template"]
+    assert pod["metadata"]["labels"]["trd-care.io/nats-client"] == "ops"  # NetworkPolicy lets it reach NATS
+    [container] = pod["spec"]["containers"]
+    assert container["command"] == ["carectl", "bus", "ensure", "--replicas", "3"]
+    assert [v["secret"]["secretName"] for v in pod["spec"]["volumes"]] == ["care-nats-ops"]

@@ -33,7 +33,7 @@ import nats
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from care_shared.consumer import DLQ_CONSUMER, DLQ_DELIVERIES, DLQ_REASON, DLQ_STREAM_SEQ, DLQ_SUBJECT
-from care_shared.nats_auth import OPS, connect_options
+from care_shared.nats_auth import OPS, connect_options, ssl_context
 from care_shared.ops.traces import last_request_trace, load_spans, render_tree
 from care_shared.topology import DLQ_STREAM, ensure_streams, stream_configs
 
@@ -58,7 +58,15 @@ def ops_seed(args: argparse.Namespace) -> str | None:
 async def connect(args: argparse.Namespace) -> nats.NATS:
     """The ops user's connection (no anonymous access on the bus)."""
     # An operator wants an answer, not a retry loop: fail at once when refused or away.
-    return await nats.connect(nats_url(args), allow_reconnect=False, connect_timeout=5, **connect_options(OPS, ops_seed(args)))
+    # TLS past one machine: the same NATS_CA_FILE / NATS_CERT_FILE / NATS_KEY_FILE as the services.
+    tls = ssl_context(os.environ.get("NATS_CA_FILE"), os.environ.get("NATS_CERT_FILE"), os.environ.get("NATS_KEY_FILE"))
+    return await nats.connect(
+        nats_servers(args), allow_reconnect=False, connect_timeout=5, **connect_options(OPS, ops_seed(args), tls)
+    )
+
+
+def nats_servers(args: argparse.Namespace) -> list[str]:
+    return [u.strip() for u in nats_url(args).split(",") if u.strip()]
 
 
 async def bus(args: argparse.Namespace) -> int:
