@@ -13,7 +13,6 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import httpx
-import nats
 import pytest
 import sqlalchemy as sa
 
