@@ -1113,6 +1113,21 @@ VIGNETTES_2026_12: list[V] = [
 # fmt: on
 VIGNETTES += VIGNETTES_2026_12
 
+# Issue 11 review: defects found rule by rule against CLINICAL.md, each row worked by hand.
+# fmt: off
+VIGNETTES_REVIEW: list[V] = [
+    # §5: the other eight items sum to at most 24, so a total of 27 forces item 9 = 3 even when an
+    # item 9 of 0 was sent (27 - 24 = 3): the record contradicts itself and urgency fails closed.
+    V("review: PHQ-9 27 with item 9 = 0 sent: emergency, not routine", "§5 total forces item 9 (fail closed)",
+      [episode(ONSET), phq9(27, 0, "2024-01-05")], urgency="emergency", referral=True, first="ect",
+      reasons={"suicidality"}),
+    # 25 - 24 = 1: item 9 >= 1, urgent although 0 was sent.
+    V("review: PHQ-9 25 with item 9 = 0 sent: urgent", "§5 total >= 25 forces item 9 >= 1 (fail closed)",
+      [episode(ONSET), phq9(25, 0, "2024-01-05")], urgency="urgent", referral=True),
+]
+# fmt: on
+VIGNETTES += VIGNETTES_REVIEW
+
 
 def _opts(assessment, strategy):
     return {

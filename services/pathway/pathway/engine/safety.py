@@ -43,9 +43,18 @@ def rating(o: Observation) -> Rating | None:
     """The urgency one assessment gives, or None if it rates no suicidality (CLINICAL 5)."""
     found: list[tuple[str, str]] = []
     if o.instrument == "PHQ-9":
-        if o.item9 is not None:
+        # The other eight items sum to at most 24, so the total forces item 9 up to score - 24
+        # whether or not item 9 was sent: a recorded item 9 below that contradicts the total and
+        # never lowers urgency (CLINICAL 5: safety rules fail closed).
+        forced = max(0, o.score - c.PHQ9_OTHER_ITEMS_MAX)
+        if o.item9 is not None and o.item9 >= forced:
             level = "emergency" if o.item9 == 3 else "urgent" if o.item9 >= 1 else "routine"
             found.append((level, f"PHQ-9 item 9 = {o.item9}"))
+        elif o.item9 is not None:
+            level = "emergency" if forced == 3 else "urgent"
+            found.append(
+                (level, f"PHQ-9 total {o.score} with item 9 = {o.item9} is inconsistent: the total forces item 9 >= {forced}")
+            )
         elif o.score >= c.PHQ9_TOTAL_FORCES_URGENT:
             # item 9 not recorded: the other eight items sum to at most 24
             level = "emergency" if o.score >= c.PHQ9_TOTAL_FORCES_EMERGENCY else "urgent"
