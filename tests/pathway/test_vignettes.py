@@ -1124,6 +1124,19 @@ VIGNETTES_REVIEW: list[V] = [
     # 25 - 24 = 1: item 9 >= 1, urgent although 0 was sent.
     V("review: PHQ-9 25 with item 9 = 0 sent: urgent", "§5 total >= 25 forces item 9 >= 1 (fail closed)",
       [episode(ONSET), phq9(25, 0, "2024-01-05")], urgency="urgent", referral=True),
+    # §6 never recommend a strategy naming an agent stopped for intolerance: NDRI is bupropion alone
+    # (§2), so after bupropion was stopped (day 10 < 28: not a failure, but in tried) "switch to NDRI"
+    # names it. Sertraline (T2) and venlafaxine (T3) failed adequately: trd; SSRI, SNRI in C.
+    V("review: bupropion stopped for intolerance: no switch to NDRI", "§6 never recommend; §2 classes",
+      [episode(ONSET), ad("bupropion", 300, "2024-01-10", "2024-01-20", outcome="intolerance"),
+       ad("sertraline", 100, *T2), ad("venlafaxine", 225, *T3)],
+      status="trd", tried={"bupropion"}, options={"switch": ["NaSSA", "multimodal", "TCA", "MAOI"]},
+      options_absent={"*": {"NDRI", "SSRI plus bupropion"}}),
+    # Same at inadequate_response (§6 row: switch to another class): bupropion declined, sertraline
+    # failed (T1): the switch offers SNRI, NaSSA, multimodal, not NDRI.
+    V("review: bupropion declined: no switch to NDRI after one failure", "§6 declined; inadequate_response switch",
+      [episode(ONSET), ad("sertraline", 100, *T1), declined("bupropion", "2024-03-07")],
+      status="inadequate_response", declined={"bupropion"}, options={"switch": ["SNRI", "NaSSA", "multimodal"]}),
 ]
 # fmt: on
 VIGNETTES += VIGNETTES_REVIEW

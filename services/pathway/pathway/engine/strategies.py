@@ -328,8 +328,17 @@ def pseudo_resistance_checks(s: Situation) -> list[Recommendation]:
 
 
 def _switch_classes(s: Situation, classes: list[str]) -> list[str]:
-    """Another class: neither failed nor the class of a current agent (CLINICAL 6)."""
-    return [k for k in classes if k not in s.failed_classes and k not in s.current_classes]
+    """Another class: neither failed nor the class of a current agent, and with an agent left
+    to switch to. A class names its agents: NDRI is bupropion alone, so once bupropion was
+    stopped for intolerance or declined, "switch to NDRI" would recommend it again (CLINICAL 6)."""
+    table = drugs.all_drugs()
+    return [
+        k
+        for k in classes
+        if k not in s.failed_classes
+        and k not in s.current_classes
+        and any(d.drug_class == k and s.agent_allowed(name) for name, d in table.items())
+    ]
 
 
 def _gives_up(s: Situation) -> str | None:
