@@ -1137,6 +1137,12 @@ VIGNETTES_REVIEW: list[V] = [
     V("review: bupropion declined: no switch to NDRI after one failure", "§6 declined; inadequate_response switch",
       [episode(ONSET), ad("sertraline", 100, *T1), declined("bupropion", "2024-03-07")],
       status="inadequate_response", declined={"bupropion"}, options={"switch": ["SNRI", "NaSSA", "multimodal"]}),
+    # §1 lithium: adequacy by dose only (600 mg) and the output adds the serum-level note. At 450 mg
+    # (< 600) the trial is not adequate (pseudo-resistance), and the note matters most here: a serum
+    # level of 0.5-0.8 mmol/L at 450 mg is a real trial.
+    V("review: lithium below 600 mg: pseudo-resistance and the serum-level note", "§1 lithium serum note",
+      [episode(ONSET), *two_failures(), aug("lithium", 450, *T3)], status="trd", adequacy=["adequate", "adequate", "not_adequate"],
+      flags={"pseudo_resistance", "lithium_serum_level"}, flag_mentions={"lithium_serum_level": "0.5-0.8 mmol/L"}),
 ]
 # fmt: on
 VIGNETTES += VIGNETTES_REVIEW
