@@ -422,7 +422,7 @@ def option_words(a: dict) -> set[str]:
         for r in a["recommendations"]
         if r["strategy"] not in NOT_NEW
         for o in r["options"]
-        if "mg/day recorded" not in o  # optimise_dose's option inside optimise_to_remission (CLINICAL 6)
+        if "/day recorded" not in o  # optimise_dose's option inside optimise_to_remission (CLINICAL 6)
         for w in re.split(r"[\s/():,+]+", o.lower())
         if w
     }

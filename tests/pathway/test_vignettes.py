@@ -1143,6 +1143,18 @@ VIGNETTES_REVIEW: list[V] = [
     V("review: lithium below 600 mg: pseudo-resistance and the serum-level note", "§1 lithium serum note",
       [episode(ONSET), *two_failures(), aug("lithium", 450, *T3)], status="trd", adequacy=["adequate", "adequate", "not_adequate"],
       flags={"pseudo_resistance", "lithium_serum_level"}, flag_mentions={"lithium_serum_level": "0.5-0.8 mmol/L"}),
+    # §2 liothyronine's table unit is the microgram (25-50): its doses read in micrograms, as written,
+    # never "0.025 mg" (the review's "liothyronine 25 taken as 25 mg"). Sertraline failed (T1); T3 at
+    # 25 micrograms (0.025 mg) running since 10 Mar, PHQ-9 on 20 Apr (day 41 >= 28): review, and
+    # optimise_dose names 25 of 50 micrograms.
+    V("review: liothyronine doses read in micrograms", "§2 units; §6 optimise_dose names both doses",
+      [episode(ONSET), ad("sertraline", 100, *T1), aug("liothyronine", 0.025, "2024-03-10"), phq9(16, 0, "2024-04-20")],
+      status="inadequate_response",
+      options={"optimise_dose": ["liothyronine: 25 microgram/day recorded, usual maximum 50 microgram/day"]}),
+    # 12.5 micrograms < 25 for 56 days: not adequate, the shortfall named in micrograms.
+    V("review: liothyronine below its minimum, in micrograms", "§1 pseudo-resistance names the shortfall; §2 units",
+      [episode(ONSET), *two_failures(), aug("liothyronine", 0.0125, *T3)], adequacy=["adequate", "adequate", "not_adequate"],
+      flag_mentions={"pseudo_resistance": "12.5 microgram/day is below the minimum 25 microgram/day"}),
 ]
 # fmt: on
 VIGNETTES += VIGNETTES_REVIEW

@@ -152,7 +152,8 @@ def _pharmacological(trial: Trial, duration: int, shortfalls: list, gaps: list, 
             gaps.append(f"dose of {a.agent} not recorded")
         elif dose < drug.min_mg_per_day:
             shortfalls.append(
-                f"{a.agent} {dose:g} mg/day is below the minimum {drug.min_mg_per_day:g} mg/day"
+                f"{a.agent} {drugs.per_day_text(drug, dose)} is below the minimum "
+                f"{drugs.per_day_text(drug, drug.min_mg_per_day)}"
             )
         else:
             if a.dose_mg_per_day is not None and a.dose_mg_per_day < drug.min_mg_per_day:

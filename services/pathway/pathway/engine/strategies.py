@@ -236,9 +236,13 @@ def _dose_options(s: Situation) -> list[str]:
         if drug is None or dose is None or drug.max_mg_per_day is None:
             continue
         if drug.name == "lithium":
-            out.append(f"lithium: check serum level ({dose:g} mg/day recorded)")
+            out.append(f"lithium: check serum level ({drugs.per_day_text(drug, dose)} recorded)")
         elif dose < drug.max_mg_per_day:
-            out.append(f"{agent}: {dose:g} mg/day recorded, usual maximum {drug.max_mg_per_day:g} mg/day")
+            # in the agent's own unit (CLINICAL 2): liothyronine in micrograms
+            out.append(
+                f"{agent}: {drugs.per_day_text(drug, dose)} recorded, "
+                f"usual maximum {drugs.per_day_text(drug, drug.max_mg_per_day)}"
+            )
     return out
 
 
