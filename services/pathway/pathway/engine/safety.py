@@ -53,7 +53,10 @@ def rating(o: Observation) -> Rating | None:
         elif o.item9 is not None:
             level = "emergency" if forced == 3 else "urgent"
             found.append(
-                (level, f"PHQ-9 total {o.score} with item 9 = {o.item9} is inconsistent: the total forces item 9 >= {forced}")
+                (
+                    level,
+                    f"PHQ-9 total {o.score} with item 9 = {o.item9} is inconsistent: the total forces item 9 >= {forced}",
+                )
             )
         elif o.score >= c.PHQ9_TOTAL_FORCES_URGENT:
             # item 9 not recorded: the other eight items sum to at most 24
