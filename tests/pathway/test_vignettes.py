@@ -1155,6 +1155,14 @@ VIGNETTES_REVIEW: list[V] = [
     V("review: liothyronine below its minimum, in micrograms", "§1 pseudo-resistance names the shortfall; §2 units",
       [episode(ONSET), *two_failures(), aug("liothyronine", 0.0125, *T3)], adequacy=["adequate", "adequate", "not_adequate"],
       flag_mentions={"pseudo_resistance": "12.5 microgram/day is below the minimum 25 microgram/day"}),
+    # §5 every PHQ-9 without item 9 carries suicide_item_not_recorded, whatever the entry order of
+    # the day's PHQ-9s: a total of 14 without item 9 and a 12 with item 9 = 0, both on 1 Feb.
+    V("review: a same-day PHQ-9 without item 9 is flagged, entered first", "§5 suicide_item_not_recorded; any order",
+      [episode(ONSET), phq9(14, None, "2024-02-01"), phq9(12, 0, "2024-02-01")], urgency="routine",
+      flags={"suicide_item_not_recorded"}),
+    V("review: a same-day PHQ-9 without item 9 is flagged, entered last", "§5 suicide_item_not_recorded; any order",
+      [episode(ONSET), phq9(12, 0, "2024-02-01"), phq9(14, None, "2024-02-01")], urgency="routine",
+      flags={"suicide_item_not_recorded"}),
 ]
 # fmt: on
 VIGNETTES += VIGNETTES_REVIEW

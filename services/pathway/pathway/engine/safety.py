@@ -135,13 +135,16 @@ def stale(u: Urgency, assessment_date: date | None) -> dict | None:
 
 
 def suicide_item_not_recorded(observations: list[Observation]) -> dict | None:
-    """CLINICAL 5: every PHQ-9 without item 9 carries the flag; shown for the latest PHQ-9."""
+    """CLINICAL 5: every PHQ-9 without item 9 carries the flag; shown for the latest PHQ-9 date,
+    if any PHQ-9 of that date lacks it (whatever the order they were entered in)."""
     phq9 = [o for o in observations if o.instrument == "PHQ-9"]
     if not phq9:
         return None
-    latest = max(phq9, key=lambda o: (o.taken_on, o.sequence))
-    if latest.item9 is not None:
+    day = max(o.taken_on for o in phq9)
+    without = [o for o in phq9 if o.taken_on == day and o.item9 is None]
+    if not without:
         return None
+    latest = max(without, key=lambda o: o.score)
     forced = ""
     if latest.score >= c.PHQ9_TOTAL_FORCES_URGENT:
         forced = (
