@@ -1163,6 +1163,18 @@ VIGNETTES_REVIEW: list[V] = [
     V("review: a same-day PHQ-9 without item 9 is flagged, entered last", "§5 suicide_item_not_recorded; any order",
       [episode(ONSET), phq9(12, 0, "2024-02-01"), phq9(14, None, "2024-02-01")], urgency="routine",
       flags={"suicide_item_not_recorded"}),
+    # §4 severity from the episode's first PHQ-9 when the clinician gave none; two on that first date
+    # (22 = severe, 18 = moderate): the highest decides whatever the entry order, so with item 9 = 1
+    # (urgent) the severe baseline puts ECT first (§5), in either order.
+    V("review: two first-day PHQ-9s, severe entered first: ECT first", "§4 severity from the first PHQ-9; §5 severe + urgent",
+      [episode(ONSET, None), phq9(22, 1, "2024-01-05"), phq9(18, 1, "2024-01-05")], urgency="urgent", first="ect"),
+    V("review: two first-day PHQ-9s, severe entered last: ECT first", "§4 severity from the first PHQ-9; §5 any order",
+      [episode(ONSET, None), phq9(18, 1, "2024-01-05"), phq9(22, 1, "2024-01-05")], urgency="urgent", first="ect"),
+    # §6 response on the running trial: baseline PHQ-9 20; on day 41 PHQ-9s of 12 and 9 on one date.
+    # The highest decides whatever the order: (20 - 12) / 20 = 40 % < 50 %: no response, review.
+    V("review: same-day scores on a running trial: the highest decides the response", "§6 review_current_trial; any order",
+      [episode(ONSET), ad("sertraline", 100, "2024-01-10", baseline=("PHQ-9", 20)), phq9(12, 0, "2024-02-20"), phq9(9, 0, "2024-02-20")],
+      strategies=["review_current_trial", "lifestyle"]),
 ]
 # fmt: on
 VIGNETTES += VIGNETTES_REVIEW
