@@ -45,6 +45,12 @@ def from_mg(mg: float, unit: str) -> float:
     return float(Decimal(repr(float(mg))) * _PER_MG[unit])
 
 
+def per_day_text(drug: Drug, mg: float) -> str:
+    """A daily dose as clinicians write it for this agent: in its table unit ("100 mg/day",
+    liothyronine "25 microgram/day", never "0.025 mg/day")."""
+    return f"{from_mg(mg, drug.unit):g} {drug.unit}/day"
+
+
 @dataclass(frozen=True)
 class Drug:
     name: str  # the generic name, lower case

@@ -98,6 +98,9 @@ ITEMS = [1, 2, 1, 2, 1, 0, 1, 2, 1]  # sum 11, item 9 = 1
         ("assessments", {**PHQ9, "items": ITEMS, "instrument": "MADRS"}, "items", None),
         ("assessments", {**PHQ9, "items": ITEMS, "source": "patient"}, "source", None),
         ("assessments", PHQ9, "score", None),
+        # a total and item 9 that cannot both hold: the other eight sum to at most 24 (CLINICAL.md 5)
+        ("assessments", {**PHQ9, "score": 27, "item9": 0}, "item9", None),
+        ("assessments", {**PHQ9, "score": 25, "item9": 0}, "item9", None),
         ("assessments", {"instrument": "WSAS", "score": 41, "taken_on": "2026-03-01"}, "score", None),
         ("assessments", {"instrument": "WSAS", "score": 20, "item9": 1, "taken_on": "2026-03-01"}, "item9", None),
         # comorbidities (CLINICAL.md 1)

@@ -422,7 +422,7 @@ def option_words(a: dict) -> set[str]:
         for r in a["recommendations"]
         if r["strategy"] not in NOT_NEW
         for o in r["options"]
-        if "mg/day recorded" not in o  # optimise_dose's option inside optimise_to_remission (CLINICAL 6)
+        if "/day recorded" not in o  # optimise_dose's option inside optimise_to_remission (CLINICAL 6)
         for w in re.split(r"[\s/():,+]+", o.lower())
         if w
     }
@@ -535,6 +535,12 @@ def test_f_nothing_stopped_for_intolerance_or_declined_is_recommended(steps):
                 if drugs.lookup(agent):
                     assert_never_offered(a, agent, "stopped for intolerance")
     strategies = {r["strategy"] for r in a["recommendations"]}
+    # a class names its agents (NDRI is bupropion alone): a switch class must keep one agent that is
+    # neither in tried nor declined (CLINICAL 6: nor a strategy naming it)
+    gone = {t["option"] for t in a["tried"]} | {x["strategy"] for x in a["declined"]}
+    for cls in options(a, "switch"):
+        members = {n for n, d in ALL.items() if d.drug_class.lower() == cls}
+        assert not members or members - gone, f"switch to {cls}, yet all of {sorted(members)} are tried or declined"
     for name in declined_now(steps):
         if name == "augmentation":
             assert "augment" not in strategies

@@ -1113,6 +1113,72 @@ VIGNETTES_2026_12: list[V] = [
 # fmt: on
 VIGNETTES += VIGNETTES_2026_12
 
+# Issue 11 review: defects found rule by rule against CLINICAL.md, each row worked by hand.
+# fmt: off
+VIGNETTES_REVIEW: list[V] = [
+    # §5: the other eight items sum to at most 24, so a total of 27 forces item 9 = 3 even when an
+    # item 9 of 0 was sent (27 - 24 = 3): the record contradicts itself and urgency fails closed.
+    V("review: PHQ-9 27 with item 9 = 0 sent: emergency, not routine", "§5 total forces item 9 (fail closed)",
+      [episode(ONSET), phq9(27, 0, "2024-01-05")], urgency="emergency", referral=True, first="ect",
+      reasons={"suicidality"}),
+    # 25 - 24 = 1: item 9 >= 1, urgent although 0 was sent.
+    V("review: PHQ-9 25 with item 9 = 0 sent: urgent", "§5 total >= 25 forces item 9 >= 1 (fail closed)",
+      [episode(ONSET), phq9(25, 0, "2024-01-05")], urgency="urgent", referral=True),
+    # §6 never recommend a strategy naming an agent stopped for intolerance: NDRI is bupropion alone
+    # (§2), so after bupropion was stopped (day 10 < 28: not a failure, but in tried) "switch to NDRI"
+    # names it. Sertraline (T2) and venlafaxine (T3) failed adequately: trd; SSRI, SNRI in C.
+    V("review: bupropion stopped for intolerance: no switch to NDRI", "§6 never recommend; §2 classes",
+      [episode(ONSET), ad("bupropion", 300, "2024-01-10", "2024-01-20", outcome="intolerance"),
+       ad("sertraline", 100, *T2), ad("venlafaxine", 225, *T3)],
+      status="trd", tried={"bupropion"}, options={"switch": ["NaSSA", "multimodal", "TCA", "MAOI"]},
+      options_absent={"*": {"NDRI", "SSRI plus bupropion"}}),
+    # Same at inadequate_response (§6 row: switch to another class): bupropion declined, sertraline
+    # failed (T1): the switch offers SNRI, NaSSA, multimodal, not NDRI.
+    V("review: bupropion declined: no switch to NDRI after one failure", "§6 declined; inadequate_response switch",
+      [episode(ONSET), ad("sertraline", 100, *T1), declined("bupropion", "2024-03-07")],
+      status="inadequate_response", declined={"bupropion"}, options={"switch": ["SNRI", "NaSSA", "multimodal"]}),
+    # §1 lithium: adequacy by dose only (600 mg) and the output adds the serum-level note. At 450 mg
+    # (< 600) the trial is not adequate (pseudo-resistance), and the note matters most here: a serum
+    # level of 0.5-0.8 mmol/L at 450 mg is a real trial.
+    V("review: lithium below 600 mg: pseudo-resistance and the serum-level note", "§1 lithium serum note",
+      [episode(ONSET), *two_failures(), aug("lithium", 450, *T3)], status="trd", adequacy=["adequate", "adequate", "not_adequate"],
+      flags={"pseudo_resistance", "lithium_serum_level"}, flag_mentions={"lithium_serum_level": "0.5-0.8 mmol/L"}),
+    # §2 liothyronine's table unit is the microgram (25-50): its doses read in micrograms, as written,
+    # never "0.025 mg" (the review's "liothyronine 25 taken as 25 mg"). Sertraline failed (T1); T3 at
+    # 25 micrograms (0.025 mg) running since 10 Mar, PHQ-9 on 20 Apr (day 41 >= 28): review, and
+    # optimise_dose names 25 of 50 micrograms.
+    V("review: liothyronine doses read in micrograms", "§2 units; §6 optimise_dose names both doses",
+      [episode(ONSET), ad("sertraline", 100, *T1), aug("liothyronine", 0.025, "2024-03-10"), phq9(16, 0, "2024-04-20")],
+      status="inadequate_response",
+      options={"optimise_dose": ["liothyronine: 25 microgram/day recorded, usual maximum 50 microgram/day"]}),
+    # 12.5 micrograms < 25 for 56 days: not adequate, the shortfall named in micrograms.
+    V("review: liothyronine below its minimum, in micrograms", "§1 pseudo-resistance names the shortfall; §2 units",
+      [episode(ONSET), *two_failures(), aug("liothyronine", 0.0125, *T3)], adequacy=["adequate", "adequate", "not_adequate"],
+      flag_mentions={"pseudo_resistance": "12.5 microgram/day is below the minimum 25 microgram/day"}),
+    # §5 every PHQ-9 without item 9 carries suicide_item_not_recorded, whatever the entry order of
+    # the day's PHQ-9s: a total of 14 without item 9 and a 12 with item 9 = 0, both on 1 Feb.
+    V("review: a same-day PHQ-9 without item 9 is flagged, entered first", "§5 suicide_item_not_recorded; any order",
+      [episode(ONSET), phq9(14, None, "2024-02-01"), phq9(12, 0, "2024-02-01")], urgency="routine",
+      flags={"suicide_item_not_recorded"}),
+    V("review: a same-day PHQ-9 without item 9 is flagged, entered last", "§5 suicide_item_not_recorded; any order",
+      [episode(ONSET), phq9(12, 0, "2024-02-01"), phq9(14, None, "2024-02-01")], urgency="routine",
+      flags={"suicide_item_not_recorded"}),
+    # §4 severity from the episode's first PHQ-9 when the clinician gave none; two on that first date
+    # (22 = severe, 18 = moderate): the highest decides whatever the entry order, so with item 9 = 1
+    # (urgent) the severe baseline puts ECT first (§5), in either order.
+    V("review: two first-day PHQ-9s, severe entered first: ECT first", "§4 severity from the first PHQ-9; §5 severe + urgent",
+      [episode(ONSET, None), phq9(22, 1, "2024-01-05"), phq9(18, 1, "2024-01-05")], urgency="urgent", first="ect"),
+    V("review: two first-day PHQ-9s, severe entered last: ECT first", "§4 severity from the first PHQ-9; §5 any order",
+      [episode(ONSET, None), phq9(18, 1, "2024-01-05"), phq9(22, 1, "2024-01-05")], urgency="urgent", first="ect"),
+    # §6 response on the running trial: baseline PHQ-9 20; on day 41 PHQ-9s of 12 and 9 on one date.
+    # The highest decides whatever the order: (20 - 12) / 20 = 40 % < 50 %: no response, review.
+    V("review: same-day scores on a running trial: the highest decides the response", "§6 review_current_trial; any order",
+      [episode(ONSET), ad("sertraline", 100, "2024-01-10", baseline=("PHQ-9", 20)), phq9(12, 0, "2024-02-20"), phq9(9, 0, "2024-02-20")],
+      strategies=["review_current_trial", "lifestyle"]),
+]
+# fmt: on
+VIGNETTES += VIGNETTES_REVIEW
+
 
 def _opts(assessment, strategy):
     return {

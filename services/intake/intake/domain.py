@@ -64,6 +64,9 @@ RAPID_ACTING_KINDS = {TrialKind.ESKETAMINE: "esketamine", TrialKind.KETAMINE: "k
 PLAUSIBLE_ABOVE_MAX = Decimal(3)
 PLAUSIBLE_BELOW_MIN = Decimal(20)
 
+# A PHQ-9's first eight items (0-3 each) sum to at most 24 (CLINICAL.md 5).
+PHQ9_OTHER_ITEMS_MAX = 8 * 3
+
 # Treatment preferences (CLINICAL.md 6): a modality, augmentation, combination or a drug.
 MODALITIES = ("psychotherapy", "esketamine", "ketamine", "rtms", "ect", "vns", "dbs")
 STRATEGY_WORDS = (*MODALITIES, "augmentation", "combination")
@@ -576,6 +579,11 @@ def record_assessment(
             raise Rejected("item9", "PHQ-9 item 9 is between 0 and 3")
         if item9 > score:
             raise Rejected("item9", "cannot exceed the total score")
+        if score - item9 > PHQ9_OTHER_ITEMS_MAX:
+            # CLINICAL.md 5: the other eight items (0-3 each) sum to at most 24
+            raise Rejected(
+                "item9", f"is too low for the total: the other eight items sum to at most {PHQ9_OTHER_ITEMS_MAX}"
+            )
     check_not_future("taken_on", taken_on, today)
     return AssessmentRecorded(
         patient_id=patient.patient_id,

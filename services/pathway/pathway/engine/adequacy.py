@@ -141,6 +141,9 @@ def _pharmacological(trial: Trial, duration: int, shortfalls: list, gaps: list, 
     for a in trial.agents:
         drug = drugs.lookup(a.agent)
         dose = top_dose(a)
+        if drug is not None and drug.name == "lithium":
+            # by dose only, whatever the dose: below 600 mg the serum level may still be adequate
+            notes.append(f"lithium: adequacy by dose only; {c.LITHIUM_SERUM_NOTE}")
         if drug is None:
             gaps.append(f"{a.agent}: unknown agent, minimum dose unknown")
         elif drug.min_mg_per_day is None:
@@ -149,13 +152,12 @@ def _pharmacological(trial: Trial, duration: int, shortfalls: list, gaps: list, 
             gaps.append(f"dose of {a.agent} not recorded")
         elif dose < drug.min_mg_per_day:
             shortfalls.append(
-                f"{a.agent} {dose:g} mg/day is below the minimum {drug.min_mg_per_day:g} mg/day"
+                f"{a.agent} {drugs.per_day_text(drug, dose)} is below the minimum "
+                f"{drugs.per_day_text(drug, drug.min_mg_per_day)}"
             )
         else:
             if a.dose_mg_per_day is not None and a.dose_mg_per_day < drug.min_mg_per_day:
                 started_below = True
-            if drug.name == "lithium":
-                notes.append(f"lithium: adequacy by dose only; {c.LITHIUM_SERUM_NOTE}")
     if trial.adherence_pct is None:
         gaps.append("adherence not recorded")
     elif trial.adherence_pct < c.MIN_ADHERENCE_PCT:

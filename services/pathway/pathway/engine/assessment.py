@@ -219,7 +219,8 @@ def response_on_current(facts: PatientFacts, trials: dict, reviews: list[TrialRe
         ]
         if not same:
             continue
-        last = max(same, key=lambda o: (o.taken_on, o.sequence))
+        # the latest score; several on that date: the highest, whatever the entry order
+        last = max(same, key=lambda o: (o.taken_on, o.score))
         reduction = (t.baseline_score - last.score) / t.baseline_score
         if reduction >= c.RESPONSE_REDUCTION and not _in_remission(last):
             return f"trial {r.trial_id}: {t.baseline_instrument} {t.baseline_score} -> {last.score}"
@@ -360,7 +361,10 @@ def assess(facts: PatientFacts) -> dict:
             o for o in facts.observations if o.instrument == "PHQ-9" and o.taken_on >= episode.onset_date
         ]
         if inside:
-            first_phq9 = min(inside, key=lambda o: (o.taken_on, o.sequence)).score
+            # CLINICAL 4: the episode's first PHQ-9; several on that date: the highest, so that
+            # the entry order never decides and severity is never read lower (ECT first, §5)
+            first_on = min(o.taken_on for o in inside)
+            first_phq9 = max(o.score for o in inside if o.taken_on == first_on)
     stages = {
         "thase_rush": thase,
         "maudsley": staging.maudsley(episode, reviews, assessment_date, first_phq9) if episode else None,

@@ -51,6 +51,7 @@ MGH_ECT_POINTS = 3  # once per episode (Fava 2003)
 
 # --- CLINICAL 5: safety -----------------------------------------------------------------------
 # PHQ-9 without item 9: the other eight items sum to at most 24.
+PHQ9_OTHER_ITEMS_MAX = 24  # so item 9 >= total - 24, sent or not (fail closed)
 PHQ9_TOTAL_FORCES_URGENT = 25  # item 9 >= 1
 PHQ9_TOTAL_FORCES_EMERGENCY = 27  # item 9 = 3
 # A clinician-set urgency is lowered only by a later clinician rating; a self-report can raise

@@ -43,9 +43,21 @@ def rating(o: Observation) -> Rating | None:
     """The urgency one assessment gives, or None if it rates no suicidality (CLINICAL 5)."""
     found: list[tuple[str, str]] = []
     if o.instrument == "PHQ-9":
-        if o.item9 is not None:
+        # The other eight items sum to at most 24, so the total forces item 9 up to score - 24
+        # whether or not item 9 was sent: a recorded item 9 below that contradicts the total and
+        # never lowers urgency (CLINICAL 5: safety rules fail closed).
+        forced = max(0, o.score - c.PHQ9_OTHER_ITEMS_MAX)
+        if o.item9 is not None and o.item9 >= forced:
             level = "emergency" if o.item9 == 3 else "urgent" if o.item9 >= 1 else "routine"
             found.append((level, f"PHQ-9 item 9 = {o.item9}"))
+        elif o.item9 is not None:
+            level = "emergency" if forced == 3 else "urgent"
+            found.append(
+                (
+                    level,
+                    f"PHQ-9 total {o.score} with item 9 = {o.item9} is inconsistent: the total forces item 9 >= {forced}",
+                )
+            )
         elif o.score >= c.PHQ9_TOTAL_FORCES_URGENT:
             # item 9 not recorded: the other eight items sum to at most 24
             level = "emergency" if o.score >= c.PHQ9_TOTAL_FORCES_EMERGENCY else "urgent"
@@ -123,13 +135,16 @@ def stale(u: Urgency, assessment_date: date | None) -> dict | None:
 
 
 def suicide_item_not_recorded(observations: list[Observation]) -> dict | None:
-    """CLINICAL 5: every PHQ-9 without item 9 carries the flag; shown for the latest PHQ-9."""
+    """CLINICAL 5: every PHQ-9 without item 9 carries the flag; shown for the latest PHQ-9 date,
+    if any PHQ-9 of that date lacks it (whatever the order they were entered in)."""
     phq9 = [o for o in observations if o.instrument == "PHQ-9"]
     if not phq9:
         return None
-    latest = max(phq9, key=lambda o: (o.taken_on, o.sequence))
-    if latest.item9 is not None:
+    day = max(o.taken_on for o in phq9)
+    without = [o for o in phq9 if o.taken_on == day and o.item9 is None]
+    if not without:
         return None
+    latest = max(without, key=lambda o: o.score)
     forced = ""
     if latest.score >= c.PHQ9_TOTAL_FORCES_URGENT:
         forced = (

@@ -236,9 +236,13 @@ def _dose_options(s: Situation) -> list[str]:
         if drug is None or dose is None or drug.max_mg_per_day is None:
             continue
         if drug.name == "lithium":
-            out.append(f"lithium: check serum level ({dose:g} mg/day recorded)")
+            out.append(f"lithium: check serum level ({drugs.per_day_text(drug, dose)} recorded)")
         elif dose < drug.max_mg_per_day:
-            out.append(f"{agent}: {dose:g} mg/day recorded, usual maximum {drug.max_mg_per_day:g} mg/day")
+            # in the agent's own unit (CLINICAL 2): liothyronine in micrograms
+            out.append(
+                f"{agent}: {drugs.per_day_text(drug, dose)} recorded, "
+                f"usual maximum {drugs.per_day_text(drug, drug.max_mg_per_day)}"
+            )
     return out
 
 
@@ -328,8 +332,17 @@ def pseudo_resistance_checks(s: Situation) -> list[Recommendation]:
 
 
 def _switch_classes(s: Situation, classes: list[str]) -> list[str]:
-    """Another class: neither failed nor the class of a current agent (CLINICAL 6)."""
-    return [k for k in classes if k not in s.failed_classes and k not in s.current_classes]
+    """Another class: neither failed nor the class of a current agent, and with an agent left
+    to switch to. A class names its agents: NDRI is bupropion alone, so once bupropion was
+    stopped for intolerance or declined, "switch to NDRI" would recommend it again (CLINICAL 6)."""
+    table = drugs.all_drugs()
+    return [
+        k
+        for k in classes
+        if k not in s.failed_classes
+        and k not in s.current_classes
+        and any(d.drug_class == k and s.agent_allowed(name) for name, d in table.items())
+    ]
 
 
 def _gives_up(s: Situation) -> str | None:
