@@ -193,7 +193,10 @@ def main() -> int:
     nats_url = f"nats://127.0.0.1:{nats_port}"
     ops_seed = auth / "ops.nk"
     operator_command(
-        "streams", ["care_shared.ops.carectl", "--nats", nats_url, "--creds", str(ops_seed), "bus", "ensure"], {}
+        "streams and durables",
+        ["care_shared.ops.carectl", "--nats", nats_url, "--creds", str(ops_seed), "bus", "ensure",
+         *[a for c in seeded["clinics"] for a in ("--clinic", c["id"])]],
+        {},
     )
 
     for name in SERVICES:

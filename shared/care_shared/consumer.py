@@ -25,10 +25,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from faststream import AckPolicy
-from faststream.nats import ConsumerConfig, JStream, NatsBroker, PullSub
+from faststream.nats import JStream, NatsBroker, PullSub
 from faststream.nats.annotations import NatsMessage
-from nats.js.api import AckPolicy as JsAckPolicy
-from nats.js.api import DeliverPolicy
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -46,7 +44,7 @@ from care_shared.envelope import CLOUDEVENTS_CONTENT_TYPE, Envelope, EnvelopeErr
 from care_shared.eventstore import ConcurrencyError, inbox
 from care_shared.metrics import ServiceMetrics
 from care_shared.origin import ForgedEvent, verify_origin
-from care_shared.topology import dlq_subject, durable_for
+from care_shared.topology import dlq_subject, durable_config, durable_for
 
 log = logging.getLogger(__name__)
 
@@ -130,14 +128,9 @@ class EventConsumers:
             stream=JStream(name=stream, declare=False),
             durable=durable,
             pull_sub=PullSub(batch_size=policy.fetch_batch, timeout=1.0),
-            config=ConsumerConfig(
-                durable_name=durable,
-                ack_policy=JsAckPolicy.EXPLICIT,
-                deliver_policy=DeliverPolicy.ALL,
-                max_deliver=-1,  # never dropped by JetStream; see step 4 above
-                ack_wait=policy.ack_wait_seconds,
-                max_ack_pending=1000,
-            ),
+            # Ops creates a topology durable with this configuration (carectl bus ensure); the
+            # service only finds it. max_deliver -1: never dropped by JetStream (step 4 above).
+            config=durable_config(durable, subject, policy.ack_wait_seconds),
             # Never FastStream's default, which terminates a message on any exception.
             ack_policy=AckPolicy.MANUAL,
             title=durable,

@@ -73,7 +73,8 @@ class Envelope(BaseModel):
     datacontenttype: str = "application/json"
     data: dict[str, Any]
     traceparent: str | None = None
-    sequence: int | None = Field(default=None, ge=0, lt=10**SEQUENCE_DIGITS)
+    # CloudEvents' Integer: a signed 32-bit value (so a forged 10**12 is no envelope at all).
+    sequence: int | None = Field(default=None, ge=0, le=2**31 - 1)
     sequencetype: str | None = None
     clinicid: str | None = None
 

@@ -7,9 +7,9 @@ table below derives from the topology:
 
 - a service publishes its own `<service>.>` events and the dead letters of its own durables;
   it declares (CREATE, INFO) only its own streams; on each stream it reads it may look up,
-  create, pull from and acknowledge only its own durables; it never updates, deletes or
-  purges a stream;
-- a clinic may create, pull from and acknowledge only the durable on its own `tasks.<id>`;
+  pull from and acknowledge only its own durables, which ops creates (`carectl bus ensure`);
+  it never creates a consumer, nor updates, deletes or purges a stream;
+- a clinic may look up, pull from and acknowledge only the durable on its own `tasks.<id>`;
 - every user reads replies only on its own inbox prefix (`_INBOX_<user>.>`): with the shared
   `_INBOX.>` one user could read another's replies, fetched messages included.
 
@@ -43,7 +43,15 @@ from care_shared.topology import (
 OPS = "ops"
 CLINIC_ID = re.compile(r"^[A-Za-z0-9_-]{1,80}$")
 # Stream administration: only ops may.
-ADMIN_API = ("$JS.API.STREAM.UPDATE.>", "$JS.API.STREAM.DELETE.>", "$JS.API.STREAM.PURGE.>", "$JS.API.STREAM.MSG.DELETE.>")
+ADMIN_API = (
+    "$JS.API.STREAM.UPDATE.>",
+    "$JS.API.STREAM.DELETE.>",
+    "$JS.API.STREAM.PURGE.>",
+    "$JS.API.STREAM.MSG.DELETE.>",
+    "$JS.API.CONSUMER.CREATE.>",
+    "$JS.API.CONSUMER.DURABLE.CREATE.>",
+    "$JS.API.CONSUMER.DELETE.>",
+)
 
 
 def inbox_prefix(user: str) -> str:
@@ -62,13 +70,13 @@ class Permissions:
     publish_deny: tuple[str, ...] = ()
 
 
-def _consume(stream: str, durable: str, filter_subject: str) -> list[str]:
-    """The JetStream API subjects one pull consumer uses (nats-server 2.15, nats-py, FastStream
-    0.7; see NATS_NOTES): look up, create (the filter is part of the subject, so the grant pins
-    it), pull, and ack/nak/term/in-progress."""
+def _consume(stream: str, durable: str) -> list[str]:
+    """The JetStream API subjects one pull consumer uses once ops created it (nats-server 2.15,
+    nats-py, FastStream 0.7; see NATS_NOTES): look up, pull, and ack/nak/term/in-progress.
+    Never CREATE: whoever may create a consumer chooses its filter and can make it a push
+    consumer delivering to any subject (care_shared.topology.durable_config; ops creates it)."""
     return [
         f"$JS.API.CONSUMER.INFO.{stream}.{durable}",
-        f"$JS.API.CONSUMER.CREATE.{stream}.{durable}.{filter_subject}",
         f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{durable}",
         f"$JS.ACK.{stream}.{durable}.>",
     ]
@@ -81,7 +89,7 @@ def service_permissions(service: str) -> Permissions:
     for durable in DURABLES:
         if durable.service == service:
             publish.append(durable.dead_letter_subject)
-            publish += _consume(durable.stream, durable.name, durable.filter_subject)
+            publish += _consume(durable.stream, durable.name)
     return Permissions(service, tuple(publish), (f"{inbox_prefix(service)}.>",), ADMIN_API)
 
 
@@ -89,7 +97,7 @@ def clinic_permissions(clinic_id: str) -> Permissions:
     if not CLINIC_ID.match(clinic_id):
         raise ValueError("a clinic id must be one NATS token (letters, digits, - and _)")
     user = clinic_user(clinic_id)
-    publish = _consume(TASK_STREAM, clinic_task_durable(clinic_id), f"tasks.{clinic_id}")
+    publish = _consume(TASK_STREAM, clinic_task_durable(clinic_id))
     return Permissions(user, tuple(publish), (f"{inbox_prefix(user)}.>",), ADMIN_API)
 
 

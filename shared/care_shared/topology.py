@@ -15,6 +15,9 @@ from dataclasses import dataclass
 
 from nats.js import JetStreamContext
 from nats.js.api import (
+    AckPolicy,
+    ConsumerConfig,
+    DeliverPolicy,
     DiscardPolicy,
     RetentionPolicy,
     StorageType,
@@ -96,6 +99,33 @@ def clinic_task_durable(clinic_id: str) -> str:
     return f"tasks-{clinic_id}"
 
 
+# Every durable is created by ops with this configuration, never by the service or clinic that
+# pulls from it: the right to create a consumer is the right to choose its filter and a push
+# deliver_subject, i.e. to copy a stream's messages onto any subject.
+ACK_WAIT_SECONDS = 30.0
+MAX_ACK_PENDING = 1000
+
+
+def durable_config(name: str, filter_subject: str, ack_wait_seconds: float = ACK_WAIT_SECONDS) -> ConsumerConfig:
+    return ConsumerConfig(
+        durable_name=name,
+        name=name,
+        ack_policy=AckPolicy.EXPLICIT,
+        deliver_policy=DeliverPolicy.ALL,
+        # JetStream never drops a message: past the consumer's own limit, it dead-letters.
+        max_deliver=-1,
+        ack_wait=ack_wait_seconds,
+        max_ack_pending=MAX_ACK_PENDING,
+        filter_subject=filter_subject,
+    )
+
+
+def durable_configs(clinics: tuple[str, ...] | list[str] = ()) -> list[tuple[str, ConsumerConfig]]:
+    """(stream, config) of every durable: the services' and each receiving clinic's."""
+    found = [(d.stream, durable_config(d.name, d.filter_subject)) for d in DURABLES]
+    return found + [(TASK_STREAM, durable_config(clinic_task_durable(c), f"tasks.{c}")) for c in clinics]
+
+
 def task_stream_config(replicas: int = 1) -> StreamConfig:
     """Referral tasks per receiving clinic (`tasks.<clinic id>`): a work queue sourced from the
     REFERRAL stream's task-dispatched events, so publishing stays the outbox's job."""
@@ -149,6 +179,14 @@ def stream_configs(replicas: int = 1) -> list[StreamConfig]:
         )
     )
     return configs
+
+
+async def ensure_topology(js: JetStreamContext, replicas: int = 1, clinics: list[str] | tuple[str, ...] = ()) -> None:
+    """Ops: every stream, then every durable (services' and receiving clinics'), created or
+    brought up to date."""
+    await ensure_streams(js, replicas)
+    for stream, config in durable_configs(clinics):
+        await js.add_consumer(stream, config)  # an existing one with these settings: a no-op
 
 
 async def ensure_streams(js: JetStreamContext, replicas: int = 1) -> None:

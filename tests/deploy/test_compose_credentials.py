@@ -77,7 +77,13 @@ def test_the_layout_matches_the_compose_mounts(tmp_path: Path, monkeypatch: pyte
         assert stat.S_IMODE(own.stat().st_mode) == 0o700
     for path in (root / "postgres").iterdir():
         assert path.stat().st_uid == module.POSTGRES_UID
-    assert sorted(p.name for p in (root / "nats-server").iterdir()) == ["auth.conf", "ca.crt", "server.crt", "server.key"]
+    assert sorted(p.name for p in (root / "nats-server").iterdir()) == ["auth.conf", "ca.crt", "cluster.conf", "server.crt", "server.key"]
+    # Routes authenticate with a generated password of their own, to each member.
+    cluster = (root / "nats-server" / "cluster.conf").read_text()
+    password = (root / "nats-route.password").read_text().strip()
+    assert len(password) >= 40 and f'password: "{password}"' in cluster
+    assert [m for m in ("nats1", "nats2", "nats3") if f"route:{password}@{m}:6222" in cluster] == ["nats1", "nats2", "nats3"]
+    assert stat.S_IMODE((root / "nats-server" / "cluster.conf").stat().st_mode) == 0o600
     assert (root / "clinic" / "clinic-c1" / "nats.nk").exists() and (root / "ops" / "nats.nk").exists()
     passwords = {(root / "pg" / f"{r}.password").read_text() for r in ("postgres", *SERVICES)}
     assert len(passwords) == 5 and all(len(p.strip()) >= 40 for p in passwords)

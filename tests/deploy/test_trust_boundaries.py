@@ -197,6 +197,7 @@ def test_nats_server_runs_the_compose_config_routes_over_tls_and_refuses_anonymo
     for src, dest in (("nats-server.crt", "server.crt"), ("nats-server.key", "server.key"), ("ca.crt", "ca.crt")):
         shutil.copyfile(certs / src, secrets / dest)
     (secrets / "auth.conf").write_text('authorization { users: [ {user: probe, password: "probe-password"} ] }\n')
+    route_password = "route-password-for-the-test"
 
     def free_port() -> int:
         with socket.socket() as s:
@@ -204,7 +205,8 @@ def test_nats_server_runs_the_compose_config_routes_over_tls_and_refuses_anonymo
             return s.getsockname()[1]
 
     members = [{"name": f"m{i}", "port": free_port(), "route": free_port()} for i in (1, 2)]
-    routes = ", ".join(f"nats-route://localhost:{m['route']}" for m in members)
+    routes = ", ".join(f'"nats-route://route:{route_password}@localhost:{m["route"]}"' for m in members)
+    (secrets / "cluster.conf").write_text(f'authorization {{ user: "route", password: "{route_password}", timeout: 2 }}\nroutes: [{routes}]\n')
     servers = []
     try:
         for member in members:
@@ -213,7 +215,6 @@ def test_nats_server_runs_the_compose_config_routes_over_tls_and_refuses_anonymo
             conf = conf.replace("store_dir: /data", f"store_dir: {tmp_path}/{member['name']}")
             conf = re.sub(r"^port: 4222$", f"port: {member['port']}\nhost: 127.0.0.1", conf, flags=re.M)
             conf = re.sub(r"^http_port: 8222$", "", conf, flags=re.M)
-            conf = re.sub(r"routes: \[[^\]]*\]", f"routes: [{routes}]", conf)
             conf = conf.replace("port: 6222", f"port: {member['route']}")
             path = tmp_path / f"{member['name']}.conf"
             path.write_text(conf)
@@ -254,6 +255,25 @@ def test_nats_server_runs_the_compose_config_routes_over_tls_and_refuses_anonymo
         text = logs()
         assert text.count("TLS required for client connections") == 2
         assert "route handshake error" not in text.lower() and "[FTL]" not in text, text
+
+        # A rogue server with a service's client certificate (same CA) but no route password
+        # may not join: it would sit beyond every user's permissions.
+        rogue_dir = tmp_path / "rogue"
+        rogue_dir.mkdir()
+        rogue_conf = rogue_dir / "rogue.conf"
+        rogue_conf.write_text(
+            f"port: {free_port()}\nhost: 127.0.0.1\n"
+            f"cluster {{ name: care, port: {free_port()}, routes: [nats-route://localhost:{members[0]['route']}]\n"
+            f"  tls {{ cert_file: \"{certs / 'intake.crt'}\", key_file: \"{certs / 'intake.key'}\", ca_file: \"{certs / 'ca.crt'}\", verify: true, timeout: 2 }} }}\n"
+        )
+        rogue_log = rogue_dir / "rogue.log"
+        rogue = subprocess.Popen([NATS_SERVER, "-c", str(rogue_conf), "--name", "rogue", "-l", str(rogue_log)])
+        servers.append(rogue)
+        deadline = time.monotonic() + 10
+        while "Router connection closed: Authentication Failure" not in members[0]["log"].read_text():
+            assert time.monotonic() < deadline, "the rogue route was not refused\n" + logs()
+            time.sleep(0.1)
+        assert "Route Error 'Authorization Violation'" in rogue_log.read_text()
     finally:
         for server in servers:
             server.terminate()

@@ -140,8 +140,16 @@ async def test_each_service_fetches_and_acks_on_its_own_durables_only(bus: NatsS
         for other in others:
             cfg = ConsumerConfig(durable_name=other.name, ack_policy=AckPolicy.EXPLICIT, filter_subject=other.filter_subject)
             assert await refused(js.pull_subscribe(other.filter_subject, durable=other.name, stream=other.stream, config=cfg))
-        # An ephemeral consumer (reading the whole stream its own way) is ops' alone.
+        # An ephemeral consumer (reading the whole stream its own way) is ops' alone, and so is
+        # creating or changing a durable: not even its own may become a push consumer copying
+        # the stream onto another subject, or take another filter.
         assert await refused(js.pull_subscribe(durable.filter_subject, durable=None, stream=durable.stream))
+        push = ConsumerConfig(durable_name=durable.name, name=durable.name, deliver_subject=f"{durable.service}.evil-happened.x", filter_subject=durable.filter_subject)
+        assert await refused(js.add_consumer(durable.stream, push))
+        narrower = ConsumerConfig(durable_name=durable.name, name=durable.name, ack_policy=AckPolicy.EXPLICIT, filter_subject=f"{producer}.clinic-registered.*")
+        assert await refused(js.add_consumer(durable.stream, narrower))
+        info = await ops.jetstream().consumer_info(durable.stream, durable.name)
+        assert info.config.deliver_subject is None and info.config.filter_subject == durable.filter_subject
     finally:
         await nc.close()
         await ops.close()

@@ -63,3 +63,11 @@ def test_the_sequence_travels_as_an_orderable_string_and_old_integers_still_read
     stored_before = {**wire, "sequence": 12}
     del stored_before["sequencetype"]
     assert parse_envelope(json.dumps(stored_before).encode()).sequence == 12
+
+
+def test_a_sequence_beyond_a_32_bit_integer_is_no_envelope() -> None:
+    from care_shared.envelope import EnvelopeError
+
+    wire = json.loads(envelope(sequence=5).model_dump_json(exclude_none=True))
+    with pytest.raises(EnvelopeError, match="sequence"):
+        parse_envelope(json.dumps({**wire, "sequence": str(10**9 * 10)}).encode())

@@ -14,6 +14,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from care_shared.contracts import decode
 from care_shared.db import Database
 from care_shared.envelope import Envelope, EnvelopeError, parse_envelope
+from care_shared.origin import ForgedEvent, verify_origin
 from care_shared.rebuild import RebuildReport, compare, progress_bar
 from pathway.projection import PatientProjection
 from pathway.tables import patient_assessments
@@ -46,9 +47,12 @@ async def read_stream(
             for msg in await sub.fetch(500, timeout=5):
                 seq = msg.metadata.sequence.stream
                 try:
-                    envelopes.append(parse_envelope(msg.data))
-                except EnvelopeError:
-                    pass  # not an event: the live consumer dead-lettered it too
+                    envelope = parse_envelope(msg.data)
+                    # What the live consumer refused as forged is no fact of the patient's.
+                    verify_origin(envelope, stream, msg.subject)
+                    envelopes.append(envelope)
+                except (EnvelopeError, ForgedEvent):
+                    pass  # not an event, or not intake's: the live consumer dead-lettered it too
             if progress:
                 progress(seq, last)
         return envelopes

@@ -35,7 +35,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from care_shared.consumer import DLQ_CONSUMER, DLQ_DELIVERIES, DLQ_REASON, DLQ_STREAM_SEQ, DLQ_SUBJECT
 from care_shared.nats_auth import OPS, connect_options, ssl_context
 from care_shared.ops.traces import last_request_trace, load_spans, render_tree
-from care_shared.topology import DLQ_STREAM, ensure_streams, stream_configs
+from care_shared.topology import DLQ_STREAM, durable_configs, ensure_topology, stream_configs
 
 RUN_FILE = Path(os.environ.get("CARE_VAR_DIR") or "var") / "run.json"  # written by `make run`
 
@@ -72,8 +72,12 @@ def nats_servers(args: argparse.Namespace) -> list[str]:
 async def bus(args: argparse.Namespace) -> int:
     nc = await connect(args)
     try:
-        await ensure_streams(nc.jetstream(), args.replicas)
-        print(json.dumps({"streams": [c.name for c in stream_configs(args.replicas)]}))
+        clinics = [*args.clinic, *os.environ.get("CARE_CLINIC_IDS", "").split()]
+        await ensure_topology(nc.jetstream(), args.replicas, clinics)
+        print(json.dumps({
+            "streams": [c.name for c in stream_configs(args.replicas)],
+            "durables": [c.durable_name for _, c in durable_configs(clinics)],
+        }))
     finally:
         await nc.close()
     return 0
@@ -221,9 +225,10 @@ def coordinator(args: argparse.Namespace) -> int:
 
 HELP = {
     "bus": """As the ops user: declare every stream of care_shared.topology (the event streams,
-REFERRAL_TASKS and the dead letters), updating one whose configuration differs. Services declare
-only their own stream and may not update one, so run this after an upgrade that changes a
-stream. `make run`, the test fixtures and the deploy jobs run it before the services start.""",
+REFERRAL_TASKS and the dead letters) and create every durable consumer (the services', and
+`tasks-<id>` for each receiving clinic given by --clinic or CARE_CLINIC_IDS), updating what
+differs. Services declare only their own stream and never create a consumer, so run this after
+an upgrade that changes a stream or a durable, and after adding a clinic. `make run`, the test fixtures and the deploy jobs run it before the services start.""",
     "streams": """Each JetStream stream: how many messages and bytes it holds, how many consumers
 read it, and the publish rate measured between two samples --interval seconds apart.
 INTAKE, PATHWAY, REFERRAL and NOTIFY hold each service's events; DLQ holds dead letters;
@@ -276,6 +281,7 @@ def main(argv: list[str] | None = None) -> int:
     bsub = p.add_subparsers(dest="bus_command", required=True)
     e = bsub.add_parser("ensure", help="declare every stream (and bring an existing one up to date)")
     e.add_argument("--replicas", type=int, default=int(os.environ.get("NATS_STREAM_REPLICAS", "1")))
+    e.add_argument("--clinic", action="append", default=[], help="a receiving clinic's id, for its task durable (also CARE_CLINIC_IDS)")
     p.set_defaults(run=lambda a: asyncio.run(bus(a)))
     p = _sub(sub, "streams", "JetStream streams: messages, bytes, publish rate")
     p.add_argument("--interval", type=float, default=1.0, help="seconds between the two samples of the rate")

@@ -28,7 +28,7 @@ import nats
 
 from care_shared.nats_auth import OPS, Credentials, connect_options, generate, server_conf
 from care_shared.testing.polling import wait_until
-from care_shared.topology import ensure_streams
+from care_shared.topology import ensure_topology
 
 
 def free_port() -> int:
@@ -155,6 +155,7 @@ class NatsServer:
         if self.process and self.process.poll() is None:
             self.process.send_signal(signal.SIGHUP)  # nats-server reloads its configuration
             self._in_thread(self._wait_for_users, clinic_ids)
+            self._in_thread(self._declare_streams)  # and their task durables
 
     async def _wait_for_users(self, clinic_ids: tuple[str, ...]) -> None:
         from care_shared.nats_auth import clinic_user
@@ -172,9 +173,10 @@ class NatsServer:
                     await asyncio.sleep(0.05)
 
     async def _declare_streams(self) -> None:
+        """Ops' start-up step: every stream and durable (services' and known clinics')."""
         nc = await self.connect()
         try:
-            await ensure_streams(nc.jetstream())
+            await ensure_topology(nc.jetstream(), clinics=self.clinics)
         finally:
             await nc.close()
 
