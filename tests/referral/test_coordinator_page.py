@@ -73,6 +73,7 @@ async def _axe_violations(page) -> list[dict]:  # noqa: ANN001
     source = (Path(axe_playwright_python.__file__).parent / "axe.min.js").read_text()
     await page.evaluate(source)  # evaluated by the test, not a script the page's CSP must allow
     result = await page.evaluate("async () => await axe.run(document)")
+    assert any(p["id"] == "label" for p in result["passes"])  # the form controls were checked
     return [
         {"id": v["id"], "impact": v["impact"], "nodes": [n["target"] for n in v["nodes"]]}
         for v in result["violations"]
