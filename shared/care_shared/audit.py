@@ -74,7 +74,7 @@ def create_audit_table() -> None:
     op.create_index("ix_audit_log_actor_at", "audit_log", ["actor_id", "at"])
     if op.get_bind().dialect.name == "postgresql":
         op.execute(
-            "CREATE FUNCTION audit_log_append_only() RETURNS trigger LANGUAGE plpgsql AS "
+            "CREATE OR REPLACE FUNCTION audit_log_append_only() RETURNS trigger LANGUAGE plpgsql AS "
             "$$ BEGIN RAISE EXCEPTION 'audit_log is append-only'; END $$"
         )
         op.execute(

@@ -381,6 +381,14 @@ def create_service_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state = runtime.startup
         starting = asyncio.create_task(start_in_background(runtime), name="start-up")
+
+        def failed(task: asyncio.Task) -> None:
+            if not task.cancelled() and task.exception() is not None:
+                # After HTTP is up, a real failure (not a wait) leaves /readyz at 503 on this step.
+                state.step = f"{state.step} (failed: {type(task.exception()).__name__})"
+                log.error("start-up failed", extra={"step": state.step, "error": type(task.exception()).__name__})
+
+        starting.add_done_callback(failed)
         # Wait while start-up makes progress (everything is up: the usual case, and what
         # in-process tests rely on); stop waiting, and serve HTTP, as soon as a step is
         # blocked on an absent database or NATS.

@@ -37,6 +37,10 @@ def add_clinic(network: Network, name: str) -> tuple[str, str]:
     return made["clinic_id"], made["api_key"]
 
 
+def carectl(args: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "care_shared.ops.carectl", *args], env=env, capture_output=True, text=True, timeout=120)
+
+
 def run(args: list[str], env: dict[str, str]) -> dict:
     out = subprocess.run([sys.executable, *args], env=env, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
@@ -77,12 +81,9 @@ async def test_revoked_keys_are_refused_everywhere_within_a_second(network: Netw
 
         # carectl clinic revoke.
         done = None
-        carectl = subprocess.run(
-            [sys.executable, "-m", "care_shared.ops.carectl", "clinic", "revoke", "--clinic-id", b_id,
-             "--database-url", network.services["intake"].env["DATABASE_URL"]],
-            env={**network.services["intake"].env_for_cli(), "NATS_URL": network.nats.url}, capture_output=True, text=True, timeout=60,
-        )
-        assert carectl.returncode == 0, carectl.stderr
+        out = carectl(["clinic", "revoke", "--clinic-id", b_id, "--database-url", network.services["intake"].env["DATABASE_URL"]],
+                      {**network.services["intake"].env_for_cli(), "NATS_URL": network.nats.url})
+        assert out.returncode == 0, out.stderr
         done = time.monotonic()
         await eventually(lambda: refused(key_b), timeout=5, interval=0.02, what="every service to refuse clinic B's key")
         carectl_after_command = time.monotonic() - done
@@ -95,12 +96,9 @@ async def test_revoked_keys_are_refused_everywhere_within_a_second(network: Netw
         # A coordinator who left: carectl coordinator revoke, by id.
         tasks = network.url("referral") + "/v1/tasks"
         assert (await http.get(tasks, headers={"Authorization": f"Bearer {coordinator['api_key']}"})).status_code == 200
-        carectl = subprocess.run(
-            [sys.executable, "-m", "care_shared.ops.carectl", "coordinator", "revoke", "--coordinator-id", coordinator["coordinator_id"],
-             "--database-url", network.services["referral"].env["DATABASE_URL"]],
-            env=referral_env, capture_output=True, text=True, timeout=60,
-        )
-        assert carectl.returncode == 0, carectl.stderr
+        out = carectl(["coordinator", "revoke", "--coordinator-id", coordinator["coordinator_id"],
+                       "--database-url", network.services["referral"].env["DATABASE_URL"]], referral_env)
+        assert out.returncode == 0, out.stderr
         done = time.monotonic()
         r = await http.get(tasks, headers={"Authorization": f"Bearer {coordinator['api_key']}"})
         coordinator_after_command = time.monotonic() - done
@@ -160,8 +158,7 @@ async def test_the_audit_lists_who_read_a_patients_data(network: Network) -> Non
     databases = [arg for s in SERVICES for arg in ("--database", f"{s}={network.services[s].env['DATABASE_URL']}")]
 
     def carectl_audit(*args: str) -> list[dict]:
-        out = subprocess.run([sys.executable, "-m", "care_shared.ops.carectl", "audit", *args, *databases, "--json"],
-                             capture_output=True, text=True, timeout=120)
+        out = carectl(["audit", *args, *databases, "--json"])
         assert out.returncode == 0, out.stderr
         return [json.loads(line) for line in out.stdout.splitlines() if line.strip()]
 
@@ -180,7 +177,7 @@ async def test_the_audit_lists_who_read_a_patients_data(network: Network) -> Non
     by_b = carectl_audit("--clinic", b_id)
     assert [(r["patient_id"], r["status"]) for r in by_b] == [(pid, 404)]
 
-    table = subprocess.run([sys.executable, "-m", "care_shared.ops.carectl", "audit", "--patient", pid, *databases], capture_output=True, text=True, timeout=120)
+    table = carectl(["audit", "--patient", pid, *databases])
     assert table.returncode == 0 and "/v1/patients/{patient_id}/assessment" in table.stdout and b_id in table.stdout
 
     # Append-only, at the database: a row can be neither changed nor removed.

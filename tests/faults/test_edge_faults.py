@@ -37,6 +37,11 @@ def add_clinic(svc: ServiceProcess, name: str) -> str:
     return json.loads(out.stdout.strip().splitlines()[-1])["api_key"]
 
 
+def carectl_outbox(url: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "care_shared.ops.carectl", "outbox", "--database", f"intake={url}"],
+                          capture_output=True, text=True, timeout=60, cwd=cwd)
+
+
 def wait_healthz(svc: ServiceProcess, timeout: float = 30.0) -> float:
     """Seconds from now until /healthz answers 200."""
     started = time.monotonic()
@@ -168,8 +173,7 @@ async def test_a_poison_outbox_row_is_set_aside_and_never_blocks_the_rows_behind
             assert re.search(r"^care_outbox_backlog 0\.0$", metrics, re.M)
             assert (await http.get("/readyz")).status_code == 200
 
-        out = subprocess.run([sys.executable, "-m", "care_shared.ops.carectl", "outbox", "--database", f"intake={url}"],
-                             capture_output=True, text=True, timeout=60, cwd=tmp_path)
+        out = carectl_outbox(url, tmp_path)
         assert poison.event_id in out.stdout and "ValueError" in out.stdout, out.stdout + out.stderr
         assert "intake" in out.stdout
     finally:
