@@ -149,9 +149,10 @@ class _AccessGuardedConsumers(EventConsumers):
         }
         for _ in range(20):
             try:
-                async with self.db.transaction() as session:
-                    await session.execute(sa.delete(access_event_failures).where(access_event_failures.c.event_id == envelope.id))
-                    await session.execute(sa.insert(access_event_failures).values(**values))
+                with suppress_instrumentation():
+                    async with self.db.transaction() as session:
+                        await session.execute(sa.delete(access_event_failures).where(access_event_failures.c.event_id == envelope.id))
+                        await session.execute(sa.insert(access_event_failures).values(**values))
                 return
             except Exception:  # noqa: BLE001 - the database may be what failed: try again
                 await asyncio.sleep(0.5)
@@ -296,19 +297,27 @@ async def connect_broker(broker: NatsBroker, url: str) -> None:
     """Wait for NATS at start-up, however long it takes: the service is not ready until then.
     nats-py retries by itself (max_reconnect_attempts=-1) and reports each failed attempt to
     the broker's error callback; this only says, every 10 s, that it is still waiting."""
-    connecting = asyncio.ensure_future(broker.connect())
-    waited = 0.0
-    try:
-        while True:
-            done, _ = await asyncio.wait({connecting}, timeout=10.0)
-            if done:
-                connecting.result()
-                return
-            waited += 10.0
-            log.warning("still waiting for NATS", extra={"waited_s": waited})
-    finally:
-        if not connecting.done():
-            connecting.cancel()
+    delay = 0.2
+    while True:
+        connecting = asyncio.ensure_future(broker.connect())
+        waited = 0.0
+        try:
+            while not connecting.done():
+                await asyncio.wait({connecting}, timeout=10.0)
+                if not connecting.done():
+                    waited += 10.0
+                    log.warning("still waiting for NATS", extra={"waited_s": waited})
+            connecting.result()
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # as before: whatever connecting raised, try again
+            log.warning("NATS not reachable yet", extra={"error": type(exc).__name__, "retry_in_s": delay})
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+        finally:
+            if not connecting.done():
+                connecting.cancel()
 
 
 async def start_in_background(runtime: Runtime) -> None:
@@ -362,7 +371,8 @@ async def purge_idempotency_keys(runtime: Runtime, every_seconds: float = 3600.0
     await runtime.startup.migrated.wait()
     while True:
         try:
-            purged = await purge_expired_keys(runtime.db, ttl)
+            with suppress_instrumentation():  # nobody's request: no root trace of its own
+                purged = await purge_expired_keys(runtime.db, ttl)
             if purged:
                 log.info("expired Idempotency-Keys purged", extra={"purged": purged})
         except Exception as exc:  # noqa: BLE001 - try again next time

@@ -218,7 +218,9 @@ async def list_tasks(
     )
     if status != "open":
         views = [v for v in views if v["status"] == status]
-    return sorted(views, key=queue_key)[:limit]
+    shown = sorted(views, key=queue_key)[:limit]
+    request.state.audit_patient_ids = [v["patient_id"] for v in shown]  # what the answer shows
+    return shown
 
 
 @router.get("/tasks/{task_id}", tags=["tasks"], summary="One task (a referral, as the queue shows it)")
