@@ -12,6 +12,7 @@ NATS away a clinic's writes are stored and wait in the outbox."""
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -52,7 +53,7 @@ from care_shared.contracts import EventData
 from care_shared.contracts.intake import ClinicKeyRevoked, ClinicKeyRotated, ClinicRegistered
 from care_shared.db import Database
 from care_shared.edges import DOCS_CSP, DOCS_INIT, DOCS_PAGE, EdgeMiddleware, SecurityHeadersMiddleware
-from care_shared.envelope import Envelope
+from care_shared.envelope import Envelope, nats_subject
 from care_shared.eventstore import EventStore, outbox
 from care_shared.idempotency import purge_expired_keys
 from care_shared.metrics import HttpMetricsMiddleware, ServiceMetrics
@@ -72,6 +73,8 @@ from care_shared.topology import ensure_streams
 log = logging.getLogger(__name__)
 
 KEY_EVENTS = (ClinicRegistered, ClinicKeyRotated, ClinicKeyRevoked)
+# Their NATS subjects, `intake.clinic-key-revoked.<clinic id>`: known before the data is read.
+KEY_SUBJECTS = tuple(nats_subject(e.event_type, "x")[:-1] for e in KEY_EVENTS)
 Authenticate = Callable[["Runtime", str], Awaitable[object | None]]
 
 
@@ -138,12 +141,35 @@ class _AccessGuardedConsumers(EventConsumers):
 
         return guarded
 
+    async def _dead_letter(self, msg, durable: str, reason: str, *args, **kwargs) -> None:  # noqa: ANN001, ANN002, ANN003
+        """A key event dead-lettered before any handler saw it (its data failed the schema, say)
+        is recorded too: whatever the path, an unapplied key event is never silent."""
+        await super()._dead_letter(msg, durable, reason, *args, **kwargs)
+        raw = msg.raw_message
+        if not raw.subject.startswith(KEY_SUBJECTS):
+            return
+        try:
+            parsed = json.loads(raw.data)
+            event_id, event_type = str(parsed["id"])[:36], str(parsed["type"])
+        except Exception:  # noqa: BLE001 - not an envelope at all: the dead letter says so
+            return
+        if not any(event_type.startswith(e.event_type.rsplit(".", 1)[0] + ".") for e in KEY_EVENTS):
+            return
+        self.metrics.access_events_failed.labels(event_type[:160]).inc()
+        log.error("key event dead-lettered: not applied", extra={"consumer": durable, "event_id": event_id, "type": event_type[:160]})
+        task = asyncio.get_running_loop().create_task(self._record(durable, event_id, event_type[:160], None, "dead-lettered"))
+        _background.add(task)
+        task.add_done_callback(_background.discard)
+
     async def _record_failure(self, durable: str, envelope: Envelope, payload: EventData, error: str) -> None:
+        await self._record(durable, envelope.id, envelope.type, getattr(payload, "clinic_id", None), error)
+
+    async def _record(self, durable: str, event_id: str, event_type: str, clinic_id: str | None, error: str) -> None:
         values = {
-            "event_id": envelope.id,
+            "event_id": event_id,
             "consumer": durable,
-            "type": envelope.type,
-            "clinic_id": getattr(payload, "clinic_id", None),
+            "type": event_type,
+            "clinic_id": clinic_id,
             "error": error,
             "failed_at": datetime.now(UTC),
         }
@@ -151,12 +177,12 @@ class _AccessGuardedConsumers(EventConsumers):
             try:
                 with suppress_instrumentation():
                     async with self.db.transaction() as session:
-                        await session.execute(sa.delete(access_event_failures).where(access_event_failures.c.event_id == envelope.id))
+                        await session.execute(sa.delete(access_event_failures).where(access_event_failures.c.event_id == event_id))
                         await session.execute(sa.insert(access_event_failures).values(**values))
                 return
             except Exception:  # noqa: BLE001 - the database may be what failed: try again
                 await asyncio.sleep(0.5)
-        log.error("could not record an unapplied key event", extra={"event_id": envelope.id})
+        log.error("could not record an unapplied key event", extra={"event_id": event_id})
 
 
 _background: set[asyncio.Task] = set()

@@ -1,7 +1,8 @@
 """A key event a service cannot apply is never silent (issue 12): pathway, in-process on a
 real nats-server, fails to apply a clinic-key-revoked until it is dead-lettered; /readyz
 says so and a metric counts it, while the old key still works there. After the fix,
-`carectl dlq replay` applies it: ready again, and the key refused."""
+`carectl dlq replay` applies it: ready again, and the key refused. A key event whose data
+fails the schema (dead-lettered before any handler) is reported the same way."""
 
 from __future__ import annotations
 
@@ -92,6 +93,29 @@ async def test_an_unapplied_key_event_shows_in_readiness_and_metrics_until_repla
     r = await http.get("/readyz")
     assert r.status_code == 200, r.text
     assert re.search(r"^care_access_events_unapplied 0\.0$", (await http.get("/metrics")).text, re.M)
+
+
+async def test_a_key_event_dead_lettered_before_its_handler_is_reported_too(pathway: httpx.AsyncClient, own_nats: NatsServer) -> None:
+    http = pathway
+    auth = {"Authorization": f"Bearer {KEY}"}
+    await publish(own_nats.url, ClinicRegistered(clinic_id=CLINIC, name="Clinic", key_sha256=hash_key(KEY)), 1)
+    await eventually(lambda: _status(http, auth, 404), what="pathway to know the key")
+    # A revocation whose key hash is missing: the consumer's schema check dead-letters it.
+    env = to_envelope(event_id=new_event_id(), source="/intake", type=ClinicKeyRevoked.event_type, subject=CLINIC, time=datetime.now(UTC),
+                      data={"clinic_id": CLINIC}, sequence=2, traceparent=None, clinicid=CLINIC)
+    nc = await nats.connect(own_nats.url)
+    try:
+        await nc.jetstream().publish(nats_subject(ClinicKeyRevoked.event_type, CLINIC), env.model_dump_json().encode(), headers={"Nats-Msg-Id": env.id})
+    finally:
+        await nc.drain()
+
+    async def reported() -> dict | None:
+        r = await http.get("/readyz")
+        return r.json() if r.status_code == 503 and "key events" in r.json()["checks"] else None
+
+    body = await eventually(reported, timeout=20, what="/readyz to report the dead-lettered key event")
+    assert "clinic-key-revoked" in body["checks"]["key events"]
+    assert re.search(r'care_access_events_failed_total\{type="care.intake.clinic-key-revoked.v1"\} 1\.0', (await http.get("/metrics")).text)
 
 
 async def _status(http: httpx.AsyncClient, auth: dict, status: int) -> bool:
