@@ -129,6 +129,25 @@ async def test_nats_down_at_start_up(tmp_path: Path) -> None:
     assert lonely_stop < GRACE_SECONDS and all(s < GRACE_SECONDS for s in stops.values())
 
 
+async def test_database_down_at_start_up_still_serves_healthz_and_honours_sigterm(own_nats: NatsServer, tmp_path: Path) -> None:
+    from care_shared.testing.nats_server import free_port
+
+    # Nothing listens there: migrations wait (and say so), HTTP does not.
+    nowhere = f"postgresql+asyncpg://postgres@127.0.0.1:{free_port()}/care"
+    svc = ServiceProcess("pathway", {"DATABASE_URL": nowhere, "NATS_URL": own_nats.url}, tmp_path).start()
+    try:
+        wait_healthz(svc)
+        async with httpx.AsyncClient(timeout=5) as http:
+            r = await http.get(f"{svc.url}/readyz")
+            assert r.status_code == 503 and r.json()["checks"]["database"] != "ok", r.text
+            assert r.json()["checks"]["start-up"] == "waiting at migrations"
+            r = await http.get(f"{svc.url}/v1/patients/x/assessment", headers={"Authorization": "Bearer trd_x"})
+            assert r.status_code == 503 and r.headers["retry-after"] == "1"  # starting: retry
+        assert sigterm_seconds(svc) < GRACE_SECONDS
+    finally:
+        svc.stop()
+
+
 async def test_a_poison_outbox_row_is_set_aside_and_never_blocks_the_rows_behind_it(own_nats: NatsServer, tmp_path: Path) -> None:
     url = sqlite_url_for(tmp_path / "intake.db")
     intake = ServiceProcess("intake", {"DATABASE_URL": url, "NATS_URL": own_nats.url}, tmp_path)
