@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from fastapi import Request
-from sqlalchemy import Boolean, Column, DateTime, MetaData, String, Table, select
+from sqlalchemy import Boolean, Column, DateTime, MetaData, String, Table, Text, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -41,6 +41,20 @@ patient_clinics = Table(
     access_metadata,
     Column("patient_id", String(36), primary_key=True),
     Column("clinic_id", String(36), nullable=False, index=True),
+)
+
+# Key events (registered, rotated, revoked) this service could not apply: while one is here,
+# /readyz says so (an old key may still work here). Cleared when the event is applied, e.g.
+# after `carectl dlq replay`.
+access_event_failures = Table(
+    "access_event_failures",
+    access_metadata,
+    Column("event_id", String(36), primary_key=True),
+    Column("consumer", String(120), nullable=False),
+    Column("type", String(160), nullable=False),
+    Column("clinic_id", String(36), nullable=True),
+    Column("error", Text, nullable=False),
+    Column("failed_at", DateTime(timezone=True), nullable=False),
 )
 
 
@@ -79,6 +93,16 @@ async def record_clinic_key(
         upsert(clinic_keys)
         .values(key_sha256=key_sha256, clinic_id=clinic_id, active=True, created_at=now)
         .on_conflict_do_nothing()
+    )
+
+
+async def revoke_clinic_key(session: AsyncSession, clinic_id: str, key_sha256: str) -> None:
+    """Project clinic-key-revoked: the key is inactive for good, whatever arrives after
+    (a late registration or rotation that names it inserts nothing over this row)."""
+    await session.execute(
+        _upsert(session)(clinic_keys)
+        .values(key_sha256=key_sha256, clinic_id=clinic_id, active=False, created_at=datetime.now(UTC))
+        .on_conflict_do_update(index_elements=["key_sha256"], set_={"active": False})
     )
 
 

@@ -1,4 +1,5 @@
-"""The command line every service shares: `serve` (default), `relay`, `migrate`."""
+"""The command line every service shares: `serve` (default), `relay`, `migrate`, and the
+operator's reads `audit` and `outbox` (which carectl runs for each service)."""
 
 from __future__ import annotations
 
@@ -15,10 +16,11 @@ import nats
 import uvicorn
 from fastapi import FastAPI
 
+from care_shared.audit import audit_rows
 from care_shared.db import Database
 from care_shared.migrations import migrate
 from care_shared.nats_auth import client_options
-from care_shared.outbox import OutboxRelay
+from care_shared.outbox import OutboxRelay, set_aside_rows
 from care_shared.rebuild import RebuildReport
 from care_shared.service import Runtime
 from care_shared.settings import ServiceSettings
@@ -51,6 +53,8 @@ def serve(settings: ServiceSettings, make_app: Callable[[], FastAPI]) -> int:
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=20,
+        # Past this many connections at once, a 503 rather than an unbounded queue.
+        limit_concurrency=settings.http_limit_concurrency,
     )
     return 0
 
@@ -88,6 +92,36 @@ async def run_relay(settings: ServiceSettings, source: str) -> None:
 Rebuild = Callable[[Database, ServiceSettings, bool], Awaitable[RebuildReport]]
 
 
+def audit_command(settings: ServiceSettings, patient_id: str | None, actor_id: str | None) -> int:
+    """This service's access audit as JSON lines, newest first (carectl audit merges them)."""
+
+    async def run() -> list[dict]:
+        db = Database(settings.database_url)
+        try:
+            return await audit_rows(db, patient_id=patient_id, actor_id=actor_id)
+        finally:
+            await db.dispose()
+
+    for row in asyncio.run(run()):
+        print(json.dumps({**row, "service": settings.service_name}, default=str))
+    return 0
+
+
+def outbox_command(settings: ServiceSettings) -> int:
+    """Outbox rows set aside as unpublishable, with why, as JSON lines (carectl outbox)."""
+
+    async def run() -> list[dict]:
+        db = Database(settings.database_url)
+        try:
+            return await set_aside_rows(db)
+        finally:
+            await db.dispose()
+
+    for row in asyncio.run(run()):
+        print(json.dumps({**row, "service": settings.service_name}, default=str))
+    return 0
+
+
 def rebuild_command(settings: ServiceSettings, migrations: Path, rebuild: Rebuild, progress: bool) -> int:
     """Replay the service's events into a fresh projection, compare with the live one, print
     the report; exit 1 when they differ."""
@@ -119,6 +153,13 @@ def main(
     sub.add_parser("serve", help="run the HTTP API, its consumers and its outbox relay (default)")
     sub.add_parser("relay", help="run only the outbox relay, as its own process")
     sub.add_parser("migrate", help="apply database migrations and exit")
+    audit = sub.add_parser("audit", help="the access audit as JSON lines, newest first")
+    audit.add_argument("--patient", help="one patient's id")
+    audit.add_argument("--actor", help="one clinic's or coordinator's id")
+    audit.set_defaults(handler=lambda args: audit_command(settings, args.patient, args.actor))
+    sub.add_parser("outbox", help="outbox rows set aside as unpublishable, as JSON lines").set_defaults(
+        handler=lambda args: outbox_command(settings)
+    )
     if rebuild:
         p = sub.add_parser("rebuild", help="replay events into a fresh projection and compare it with the live one")
         p.add_argument("--progress", action="store_true", help="draw a progress bar on stderr")

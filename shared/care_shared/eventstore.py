@@ -64,6 +64,9 @@ outbox = Table(
     Column("position", _Position, ForeignKey("events.position"), primary_key=True),
     Column("attempts", Integer, nullable=False, server_default="0"),
     Column("last_error", Text, nullable=True),
+    # Set when the row can never become a message (schema version 2): the relay skips it,
+    # `last_error` says why, `carectl outbox` lists it.
+    Column("set_aside_at", DateTime(timezone=True), nullable=True),
 )
 
 inbox = Table(

@@ -38,6 +38,9 @@ class ServiceMetrics:
         self.events_dead_lettered = Counter("care_events_dead_lettered", "Events sent to the dead-letter subject", ["consumer"], registry=r)
         self.outbox_backlog = Gauge("care_outbox_backlog", "Events stored but not yet published", registry=r)
         self.consumer_pending = Gauge("care_consumer_lag", "Messages not yet delivered to a durable consumer", ["consumer"], registry=r)
+        self.outbox_set_aside = Gauge("care_outbox_set_aside", "Outbox rows set aside: they can never become a message (carectl outbox)", registry=r)
+        self.access_events_failed = Counter("care_access_events_failed", "Key events (clinic keys) whose handling failed here", ["type"], registry=r)
+        self.access_events_unapplied = Gauge("care_access_events_unapplied", "Key events this service could not apply (an old key may still work here)", registry=r)
         self.consumer_ack_pending = Gauge("care_consumer_ack_pending", "Messages delivered and not yet acknowledged", ["consumer"], registry=r)
         # Refreshers run at scrape time (backlog, lag): they ask the database and JetStream.
         self.refreshers: list[Callable[[], Awaitable[None]]] = []
@@ -71,9 +74,14 @@ class ServiceMetrics:
                 pass
 
 
+# Label values are bounded: a made-up method, like an unknown path, is one series.
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
 class HttpMetricsMiddleware:
     """Counts requests and latency by route template (`/v1/patients/{patient_id}`), so
-    patient ids never become label values."""
+    patient ids never become label values; unknown routes are `unmatched`, unknown methods
+    `other`."""
 
     def __init__(self, app: ASGIApp, metrics: ServiceMetrics) -> None:
         self.app = app
@@ -97,5 +105,6 @@ class HttpMetricsMiddleware:
             route = getattr(scope.get("route"), "path", "unmatched")
             if route not in {"/metrics", "/healthz", "/readyz"}:
                 method = scope.get("method", "GET")
+                method = method if method in KNOWN_METHODS else "other"
                 self.metrics.http_requests.labels(method, route, str(status["code"])).inc()
                 self.metrics.http_latency.labels(method, route).observe(time.perf_counter() - start)

@@ -69,6 +69,27 @@ def create_core_tables() -> None:
     )
 
 
+def create_edge_tables() -> None:
+    """Core schema, version 2 (issue 12): the access audit (append-only), key events a
+    service could not apply, outbox rows set aside as unpublishable, and an index to purge
+    expired Idempotency-Keys by age."""
+    from care_shared.audit import create_audit_table
+
+    create_audit_table()
+    op.create_table(
+        "access_event_failures",
+        sa.Column("event_id", sa.String(36), primary_key=True),
+        sa.Column("consumer", sa.String(120), nullable=False),
+        sa.Column("type", sa.String(160), nullable=False),
+        sa.Column("clinic_id", sa.String(36), nullable=True),
+        sa.Column("error", sa.Text, nullable=False),
+        sa.Column("failed_at", sa.DateTime(timezone=True), nullable=False),
+    )
+    with op.batch_alter_table("outbox") as batch:
+        batch.add_column(sa.Column("set_aside_at", sa.DateTime(timezone=True), nullable=True))
+    op.create_index("ix_idempotency_keys_created_at", "idempotency_keys", ["created_at"])
+
+
 def run_env() -> None:
     """The body of every service's alembic env.py: migrate on the connection we are given."""
     connection = context.config.attributes["connection"]

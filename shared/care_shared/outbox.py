@@ -6,6 +6,9 @@
   before deleting its rows republishes them on restart, and JetStream drops the duplicates.
 - Continues the trace of the request that stored each event (its stored `traceparent`).
 - Retries with exponential backoff when NATS or the database is away.
+- A row that can never become a message (its envelope or subject cannot be built) is set
+  aside with its reason (`set_aside_at`, `last_error`; `carectl outbox`, the
+  care_outbox_set_aside metric) and never blocks the rows behind it.
 """
 
 from __future__ import annotations
@@ -15,12 +18,13 @@ import logging
 import os
 import signal
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 
 from nats.js import JetStreamContext
 from opentelemetry import propagate, trace
 from opentelemetry.instrumentation.utils import suppress_instrumentation
 from opentelemetry.trace import SpanKind, Status, StatusCode
+from pydantic import ValidationError
 from sqlalchemy import delete, func, select, update
 
 from care_shared.db import Database
@@ -50,10 +54,6 @@ def envelope_bytes(source: str, row) -> bytes:  # noqa: ANN001
         clinicid=row.meta.get("clinicid"),
     )
     return env.model_dump_json(exclude_none=True).encode()
-
-
-class ForeignEvent(Exception):
-    """An outbox row whose type belongs to another service."""
 
 
 class OutboxRelay:
@@ -130,6 +130,7 @@ class OutboxRelay:
         return (
             select(outbox.c.position, events)
             .join(events, events.c.position == outbox.c.position)
+            .where(outbox.c.set_aside_at.is_(None))
             .order_by(outbox.c.position)
             .limit(self.batch_size)
         )
@@ -142,9 +143,10 @@ class OutboxRelay:
                 rows = (await session.execute(self._pending_query())).all()
             if not rows:
                 return 0
-            done, failed = await self._publish(rows)
+            done, failed, poisoned = await self._publish(rows)
             async with self.db.transaction() as session:
                 await self._forget(session, done, failed)
+                await self._set_aside(session, poisoned)
         else:
             async with self.db.transaction() as session:
                 # Several relays (replicas) share the outbox without publishing a row twice.
@@ -152,26 +154,35 @@ class OutboxRelay:
                 rows = (await session.execute(query)).all()
                 if not rows:
                     return 0
-                done, failed = await self._publish(rows)
+                done, failed, poisoned = await self._publish(rows)
                 await self._forget(session, done, failed)
+                await self._set_aside(session, poisoned)
         self.published_total += len(done)
         if failed:  # after the commit, so the published rows stay published
             raise RuntimeError(f"{len(failed)} of {len(rows)} publishes failed")
         return len(rows)
 
-    async def _publish(self, rows) -> tuple[list[int], list[tuple]]:  # noqa: ANN001
-        """Publish a batch to JetStream; which positions it acknowledged, which failed."""
+    async def _publish(self, rows) -> tuple[list[int], list[tuple], list[tuple]]:  # noqa: ANN001
+        """Publish a batch to JetStream; which positions it acknowledged, which failed, and
+        which can never become a message (set aside, with why)."""
         js = self._jetstream()
         pending = []
-        refused: list[tuple] = []
+        poisoned = []
         for row in rows:
             # A service speaks only for itself: an event of another service's type is never
             # published from here (its consumers would refuse it as forged anyway).
             if EventType(row.type).service != self.service:
-                log.error("outbox row of another service's type refused", extra={"position": row.position, "type": row.type})
-                refused.append((row, ForeignEvent(f"{row.type} is not a {self.service} event")))
+                poisoned.append((row, f"ForeignEvent: {row.type} is not a {self.service} event"))
+                log.error("outbox row of another service's type set aside", extra={"position": row.position, "type": row.type})
                 continue
-            subject = nats_subject(row.type, row.subject)
+            try:
+                subject = nats_subject(row.type, row.subject)
+                message = envelope_bytes(self.source, row)
+            except Exception as exc:  # noqa: BLE001 - deterministic: the same row fails every time
+                poisoned.append((row, unpublishable_reason(exc)))
+                log.error("outbox row set aside: it cannot become a message",
+                          extra={"position": row.position, "event_id": row.event_id, "type": row.type, "error": type(exc).__name__})
+                continue
             span = self._tracer.start_span(
                 f"send {subject.split('.', 2)[0]}.{subject.split('.', 2)[1]}",
                 context=context_from_traceparent(row.meta.get("traceparent")),
@@ -186,13 +197,13 @@ class OutboxRelay:
             )
             headers = {"Nats-Msg-Id": row.event_id, "Content-Type": CLOUDEVENTS_CONTENT_TYPE}
             propagate.inject(headers, context=trace.set_span_in_context(span))
-            future = await js.publish_async(subject, envelope_bytes(self.source, row), headers=headers)
+            future = await js.publish_async(subject, message, headers=headers)
             pending.append((row, span, future))
         results = await asyncio.wait_for(
             asyncio.gather(*(f for _, _, f in pending), return_exceptions=True),
             timeout=self.ack_timeout,
-        )
-        done, failed = [], refused
+        ) if pending else []
+        done, failed = [], []
         for (row, span, _), result in zip(pending, results, strict=True):
             if isinstance(result, BaseException):
                 span.set_status(Status(StatusCode.ERROR, type(result).__name__))
@@ -204,7 +215,7 @@ class OutboxRelay:
             span.end()
         if os.environ.get(FAULT_ENV) == "kill_after_publish":
             os.kill(os.getpid(), signal.SIGKILL)
-        return done, failed
+        return done, failed, poisoned
 
     async def _forget(self, session, done: list[int], failed: list[tuple]) -> None:  # noqa: ANN001
         if done:
@@ -216,7 +227,42 @@ class OutboxRelay:
                 .values(attempts=outbox.c.attempts + 1, last_error=type(error).__name__)
             )
 
+    async def _set_aside(self, session, poisoned: list[tuple]) -> None:  # noqa: ANN001
+        for row, reason in poisoned:
+            await session.execute(
+                update(outbox)
+                .where(outbox.c.position == row.position)
+                .values(set_aside_at=datetime.now(UTC), last_error=reason, attempts=outbox.c.attempts + 1)
+            )
+        if self.metrics and poisoned:
+            self.metrics.outbox_set_aside.inc(len(poisoned))
+
     async def backlog(self) -> int:
+        """Rows waiting to be published (set-aside rows are counted apart)."""
         async with self.db.read() as session:
-            return int((await session.execute(select(func.count()).select_from(outbox))).scalar_one())
+            return int(
+                (await session.execute(select(func.count()).select_from(outbox).where(outbox.c.set_aside_at.is_(None)))).scalar_one()
+            )
+
+
+def unpublishable_reason(exc: Exception) -> str:
+    """Why a row cannot become a message: the error and, for a schema error, the fields at
+    fault; never the values (they may be clinical data)."""
+    if isinstance(exc, ValidationError):
+        fields = sorted({".".join(str(p) for p in e.get("loc", ())) or "envelope" for e in exc.errors()})
+        return f"{type(exc).__name__}: invalid {', '.join(fields)}"[:500]
+    return type(exc).__name__
+
+
+async def set_aside_rows(db: Database) -> list[dict]:
+    async with db.read() as session:
+        rows = (
+            await session.execute(
+                select(outbox.c.position, outbox.c.set_aside_at, outbox.c.last_error, events.c.event_id, events.c.type, events.c.stream_id)
+                .join(events, events.c.position == outbox.c.position)
+                .where(outbox.c.set_aside_at.is_not(None))
+                .order_by(outbox.c.position)
+            )
+        ).mappings().all()
+    return [dict(r) for r in rows]
 

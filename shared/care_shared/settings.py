@@ -31,6 +31,12 @@ class ServiceSettings(BaseSettings):
     nats_stream_replicas: int = 1
     http_host: str = "127.0.0.1"
     http_port: int = 8000
+    # HTTP edges (DESIGN.md 5b): bodies past this are a 413 before they are read whole; past
+    # this many connections at once uvicorn answers 503 rather than queue without end.
+    http_body_limit_bytes: int = 64 * 1024
+    http_limit_concurrency: int = 200
+    # Idempotency-Key answers are remembered this long, then purged (README: idempotency).
+    idempotency_ttl_hours: float = 24.0
 
     # The outbox relay runs inside the service unless it is run as its own process.
     relay_enabled: bool = True

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace import Event, ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import (
     BatchSpanProcessor,
     SimpleSpanProcessor,
@@ -73,17 +73,78 @@ class JsonLinesSpanExporter(SpanExporter):
         pass
 
 
+# Attributes that can carry what a client typed (a query string, a header): dropped, or cut
+# at the "?" for URLs. Routes (`http.route`) and ids stay.
+_DROPPED = frozenset({"url.query", "user_agent.original", "http.user_agent", "exception.stacktrace"})
+_URLS = frozenset({"url.full", "http.url", "http.target"})
+
+
+def _clean(attributes: dict | None) -> dict:
+    clean = {}
+    for key, value in (attributes or {}).items():
+        if key in _DROPPED or key.startswith(("http.request.header.", "http.response.header.")):
+            continue
+        if key in _URLS and isinstance(value, str):
+            value = value.split("?", 1)[0]
+        clean[key] = value
+    return clean
+
+
+def redacted(span: ReadableSpan) -> ReadableSpan:
+    """The span as it may leave the process: no query strings, no client-typed headers, and
+    an exception's type without its message (which may quote what was sent)."""
+    events = []
+    for e in span.events:
+        attributes = _clean(e.attributes)
+        if "exception.message" in attributes:
+            attributes["exception.message"] = str(attributes.get("exception.type", "error"))
+        events.append(Event(e.name, attributes, timestamp=e.timestamp))
+    return ReadableSpan(
+        name=span.name.split("?", 1)[0],
+        context=span.get_span_context(),
+        parent=span.parent,
+        resource=span.resource,
+        attributes=_clean(dict(span.attributes or {})),
+        events=events,
+        links=span.links,
+        kind=span.kind,
+        status=span.status,
+        start_time=span.start_time,
+        end_time=span.end_time,
+        instrumentation_scope=span.instrumentation_scope,
+    )
+
+
+class RedactingSpanProcessor(SpanProcessor):
+    """In front of every exporter's processor, so OTLP and the span file get the same."""
+
+    def __init__(self, inner: SpanProcessor) -> None:
+        self.inner = inner
+
+    def on_start(self, span, parent_context=None) -> None:  # noqa: ANN001
+        self.inner.on_start(span, parent_context=parent_context)
+
+    def on_end(self, span: ReadableSpan) -> None:
+        self.inner.on_end(redacted(span))
+
+    def shutdown(self) -> None:
+        self.inner.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self.inner.force_flush(timeout_millis)
+
+
 def build_tracer_provider(settings: ServiceSettings) -> TracerProvider:
     provider = TracerProvider(resource=Resource.create({"service.name": settings.service_name}))
     if settings.otel_exporter_otlp_endpoint:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
         endpoint = settings.otel_exporter_otlp_endpoint.rstrip("/") + "/v1/traces"
-        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint)))
+        provider.add_span_processor(RedactingSpanProcessor(BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint))))
     if settings.care_trace_file:
         # Simple (synchronous) so a span is on disk the moment it ends: operators and tests
         # read the file while the service runs.
-        provider.add_span_processor(SimpleSpanProcessor(JsonLinesSpanExporter(settings.care_trace_file)))
+        provider.add_span_processor(RedactingSpanProcessor(SimpleSpanProcessor(JsonLinesSpanExporter(settings.care_trace_file))))
     return provider
 
 

@@ -1,6 +1,8 @@
 """The coordinators' web page in headless Chromium, against `python -m referral serve` as a
 real process on a real nats-server: a coordinator claims, schedules and completes a task by
-clicking. A screenshot is saved as a test artifact."""
+clicking. A screenshot is saved as a test artifact. The page is served with its security
+headers (a CSP without inline script, which the page keeps to: the browser refuses nothing),
+and axe-core finds no accessibility violation with tasks rendered."""
 
 from __future__ import annotations
 
@@ -62,6 +64,21 @@ def service(own_nats: NatsServer, tmp_path: Path) -> Iterator[tuple[ServiceProce
         svc.stop()
 
 
+async def _axe_violations(page) -> list[dict]:  # noqa: ANN001
+    """axe-core (as the axe-playwright-python wheel ships it) over the whole page: each
+    violation with its rule, impact and the elements at fault."""
+    import axe_playwright_python
+
+    source = (Path(axe_playwright_python.__file__).parent / "axe.min.js").read_text()
+    await page.evaluate(source)  # evaluated by the test, not a script the page's CSP must allow
+    result = await page.evaluate("async () => await axe.run(document)")
+    assert any(p["id"] == "label" for p in result["passes"])  # the form controls were checked
+    return [
+        {"id": v["id"], "impact": v["impact"], "nodes": [n["target"] for n in v["nodes"]]}
+        for v in result["violations"]
+    ]
+
+
 async def _advise(server: NatsServer, patient_id: str) -> None:
     event = AssessmentChanged.model_validate({
         "patient_id": patient_id,
@@ -100,16 +117,28 @@ async def test_a_coordinator_claims_schedules_and_completes_by_clicking(service,
             browser = await p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
             try:
                 page = await browser.new_page(viewport={"width": 1280, "height": 720})
-                await page.goto(f"{svc.url}/coordinator")
+                refused: list[str] = []
+                page.on("console", lambda m: refused.append(m.text) if "Content Security Policy" in m.text else None)
+                response = await page.goto(f"{svc.url}/coordinator")
+                headers = response.headers
+                csp = headers["content-security-policy"]
+                assert "script-src 'self'" in csp and "unsafe-inline" not in csp and "frame-ancestors 'none'" in csp
+                assert headers["x-frame-options"] == "DENY" and headers["x-content-type-options"] == "nosniff"
+                assert headers["referrer-policy"] == "no-referrer"
                 await page.fill("#key", key)
                 await page.click("#save-key")
                 row = page.locator(f"tr[data-task='{queued['id']}']")
                 await expect(row).to_be_visible()
                 await expect(row.locator(".urgency.urgent")).to_be_visible()
                 await expect(row).to_contain_text("suicidality (urgent)")  # pathway's reasons
+                assert await page.locator("#tasks tr[data-task]").count() >= 1
+                violations = await _axe_violations(page)
+                assert violations == [], violations
 
                 await row.locator("button[data-action=claim]").click()
                 await expect(row.locator("[data-status]")).to_have_text("claimed")
+                # Claimed, the row shows its form controls (appointment time, decline reason).
+                assert await _axe_violations(page) == []
                 await row.locator("input[data-field=appointment_at]").fill("2031-03-04T09:30")
                 await row.locator("button[data-action=schedule]").click()
                 await expect(row.locator("[data-status]")).to_have_text("scheduled")
@@ -123,6 +152,7 @@ async def test_a_coordinator_claims_schedules_and_completes_by_clicking(service,
         done = (await http.get(f"/v1/tasks/{queued['id']}")).json()
         assert done["status"] == "completed" and done["appointment_at"].startswith("2031-03-04")
         assert [e["event"] for e in done["history"]][-3:] == ["claimed", "scheduled", "completed"]
+    assert not refused, refused  # nothing on the page needed what its CSP forbids
     assert (ARTIFACTS / "coordinator.png").stat().st_size > 10_000
     # Ids only in the service's log: no reasons text (clinical facts) leaked there.
     assert "suicidality" not in svc.log_path.read_text(errors="replace")

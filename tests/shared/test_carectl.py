@@ -16,7 +16,7 @@ from care_shared.ops import carectl
 CARECTL = [sys.executable, "-m", "care_shared.ops.carectl"]
 
 
-@pytest.mark.parametrize("command", ["streams", "consumers", "dlq", "rebuild", "trace", "clinic", "coordinator"])
+@pytest.mark.parametrize("command", ["streams", "consumers", "dlq", "rebuild", "trace", "clinic", "coordinator", "audit", "outbox"])
 def test_every_command_explains_itself(command: str) -> None:
     out = subprocess.run([*CARECTL, command, "--help"], capture_output=True, text=True, timeout=30)
     assert out.returncode == 0, out.stderr

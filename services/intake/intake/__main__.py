@@ -1,11 +1,11 @@
-"""`python -m intake [serve|relay|migrate|clinic add --name NAME]`"""
+"""`python -m intake [serve|relay|migrate|audit|outbox|clinic add|rotate-key|revoke]`"""
 
 import os
 import sys
 
 from care_shared import cli
 from intake.bootstrap import create_app, make_runtime
-from intake.clinics import add_clinic_command, rotate_key_command
+from intake.clinics import add_clinic_command, revoke_clinic_command, rotate_key_command
 from intake.settings import IntakeSettings
 
 
@@ -19,6 +19,9 @@ def _clinic_commands(sub) -> None:  # noqa: ANN001
     rotate = clinic_sub.add_parser("rotate-key", help="replace a clinic's API key; the new one is shown once")
     rotate.add_argument("--key-env", default="CLINIC_KEY", help="environment variable holding the current key (not an argument, so it stays out of shell history)")
     rotate.set_defaults(handler=lambda args: rotate_key_command(make_runtime(), os.environ.get(args.key_env, "")))
+    revoke = clinic_sub.add_parser("revoke", help="revoke a clinic's keys by the clinic's id (no key needed), in every service")
+    revoke.add_argument("--clinic-id", required=True)
+    revoke.set_defaults(handler=lambda args: revoke_clinic_command(make_runtime(), args.clinic_id))
 
 
 if __name__ == "__main__":

@@ -44,6 +44,8 @@ IDEMPOTENCY_NOTE = "Send an `Idempotency-Key` header: a retry returns the first 
 
 
 class Strict(BaseModel):
+    # NaN and Infinity (1e400 parses as Infinity) are no dose, score or percentage: a 422
+    # naming the field, never a stored Infinity that JSON cannot carry.
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
@@ -227,7 +229,10 @@ async def register_patient(body: PatientIn, request: Request, clinic: Clinic = D
         await record_patient_clinic(session, patient_id, clinic.clinic_id)
         return 201, {"id": patient_id, **event.to_data(), "event_id": stored.event_id}
 
-    return _created(*await run_command(rt.db, request, clinic.clinic_id, command))
+    status, out = await run_command(rt.db, request, clinic.clinic_id, command)
+    if "id" in out:
+        request.state.audit_patient_ids = [out["id"]]  # the access audit names the new patient
+    return _created(status, out)
 
 
 @router.get("/patients/{patient_id}", summary="The patient's record as it stands")

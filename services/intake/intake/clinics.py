@@ -10,11 +10,12 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from care_shared.auth import clinic_keys, generate_api_key, hash_key, record_clinic_key
-from care_shared.contracts.intake import ClinicKeyRotated, ClinicRegistered
+from care_shared.auth import clinic_keys, generate_api_key, hash_key, record_clinic_key, revoke_clinic_key
+from care_shared.contracts.intake import ClinicKeyRevoked, ClinicKeyRotated, ClinicRegistered
 from care_shared.envelope import new_id
 from care_shared.eventstore import NewEvent
 from care_shared.migrations import migrate
+from care_shared.outbox import OutboxRelay
 from care_shared.service import Runtime
 from intake.records import clinic_stream
 
@@ -62,6 +63,73 @@ async def rotate_key(runtime: Runtime, current_key: str) -> dict[str, str]:
         )
         await record_clinic_key(session, clinic_id, event.key_sha256, replaces_sha256=old_hash)
     return {"clinic_id": clinic_id, "api_key": new_key}
+
+
+async def revoke_clinic(runtime: Runtime, clinic_id: str) -> dict:
+    """An operator revokes every active key of a clinic by the clinic's id, without the key:
+    here at once, in every other service as clinic-key-revoked reaches it. The outbox is
+    published from this command too, so that takes a moment, not the relay's next poll."""
+    await migrate(runtime.db, runtime.migrations)
+    async with runtime.db.transaction() as session:
+        hashes = (
+            await session.execute(
+                select(clinic_keys.c.key_sha256).where(clinic_keys.c.clinic_id == clinic_id, clinic_keys.c.active.is_(True))
+            )
+        ).scalars().all()
+        known = (await session.execute(select(clinic_keys.c.key_sha256).where(clinic_keys.c.clinic_id == clinic_id))).first()
+        if known is None:
+            raise LookupError("no such clinic")
+        stream = clinic_stream(clinic_id)
+        version = await runtime.store.current_version(session, stream)
+        new = []
+        for key_sha256 in hashes:
+            event = ClinicKeyRevoked(clinic_id=clinic_id, key_sha256=key_sha256)
+            new.append(NewEvent(type=event.event_type, subject=clinic_id, data=event.to_data(), meta={"clinicid": clinic_id}))
+            await revoke_clinic_key(session, clinic_id, key_sha256)
+        if new:
+            await runtime.store.append(session, stream, version, new)
+    published = await publish_now(runtime) if new else 0
+    return {"clinic_id": clinic_id, "revoked_keys": len(new), "published": published}
+
+
+async def publish_now(runtime: Runtime, timeout: float = 5.0) -> int:
+    """One pass of the outbox relay from this process: what the service's relay would send
+    on its next poll. NATS away: nothing lost, the service's relay sends it later."""
+    import nats
+
+    from care_shared.nats_auth import client_options
+
+    try:
+        nc = await asyncio.wait_for(
+            nats.connect(
+                servers=runtime.settings.nats_servers(), allow_reconnect=False, **client_options(runtime.settings)
+            ),
+            timeout,
+        )
+    except Exception:  # noqa: BLE001
+        return 0
+    try:
+        relay = OutboxRelay(runtime.db, runtime.source, lambda: nc.jetstream(), tracer_provider=runtime.tracer_provider)
+        return await asyncio.wait_for(relay.publish_pending(), timeout)
+    except Exception:  # noqa: BLE001
+        return 0
+    finally:
+        await nc.close()
+
+
+def revoke_clinic_command(runtime: Runtime, clinic_id: str) -> int:
+    async def run() -> dict:
+        try:
+            return await revoke_clinic(runtime, clinic_id)
+        finally:
+            await runtime.db.dispose()
+
+    try:
+        print(json.dumps(asyncio.run(run())))
+    except LookupError as exc:
+        print(str(exc), file=sys.stderr)
+        return 1
+    return 0
 
 
 def rotate_key_command(runtime: Runtime, current_key: str) -> int:

@@ -18,7 +18,7 @@ router = APIRouter(prefix="/v1", tags=["reminders"])
 
 
 class ContactIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     email: str | None = Field(default=None, max_length=254)
     phone: str | None = Field(default=None, max_length=32)
     channel: ContactChannel

@@ -16,6 +16,7 @@ from typing import Protocol
 import httpx
 
 from care_shared.contracts.notify import Channel
+from notify.contact import Rejected, valid_email
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,12 @@ class SmtpChannel:
         return f"<{key}@{self.domain}>"
 
     def _send(self, message: Outgoing) -> None:
+        # Checked again here, for an address stored before addresses were validated: one
+        # contact is exactly one recipient, and no NUL or line break reaches the server.
+        try:
+            recipient = valid_email(message.to)
+        except Rejected:
+            raise DeliveryError("smtp: invalid recipient address") from None
         email = EmailMessage()
         email["From"] = self.sender
         email["To"] = message.to
@@ -59,11 +66,13 @@ class SmtpChannel:
         email["Message-ID"] = self.message_id(message.key)
         email.set_content(message.text)
         with smtplib.SMTP(self.host, self.port, timeout=self.timeout) as smtp:
-            smtp.send_message(email)
+            smtp.send_message(email, to_addrs=[recipient])
 
     async def send(self, message: Outgoing) -> None:
         try:
             await asyncio.to_thread(self._send, message)
+        except DeliveryError:
+            raise
         except (OSError, smtplib.SMTPException) as exc:
             raise DeliveryError(f"smtp: {type(exc).__name__}") from None
 

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-# Deliberately plain: one @, no spaces, a dotted domain. Deliverability is the mail
-# server's business; this only catches what can never be an address.
-EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s.]{2,}$")
+import phonenumbers
+from email_validator import EmailNotValidError, validate_email
+
 # E.164: +, country code, up to 15 digits in all. SMS gateways want this form.
 PHONE = re.compile(r"^\+[1-9][0-9]{7,14}$")
 
@@ -79,6 +79,34 @@ class ContactPreferences:
         return None
 
 
+def valid_email(text: str) -> str:
+    """One address (RFC 5321/5322 syntax, by email-validator): a list (`a@b.org,c`), a NUL
+    or a line break is refused, so one contact is one SMTP recipient. Deliverability is the
+    mail server's business (no DNS look-up here). Returns the normalised address."""
+    if len(text) > 254:
+        raise Rejected("email", "not an e-mail address")
+    try:
+        return validate_email(text, check_deliverability=False).normalized
+    except EmailNotValidError:
+        raise Rejected("email", "not an e-mail address") from None
+
+
+def valid_phone(text: str) -> str:
+    """E.164 (by phonenumbers): international form, a possible number for its country.
+    Spaces, dots, dashes and brackets are allowed and dropped; returns +<digits>."""
+    compact = re.sub(r"[\s().-]", "", text)
+    reason = "not a phone number in international form, e.g. +14155550123"
+    if not PHONE.match(compact):
+        raise Rejected("phone", reason)
+    try:
+        number = phonenumbers.parse(compact, None)
+    except phonenumbers.NumberParseException:
+        raise Rejected("phone", reason) from None
+    if not phonenumbers.is_possible_number(number):
+        raise Rejected("phone", reason)
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
 def contact_preferences(
     *,
     email: str | None,
@@ -88,12 +116,8 @@ def contact_preferences(
     adherence: AdherenceFrequency | None,
     journal_prompts: bool = False,
 ) -> ContactPreferences:
-    email = email.strip() if email else None
-    phone = re.sub(r"[\s().-]", "", phone) if phone else None
-    if email is not None and (len(email) > 254 or not EMAIL.match(email)):
-        raise Rejected("email", "not an e-mail address")
-    if phone is not None and not PHONE.match(phone):
-        raise Rejected("phone", "not a phone number in international form, e.g. +14155550123")
+    email = valid_email(email.strip()) if email else None
+    phone = valid_phone(phone) if phone else None
     if channel is ContactChannel.EMAIL and email is None:
         raise Rejected("channel", "channel email needs an email")
     if channel is ContactChannel.SMS and phone is None:

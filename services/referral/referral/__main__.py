@@ -1,4 +1,4 @@
-"""`python -m referral [serve|relay|migrate|rebuild|coordinator add --name NAME|demo-seed]`"""
+"""`python -m referral [serve|relay|migrate|rebuild|audit|outbox|coordinator add|rotate-key|revoke|demo-seed]`"""
 
 import os
 import sys
@@ -6,7 +6,12 @@ import sys
 from care_shared import cli
 from care_shared.rebuild import progress_bar
 from referral.bootstrap import create_app, make_runtime
-from referral.operations import add_coordinator_command, demo_seed_command, rotate_coordinator_key_command
+from referral.operations import (
+    add_coordinator_command,
+    demo_seed_command,
+    revoke_coordinator_command,
+    rotate_coordinator_key_command,
+)
 from referral.rebuild import rebuild_and_compare
 from referral.settings import ReferralSettings
 
@@ -21,6 +26,9 @@ def _commands(sub) -> None:  # noqa: ANN001
     rotate = coordinator_sub.add_parser("rotate-key", help="replace a coordinator's key; the new one is shown once")
     rotate.add_argument("--key-env", default="COORDINATOR_KEY", help="environment variable holding the current key")
     rotate.set_defaults(handler=lambda args: rotate_coordinator_key_command(make_runtime(), os.environ.get(args.key_env, "")))
+    revoke = coordinator_sub.add_parser("revoke", help="revoke a coordinator's key by the coordinator's id (no key needed)")
+    revoke.add_argument("--coordinator-id", required=True)
+    revoke.set_defaults(handler=lambda args: revoke_coordinator_command(make_runtime(), args.coordinator_id))
 
     seed = sub.add_parser("demo-seed", help="demo directory clinics and a demo coordinator (idempotent)")
     seed.add_argument("--key-file", default="var/demo-coordinator.key", help="where the coordinator's key is kept")

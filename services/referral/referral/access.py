@@ -15,7 +15,7 @@ from fastapi import Request
 from sqlalchemy import insert, select, update
 
 from care_shared.auth import Clinic, bearer_key, clinic_for_key, generate_api_key, hash_key
-from care_shared.contracts.referral import CoordinatorKeyRotated, CoordinatorRegistered
+from care_shared.contracts.referral import CoordinatorKeyRevoked, CoordinatorKeyRotated, CoordinatorRegistered
 from care_shared.envelope import new_id
 from care_shared.eventstore import NewEvent
 from care_shared.problems import ProblemError, Unauthorized
@@ -42,9 +42,9 @@ def coordinator_stream(coordinator_id: str) -> str:
     return f"coordinator-{coordinator_id}"
 
 
-async def current_actor(request: Request) -> Actor:
-    key = bearer_key(request)
-    async with runtime_of(request).db.read() as session:
+async def actor_for_key(runtime: Runtime, key: str) -> Actor | None:
+    """A coordinator's active key, else a partner clinic's; None for anything else."""
+    async with runtime.db.read() as session:
         row = (
             await session.execute(
                 select(coordinators.c.coordinator_id, coordinators.c.name).where(
@@ -54,10 +54,18 @@ async def current_actor(request: Request) -> Actor:
         ).first()
         if row:
             return Coordinator(row.coordinator_id, row.name)
-        clinic = await clinic_for_key(session, key)
-    if clinic is None:
+        return await clinic_for_key(session, key)
+
+
+async def current_actor(request: Request) -> Actor:
+    """Who the edge found for the request's key (checked before the body was read)."""
+    principal = getattr(request.state, "principal", None)
+    if principal is not None:
+        return principal
+    actor = await actor_for_key(runtime_of(request), bearer_key(request))
+    if actor is None:
         raise Unauthorized("unknown or revoked API key", field="Authorization")
-    return clinic
+    return actor
 
 
 async def current_coordinator(request: Request) -> Coordinator:
@@ -114,6 +122,37 @@ async def rotate_coordinator_key(runtime: Runtime, current_key: str) -> dict[str
             update(coordinators).where(coordinators.c.coordinator_id == row.coordinator_id).values(key_sha256=event.key_sha256)
         )
     return {"coordinator_id": row.coordinator_id, "api_key": new_key}
+
+
+async def revoke_coordinator(runtime: Runtime, coordinator_id: str) -> dict[str, str]:
+    """An operator revokes a coordinator's key by the coordinator's id, without the key: the
+    next request with it is a 401 (every replica reads the same table). The coordinator's
+    past work and its id in the audit stay; a new key is `coordinator add`."""
+    async with runtime.db.transaction() as session:
+        row = (
+            await session.execute(
+                select(coordinators.c.coordinator_id, coordinators.c.key_sha256, coordinators.c.active).where(
+                    coordinators.c.coordinator_id == coordinator_id
+                )
+            )
+        ).first()
+        if row is None:
+            raise LookupError("no such coordinator")
+        if not row.active:
+            return {"coordinator_id": coordinator_id, "revoked": "already"}
+        event = CoordinatorKeyRevoked(coordinator_id=coordinator_id, key_sha256=row.key_sha256)
+        stream = coordinator_stream(coordinator_id)
+        await runtime.store.append(
+            session,
+            stream,
+            await runtime.store.current_version(session, stream),
+            [NewEvent(type=event.event_type, subject=coordinator_id, data=event.to_data())],
+            publish=False,  # a coordinator's key concerns no other service
+        )
+        await session.execute(
+            update(coordinators).where(coordinators.c.coordinator_id == coordinator_id).values(active=False)
+        )
+    return {"coordinator_id": coordinator_id, "revoked": "true"}
 
 
 async def coordinator_key_known(runtime: Runtime, key: str) -> bool:

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import or_, select
@@ -45,10 +45,13 @@ COORDINATORS_ONLY: dict[int | str, dict[str, Any]] = {
 
 IDEMPOTENCY_NOTE = "Send an `Idempotency-Key` header: a retry returns the first answer and stores nothing again."
 COORDINATOR_PAGE = Path(__file__).parent / "coordinator.html"
+COORDINATOR_ASSETS = {"js": Path(__file__).parent / "coordinator.js", "css": Path(__file__).parent / "coordinator.css"}
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # NaN and Infinity (1e400 parses as Infinity) are no dose, score or percentage: a 422
+    # naming the field, never a stored Infinity that JSON cannot carry.
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 NAME = {"min_length": 1, "max_length": 120}
@@ -167,6 +170,8 @@ async def _views(request: Request, actor: Actor, *conditions) -> list[dict[str, 
     async with rt.db.read() as session:
         rows = (await session.execute(query)).scalars().all()
     now = rt.clock.now()
+    # The access audit records every patient whose referral this answer shows.
+    request.state.audit_patient_ids = [v["patient_id"] for v in rows if v.get("patient_id")]
     return [present(v, now) for v in rows]
 
 
@@ -213,7 +218,9 @@ async def list_tasks(
     )
     if status != "open":
         views = [v for v in views if v["status"] == status]
-    return sorted(views, key=queue_key)[:limit]
+    shown = sorted(views, key=queue_key)[:limit]
+    request.state.audit_patient_ids = [v["patient_id"] for v in shown]  # what the answer shows
+    return shown
 
 
 @router.get("/tasks/{task_id}", tags=["tasks"], summary="One task (a referral, as the queue shows it)")
@@ -228,6 +235,7 @@ async def _task_command(request: Request, coordinator: Coordinator, task_id: str
 
     async def command(session):
         referral, owner = await referrals.load_or_404(session, task_id)
+        request.state.audit_patient_ids = [referral.patient_id]
         now = rt.clock.now()
         with referral_rules():
             decided = await decide(session, referral, now)
@@ -306,5 +314,16 @@ async def cancel_task(task_id: str, body: ReasonIn, request: Request, coordinato
 
 @page.get("/coordinator", include_in_schema=False, response_class=HTMLResponse)
 async def coordinator_page() -> HTMLResponse:
+    # Its script and style are files of their own: the page's CSP allows no inline script.
     return HTMLResponse(COORDINATOR_PAGE.read_text(), headers={"Cache-Control": "no-cache"})
+
+
+@page.get("/coordinator.js", include_in_schema=False)
+async def coordinator_script() -> Response:
+    return Response(COORDINATOR_ASSETS["js"].read_text(), media_type="text/javascript", headers={"Cache-Control": "no-cache"})
+
+
+@page.get("/coordinator.css", include_in_schema=False)
+async def coordinator_style() -> Response:
+    return Response(COORDINATOR_ASSETS["css"].read_text(), media_type="text/css", headers={"Cache-Control": "no-cache"})
 

@@ -16,6 +16,7 @@ from care_shared.contracts import referral as referral_events
 from care_shared.seen import seen_router
 from care_shared.service import Runtime, build_runtime, create_service_app, current_clinic, runtime_of
 from referral import api
+from referral.access import actor_for_key
 from referral.escalation import EscalationSweep
 from referral.handlers import on_intake_event, pathway_handler
 from referral.settings import ReferralSettings
@@ -39,6 +40,11 @@ def make_runtime(settings: ReferralSettings | None = None, clock: Clock | None =
             referral_events.ReferralDeclined.event_type: "declined",
         },
     )
+    runtime.authenticate = actor_for_key
+    # The clinics' work queue is referral's own stream: declared once NATS is there.
+    runtime.after_connect.append(
+        ("task stream", lambda: ensure_task_stream(runtime.broker.connection.jetstream(), runtime.settings.nats_stream_replicas))
+    )
     runtime.consumers.subscribe("access", "INTAKE", "intake.>", on_intake_event)
     runtime.consumers.subscribe("pathway", "PATHWAY", "pathway.>", pathway_handler(runtime.store, runtime.clock))
     return runtime
@@ -60,8 +66,7 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with shared_lifespan(app):  # migrations, NATS, consumers, relay
-            await ensure_task_stream(runtime.broker.connection.jetstream(), runtime.settings.nats_stream_replicas)
+        async with shared_lifespan(app):  # migrations, NATS, the task stream, consumers, relay
             sweep = EscalationSweep(runtime, runtime.settings.escalation_sweep_seconds)
             task = asyncio.create_task(sweep.run(), name="escalation-sweep")
             try:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from care_shared.migrations import migrate
 from care_shared.service import Runtime
-from referral.access import add_coordinator, coordinator_key_known, rotate_coordinator_key
+from referral.access import add_coordinator, coordinator_key_known, revoke_coordinator, rotate_coordinator_key
 from referral.records import directory, register_directory_clinic
 
 DEMO_CLINICS = (
@@ -63,6 +63,22 @@ def rotate_coordinator_key_command(runtime: Runtime, current_key: str) -> int:
         try:
             await migrate(runtime.db, runtime.migrations)
             return await rotate_coordinator_key(runtime, current_key)
+        finally:
+            await runtime.db.dispose()
+
+    try:
+        print(json.dumps(asyncio.run(run())))
+    except LookupError as exc:
+        print(str(exc), file=sys.stderr)
+        return 1
+    return 0
+
+
+def revoke_coordinator_command(runtime: Runtime, coordinator_id: str) -> int:
+    async def run() -> dict[str, str]:
+        try:
+            await migrate(runtime.db, runtime.migrations)
+            return await revoke_coordinator(runtime, coordinator_id)
         finally:
             await runtime.db.dispose()
 

@@ -15,9 +15,10 @@ from care_shared.envelope import EventType, describe_validation_error
 
 
 class EventData(BaseModel):
-    """Base of every event payload. Unknown fields are ignored (tolerant reader)."""
+    """Base of every event payload. Unknown fields are ignored (tolerant reader); a
+    non-finite number (NaN, Infinity: JSON has neither) is invalid in every event."""
 
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    model_config = ConfigDict(extra="ignore", frozen=True, allow_inf_nan=False)
     event_type: ClassVar[str]
     # Older schema versions of this type that this model reads unchanged (additive changes).
     reads_versions: ClassVar[tuple[int, ...]] = ()

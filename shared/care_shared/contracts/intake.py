@@ -170,7 +170,7 @@ class Sex(StrEnum):
 
 
 class Score(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
     instrument: Instrument
     score: int
 
@@ -205,6 +205,16 @@ class ClinicKeyRotated(EventData):
     clinic_id: str
     key_sha256: str
     replaces_sha256: str
+
+
+@event
+class ClinicKeyRevoked(EventData):
+    """An operator revoked the clinic's key (`carectl clinic revoke`): it stops working in
+    every service, and nothing that arrives later brings it back."""
+
+    event_type = "care.intake.clinic-key-revoked.v1"
+    clinic_id: str
+    key_sha256: str
 
 
 @event

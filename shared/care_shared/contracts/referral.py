@@ -82,6 +82,16 @@ class CoordinatorKeyRotated(EventData):
     replaces_sha256: str
 
 
+@event
+class CoordinatorKeyRevoked(EventData):
+    """An operator revoked the coordinator's key (`carectl coordinator revoke`), e.g. when
+    they left: it stops working at once."""
+
+    event_type = "care.referral.coordinator-key-revoked.v1"
+    coordinator_id: str
+    key_sha256: str
+
+
 # --- a referral's life ---------------------------------------------------------------------
 
 

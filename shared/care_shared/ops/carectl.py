@@ -11,8 +11,13 @@
     carectl trace --last            the newest clinic request's trace
     carectl clinic add --name N     register a partner clinic; its API key is shown once
     carectl clinic rotate-key       replace the key in $CLINIC_KEY; the new one is shown once
+    carectl clinic revoke --clinic-id ID   revoke a clinic's keys, everywhere, without the key
     carectl coordinator add --name N  register a referral coordinator; the key is shown once
     carectl coordinator rotate-key  replace the key in $COORDINATOR_KEY
+    carectl coordinator revoke --coordinator-id ID   revoke a coordinator's key
+    carectl audit --patient ID      who read or changed a patient's data, newest first
+    carectl audit --clinic ID       what a clinic (or --coordinator ID) read or changed
+    carectl outbox                  outbox rows set aside as unpublishable, with why
 
 NATS comes from --nats, else NATS_URL, else var/run.json (written by `make run`); carectl
 connects as the ops user, whose seed comes from --creds, else NATS_NKEY_FILE, else var/run.json.
@@ -32,6 +37,7 @@ from pathlib import Path
 import nats
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
+from care_shared.audit import render as render_audit
 from care_shared.consumer import DLQ_CONSUMER, DLQ_DELIVERIES, DLQ_REASON, DLQ_STREAM_SEQ, DLQ_SUBJECT
 from care_shared.nats_auth import OPS, connect_options, ssl_context
 from care_shared.ops.traces import last_request_trace, load_spans, render_tree
@@ -168,16 +174,66 @@ async def dlq(args: argparse.Namespace) -> int:
         if not chosen:
             print(f"no dead letter {args.which}", file=sys.stderr)
             return 1
+        origins = await _consumer_origins(js)
+        refused = 0
         for m in chosen:
+            problem = replay_refusal(m, origins)
+            if problem:
+                refused += 1
+                print(f"not replayed dlq {m.metadata.sequence.stream}: {problem}", file=sys.stderr)
+                continue
             # Back on its original subject under a fresh message id; consumers that already
             # handled the event skip it by its event id (their inbox), the one that failed
             # takes it again. Then the dead letter is removed.
             await js.publish(m.headers[DLQ_SUBJECT], m.data, headers={"Nats-Msg-Id": f"replay:{m.headers.get(DLQ_STREAM_SEQ)}:{m.metadata.sequence.stream}"})
             await js.delete_msg(DLQ_STREAM, m.metadata.sequence.stream)
             print(f"replayed dlq {m.metadata.sequence.stream} -> {m.headers[DLQ_SUBJECT]}")
-        return 0
+        return 1 if refused else 0
     finally:
         await nc.close()
+
+
+async def _consumer_origins(js) -> dict[str, tuple[str, list[str], str | None]]:  # noqa: ANN001
+    """Each durable: its stream, that stream's subjects, and the consumer's filter."""
+    found = {}
+    for s in await js.streams_info():
+        if s.config.name == DLQ_STREAM:
+            continue
+        for c in await js.consumers_info(s.config.name):
+            if c.config.durable_name:
+                found[c.name] = (s.config.name, list(s.config.subjects or []), c.config.filter_subject)
+    return found
+
+
+def subject_matches(pattern: str, subject: str) -> bool:
+    """NATS wildcards: `*` one token, `>` one or more at the end."""
+    p, t = pattern.split("."), subject.split(".")
+    for i, token in enumerate(p):
+        if token == ">":
+            return len(t) > i
+        if i >= len(t) or (token != "*" and token != t[i]):
+            return False
+    return len(p) == len(t)
+
+
+def replay_refusal(m, origins: dict[str, tuple[str, list[str], str | None]]) -> str | None:  # noqa: ANN001
+    """A dead letter goes back only to the original subject of its consumer's own stream:
+    its headers are not trusted to name another service's subject (a forged or mistaken
+    dead letter would otherwise publish into any stream the operator's user may write)."""
+    headers = m.headers or {}
+    consumer, original = headers.get(DLQ_CONSUMER), headers.get(DLQ_SUBJECT)
+    if not consumer or not original:
+        return "no consumer or original subject in its headers"
+    if m.subject != f"dlq.{consumer}":
+        return f"it sits on {m.subject}, not its consumer's dead-letter subject dlq.{consumer}"
+    if consumer not in origins:
+        return f"no durable consumer {consumer}"
+    stream, subjects, filter_subject = origins[consumer]
+    if not any(subject_matches(p, original) for p in subjects):
+        return f"{original} is not a subject of {consumer}'s stream {stream}"
+    if filter_subject and not subject_matches(filter_subject, original):
+        return f"{original} is not a subject {consumer} reads ({filter_subject})"
+    return None
 
 
 def rebuild(args: argparse.Namespace) -> int:
@@ -208,6 +264,8 @@ def clinic(args: argparse.Namespace) -> int:
         env["DATABASE_URL"] = db
     if args.clinic_command == "add":
         return subprocess.call([sys.executable, "-m", "intake", "clinic", "add", "--name", args.name], env=env)
+    if args.clinic_command == "revoke":
+        return subprocess.call([sys.executable, "-m", "intake", "clinic", "revoke", "--clinic-id", args.clinic_id], env=env)
     # The current key comes from the environment (CLINIC_KEY), never the command line.
     return subprocess.call([sys.executable, "-m", "intake", "clinic", "rotate-key"], env=env)
 
@@ -219,8 +277,69 @@ def coordinator(args: argparse.Namespace) -> int:
         env["DATABASE_URL"] = db
     if args.coordinator_command == "add":
         return subprocess.call([sys.executable, "-m", "referral", "coordinator", "add", "--name", args.name], env=env)
+    if args.coordinator_command == "revoke":
+        return subprocess.call(
+            [sys.executable, "-m", "referral", "coordinator", "revoke", "--coordinator-id", args.coordinator_id], env=env
+        )
     # The current key comes from the environment (COORDINATOR_KEY), never the command line.
     return subprocess.call([sys.executable, "-m", "referral", "coordinator", "rotate-key"], env=env)
+
+
+SERVICES = ("intake", "pathway", "referral", "notify")
+
+
+def service_databases(args: argparse.Namespace) -> dict[str, str | None]:
+    """Each service's database: --database SERVICE=URL, else <SERVICE>_DATABASE_URL, else
+    var/run.json."""
+    given = dict(d.split("=", 1) for d in (args.database or []))
+    known = run_info().get("databases", {})
+    return {s: given.get(s) or os.environ.get(f"{s.upper()}_DATABASE_URL") or known.get(s) for s in SERVICES}
+
+
+def _each_service(args: argparse.Namespace, command: list[str]) -> tuple[list[dict], list[str]]:
+    rows, problems = [], []
+    for service, url in service_databases(args).items():
+        if not url:
+            problems.append(f"{service}: no database (give --database {service}=URL)")
+            continue
+        env = {**os.environ, "DATABASE_URL": url}
+        out = subprocess.run([sys.executable, "-m", service, *command], env=env, capture_output=True, text=True)
+        if out.returncode != 0:
+            problems.append(f"{service}: {out.stderr.strip().splitlines()[-1] if out.stderr.strip() else out.returncode}")
+            continue
+        rows += [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
+    return rows, problems
+
+
+def audit(args: argparse.Namespace) -> int:
+    actor = args.clinic or args.coordinator
+    if not args.patient and not actor:
+        print("give --patient ID, --clinic ID or --coordinator ID", file=sys.stderr)
+        return 2
+    command = ["audit"] + (["--patient", args.patient] if args.patient else []) + (["--actor", actor] if actor else [])
+    rows, problems = _each_service(args, command)
+    if args.coordinator:
+        rows = [r for r in rows if r["actor_kind"] == "coordinator"]
+    elif args.clinic:
+        rows = [r for r in rows if r["actor_kind"] == "clinic"]
+    rows.sort(key=lambda r: (r["at"], r["id"]), reverse=True)
+    if args.json:
+        for r in rows:
+            print(json.dumps(r))
+    else:
+        print(table(render_audit(rows), ["when", "service", "who", "id", "patient", "method", "route", "status"]) if rows else "no accesses recorded")
+    for p in problems:
+        print(p, file=sys.stderr)
+    return 1 if problems else 0
+
+
+def outbox(args: argparse.Namespace) -> int:
+    rows, problems = _each_service(args, ["outbox"])
+    body = [[r["service"], r["position"], r["event_id"], r["type"], r["set_aside_at"], r["last_error"]] for r in rows]
+    print(table(body, ["service", "position", "event id", "type", "set aside", "why"]) if body else "no outbox rows set aside")
+    for p in problems:
+        print(p, file=sys.stderr)
+    return 1 if problems else 0
 
 
 HELP = {
@@ -264,7 +383,18 @@ new key once, and the old key stops working in every service.""",
     "coordinator": """Referral coordinators' keys, through referral's database (--database-url, else
 DATABASE_URL, else var/run.json). `coordinator add --name N` prints the new key once;
 `coordinator rotate-key` reads the current key from $COORDINATOR_KEY and prints the new one
-once; the old key stops working at once.""",
+once; the old key stops working at once. `coordinator revoke --coordinator-id ID` revokes the
+coordinator's key without it (someone left, a key leaked): a 401 from the next request on.""",
+    "audit": """The access audit (HIPAA 164.312(b)): every request that read or changed a patient's
+data, from every service's own append-only audit table, newest first: when, which service,
+who (clinic or coordinator, by id: never a key), which patient, the route, the status. Nothing
+from the request's body or query. Each service's database comes from --database SERVICE=URL,
+else <SERVICE>_DATABASE_URL, else var/run.json. A refused request (401) names no one and is
+not listed; another clinic's attempt on a patient (404) is, under that clinic's id.""",
+    "outbox": """Outbox rows set aside: events stored that can never become a message (their
+envelope or subject cannot be built). The relay skips them, so they never block the events
+behind them; each is listed with the reason (the error, and the fields at fault, never their
+values). The metric care_outbox_set_aside counts them per service.""",
 }
 
 
@@ -312,6 +442,9 @@ def main(argv: list[str] | None = None) -> int:
     a.add_argument("--database-url", help="intake's database (default: DATABASE_URL, then var/run.json)")
     k = csub.add_parser("rotate-key", help="replace the key in $CLINIC_KEY; the new key is printed once")
     k.add_argument("--database-url", help="intake's database (default: DATABASE_URL, then var/run.json)")
+    v = csub.add_parser("revoke", help="revoke a clinic's keys by its id, in every service (no key needed)")
+    v.add_argument("--clinic-id", required=True)
+    v.add_argument("--database-url", help="intake's database (default: DATABASE_URL, then var/run.json)")
     p.set_defaults(run=clinic)
     p = _sub(sub, "coordinator", "referral coordinators")
     rsub = p.add_subparsers(dest="coordinator_command", required=True)
@@ -320,7 +453,21 @@ def main(argv: list[str] | None = None) -> int:
     a.add_argument("--database-url", help="referral's database (default: DATABASE_URL, then var/run.json)")
     k = rsub.add_parser("rotate-key", help="replace the key in $COORDINATOR_KEY; the new key is printed once")
     k.add_argument("--database-url", help="referral's database (default: DATABASE_URL, then var/run.json)")
+    v = rsub.add_parser("revoke", help="revoke a coordinator's key by the coordinator's id (no key needed)")
+    v.add_argument("--coordinator-id", required=True)
+    v.add_argument("--database-url", help="referral's database (default: DATABASE_URL, then var/run.json)")
     p.set_defaults(run=coordinator)
+    p = _sub(sub, "audit", "who read or changed a patient's data, across the services")
+    who = p.add_mutually_exclusive_group()
+    who.add_argument("--clinic", help="a clinic's id: what it read or changed")
+    who.add_argument("--coordinator", help="a coordinator's id: what they read or changed")
+    p.add_argument("--patient", help="a patient's id: who read or changed their data")
+    p.add_argument("--database", action="append", metavar="SERVICE=URL", help="a service's database (repeatable)")
+    p.add_argument("--json", action="store_true", help="JSON lines instead of a table")
+    p.set_defaults(run=audit)
+    p = _sub(sub, "outbox", "outbox rows set aside as unpublishable, with why")
+    p.add_argument("--database", action="append", metavar="SERVICE=URL", help="a service's database (repeatable)")
+    p.set_defaults(run=outbox)
     args = parser.parse_args(argv)
     return args.run(args)
 

@@ -100,11 +100,17 @@ class NatsServer:
             )
         )
 
+    def prepare(self) -> NatsServer:
+        """Credentials and configuration, without starting: for processes started before the
+        server (NATS down at their start-up)."""
+        self.store_dir.mkdir(parents=True, exist_ok=True)
+        self._write_config()
+        return self
+
     def start(self) -> NatsServer:
         if not self.owned or self.container is not None:
             return self
-        self.store_dir.mkdir(parents=True, exist_ok=True)
-        self._write_config()
+        self.prepare()
         log = open(self.store_dir / "nats.log", "ab")  # noqa: SIM115 - lives as long as the server
         self.process = subprocess.Popen(
             [nats_server_binary(), "-c", str(self.config_file)],
