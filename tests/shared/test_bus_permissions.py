@@ -227,3 +227,32 @@ def test_the_generated_configuration_matches_the_table(bus: NatsServer) -> None:
         assert bus.credentials.public_keys[p.user] in conf
         assert (bus.credentials.seed_file(p.user).stat().st_mode & 0o777) == 0o600
     assert (bus.credentials.directory.stat().st_mode & 0o777) == 0o700
+
+
+async def test_dlq_replay_republishes_only_what_the_source_stream_holds(bus: NatsServer) -> None:
+    """Any service may dead-letter (publish its own dlq.<durable>), so the dead letter's bytes
+    and headers are the attacker's: replayed as ops, they would land anywhere. Replay reads the
+    message back from the consumer's own stream and refuses what the stream does not hold."""
+    import asyncio
+
+    ops = await bus.connect()
+    real = await ops.jetstream().publish("intake.probe-happened.p1", b'{"real": true}', timeout=2)
+    before = (await ops.jetstream().stream_info("INTAKE")).state.messages
+    nc, _ = await as_user(bus, "pathway")
+    forged = {
+        # A forged clinic key dressed as intake's, "dead-lettered" at a real message's sequence.
+        "forged body": ("intake.clinic-registered.clinic-a", b'{"forged": true}', real.seq),
+        # A dead letter naming ops' own API as its original subject.
+        "api subject": ("$JS.API.STREAM.DELETE.NOTIFY", b"{}", real.seq),
+    }
+    for subject, body, seq in forged.values():
+        headers = {"Care-Dlq-Consumer": "pathway-intake", "Care-Dlq-Original-Subject": subject, "Care-Dlq-Stream-Sequence": str(seq), "Care-Dlq-Reason": "x"}
+        await nc.jetstream(timeout=2).publish("dlq.pathway-intake", body, headers=headers)
+    await nc.close()
+    base = [sys.executable, "-m", "care_shared.ops.carectl", "--nats", bus.url, "--creds", str(bus.seed_file(OPS))]
+    replay = await asyncio.to_thread(subprocess.run, [*base, "dlq", "replay", "all"], capture_output=True, text=True, timeout=60)
+    assert replay.returncode == 1 and replay.stderr.count("not replayed") == 2, replay.stderr
+    js = ops.jetstream()
+    assert (await js.stream_info("INTAKE")).state.messages == before  # nothing planted
+    assert (await js.stream_info("NOTIFY")).config.name == "NOTIFY"  # and nothing deleted
+    await ops.close()

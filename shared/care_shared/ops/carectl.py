@@ -35,10 +35,12 @@ import sys
 from pathlib import Path
 
 import nats
+import nats.js.errors
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from care_shared.audit import render as render_audit
 from care_shared.consumer import DLQ_CONSUMER, DLQ_DELIVERIES, DLQ_REASON, DLQ_STREAM_SEQ, DLQ_SUBJECT
+from care_shared.envelope import CLOUDEVENTS_CONTENT_TYPE
 from care_shared.nats_auth import OPS, connect_options, ssl_context
 from care_shared.ops.traces import last_request_trace, load_spans, render_tree
 from care_shared.topology import DLQ_STREAM, durable_configs, ensure_topology, stream_configs
@@ -178,14 +180,26 @@ async def dlq(args: argparse.Namespace) -> int:
         refused = 0
         for m in chosen:
             problem = replay_refusal(m, origins)
+            original = None if problem else await _original(js, m, origins)
+            if original is None and not problem:
+                problem = "its source stream holds no such message at that sequence and subject"
             if problem:
                 refused += 1
                 print(f"not replayed dlq {m.metadata.sequence.stream}: {problem}", file=sys.stderr)
                 continue
-            # Back on its original subject under a fresh message id; consumers that already
-            # handled the event skip it by its event id (their inbox), the one that failed
-            # takes it again. Then the dead letter is removed.
-            await js.publish(m.headers[DLQ_SUBJECT], m.data, headers={"Nats-Msg-Id": f"replay:{m.headers.get(DLQ_STREAM_SEQ)}:{m.metadata.sequence.stream}"})
+            # The stream's own copy goes back on its own subject, never the dead letter's bytes:
+            # anyone who may dead-letter could otherwise have ops publish what they wrote.
+            # Under a fresh message id; consumers that already handled the event skip it by
+            # its event id (their inbox), the one that failed takes it again. Then the dead
+            # letter is removed.
+            await js.publish(
+                original.subject,
+                original.data,
+                headers={
+                    "Nats-Msg-Id": f"replay:{m.headers.get(DLQ_STREAM_SEQ)}:{m.metadata.sequence.stream}",
+                    "Content-Type": CLOUDEVENTS_CONTENT_TYPE,
+                },
+            )
             await js.delete_msg(DLQ_STREAM, m.metadata.sequence.stream)
             print(f"replayed dlq {m.metadata.sequence.stream} -> {m.headers[DLQ_SUBJECT]}")
         return 1 if refused else 0
@@ -214,6 +228,20 @@ def subject_matches(pattern: str, subject: str) -> bool:
         if i >= len(t) or (token != "*" and token != t[i]):
             return False
     return len(p) == len(t)
+
+
+async def _original(js, m, origins: dict[str, tuple[str, list[str], str | None]]):  # noqa: ANN001, ANN202
+    """The message the dead letter says it is, read back from its consumer's own stream: the
+    same subject and the same bytes, or None."""
+    stream = origins[m.headers[DLQ_CONSUMER]][0]
+    try:
+        seq = int(m.headers.get(DLQ_STREAM_SEQ, ""))
+        stored = await js.get_msg(stream, seq)
+    except (ValueError, nats.js.errors.NotFoundError, nats.js.errors.APIError):
+        return None
+    if stored.subject != m.headers[DLQ_SUBJECT] or (stored.data or b"") != (m.data or b""):
+        return None
+    return stored
 
 
 def replay_refusal(m, origins: dict[str, tuple[str, list[str], str | None]]) -> str | None:  # noqa: ANN001
