@@ -86,7 +86,8 @@ async def test_an_unapplied_key_event_shows_in_readiness_and_metrics_until_repla
 
     await eventually(dead_lettered, what="the key event in the dead-letter stream")
     monkeypatch.undo()  # the fix is deployed
-    assert await carectl.dlq(carectl.argparse.Namespace(nats=own_nats.url, dlq_command="replay", which="all")) == 0
+    replay = carectl.argparse.Namespace(nats=own_nats.url, creds=str(own_nats.seed_file("ops")), dlq_command="replay", which="all")
+    assert await carectl.dlq(replay) == 0
 
     await eventually(lambda: _status(http, auth, 401), what="the replayed revocation to apply")
     r = await http.get("/readyz")
