@@ -6,7 +6,6 @@ are processed (DESIGN.md 5b; issue "Trust boundaries on the bus")."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -20,7 +19,8 @@ from care_shared.envelope import new_event_id, to_envelope
 from care_shared.testing.nats_server import NatsServer
 from care_shared.testing.polling import eventually
 from tests.e2e.conftest import Network
-from tests.notify.conftest import Gateway, Mailbox, gateway, mailbox  # noqa: F401 - fixtures
+from tests.e2e.test_no_patient_data import delivering_network  # noqa: F401 - fixture
+from tests.notify.conftest import Mailbox, gateway, mailbox  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.e2e
 
@@ -28,25 +28,6 @@ EMAIL = "forgery-target@example.org"
 # Dead letters the second test expects: each forgery once per durable on the stream it was put in.
 SQUATTED = 2 + 1 + 0  # on PATHWAY (referral-pathway, notify-pathway), REFERRAL (notify-referral), NOTIFY (none)
 PINNED = 3 + 1  # on INTAKE (pathway-intake, referral-access, notify-intake), REFERRAL (notify-referral)
-
-
-@pytest.fixture
-def delivering_network(own_nats: NatsServer, tmp_path: Path, mailbox, gateway: Gateway) -> Iterator[Network]:  # noqa: ANN001, F811
-    _box, smtp_port = mailbox
-    clock = tmp_path / "now.txt"
-    clock.write_text("2026-03-01T12:00:00+00:00")
-    notify_env = {
-        "SMTP_HOST": "127.0.0.1",
-        "SMTP_PORT": str(smtp_port),
-        "SMS_GATEWAY_URL": gateway.url,
-        "NOTIFY_CLOCK_FILE": str(clock),
-        "DELIVERY_POLL_SECONDS": "0.1",
-    }
-    net = Network(own_nats, tmp_path, {"notify": notify_env})
-    try:
-        yield net.start()
-    finally:
-        net.stop()
 
 
 class Attacker:
@@ -131,9 +112,9 @@ async def test_forged_clinic_keys_are_refused_and_the_real_clinic_keeps_working(
 
 
 async def test_squatted_positions_and_pinned_urgency_do_not_stop_a_real_emergency(
-    delivering_network: Network, mailbox: tuple[Mailbox, int]  # noqa: F811
+    delivering_network: tuple[Network, Path], mailbox: tuple[Mailbox, int]  # noqa: F811
 ) -> None:
-    network = delivering_network
+    network, _clock = delivering_network
     box, _ = mailbox
     key = network.add_clinic("Clinic A")
     intake, pathway, referral, notify = (network.url(s) for s in ("intake", "pathway", "referral", "notify"))
