@@ -76,32 +76,35 @@ def server() -> Iterator[dict]:
     pg = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]["postgres"]
     command = pg["command"]
     settings = [command[i + 1] for i, arg in enumerate(command) if arg == "-c"]
-    settings = [
-        s.replace("/run/care", str(care)).replace("/etc/postgresql/pg_hba.conf", str(ROOT / "deploy/postgres/pg_hba.conf"))
-        for s in settings
-    ]
+    # The checkout may sit where `nobody` cannot read (a 0700 temporary directory): the server
+    # reads its own copy of deploy/'s pg_hba.conf, and runs from the test's directory.
+    hba = base / "pg_hba.conf"
+    shutil.copyfile(ROOT / "deploy/postgres/pg_hba.conf", hba)
+    if prefix:
+        os.chown(hba, nobody.pw_uid, nobody.pw_gid)
+    settings = [s.replace("/run/care", str(care)).replace("/etc/postgresql/pg_hba.conf", str(hba)) for s in settings]
     port = free_port()
     data = base / "data"
     initdb_args = pg["environment"]["POSTGRES_INITDB_ARGS"].split()
     subprocess.run(
         [*prefix, "initdb", "-D", str(data), "-U", "postgres", f"--pwfile={care / 'postgres.password'}", *initdb_args],
-        check=True, capture_output=True,
+        check=True, capture_output=True, cwd=base,
     )
     options = " ".join(
         [f"-p {port}", f"-k {base}", "-c listen_addresses='127.0.0.1,127.0.0.2'", *(f"-c {s}" for s in settings)]
     )
     subprocess.run([*prefix, "pg_ctl", "-D", str(data), "-w", "-l", str(base / "log"), "-o", options, "start"],
-                   check=True, capture_output=True)
+                   check=True, capture_output=True, cwd=base)
     try:
         script = (ROOT / "deploy/postgres/init-roles.sh").read_text().replace("/run/care", str(care))
         (base / "init-roles.sh").write_text(script)
         env = {**os.environ, "POSTGRES_USER": "postgres", "PGHOST": str(base), "PGPORT": str(port),
                "PGPASSWORD": (care / "postgres.password").read_text().strip()}
-        done = subprocess.run([*prefix, "bash", str(base / "init-roles.sh")], env=env, capture_output=True, text=True)
+        done = subprocess.run([*prefix, "bash", str(base / "init-roles.sh")], env=env, capture_output=True, text=True, cwd=base)
         assert done.returncode == 0, done.stderr
         yield {"port": port, "care": care, "ca": certs / "ca.crt", "env": env, "prefix": prefix}
     finally:
-        subprocess.run([*prefix, "pg_ctl", "-D", str(data), "-w", "-m", "fast", "stop"], capture_output=True)
+        subprocess.run([*prefix, "pg_ctl", "-D", str(data), "-w", "-m", "fast", "stop"], capture_output=True, cwd=base)
         shutil.rmtree(base, ignore_errors=True)
 
 
@@ -152,6 +155,6 @@ def test_a_service_connects_with_its_password_file_over_verified_tls_and_nothing
         [*server["prefix"], "psql", "-U", "postgres", "-Atc",
          "SELECT rolname || ' ' || left(rolpassword, 14) FROM pg_authid WHERE rolname IN ('intake','pathway','referral','notify') ORDER BY 1",
          "postgres"],
-        env=server["env"], capture_output=True, text=True, check=True,
+        env=server["env"], capture_output=True, text=True, check=True, cwd=care.parent,
     ).stdout.split("\n")
     assert [line for line in stored if line] == [f"{s} SCRAM-SHA-256$" for s in sorted(SERVICES)]
