@@ -122,6 +122,24 @@ def outbox_command(settings: ServiceSettings) -> int:
     return 0
 
 
+def key_command(db: Database, step: Callable[[], Awaitable[dict]]) -> int:
+    """An operator's key command (rotate, revoke): print its JSON answer, or say what it could
+    not find (a LookupError) on stderr with exit 1; the database is closed either way."""
+
+    async def run() -> dict:
+        try:
+            return await step()
+        finally:
+            await db.dispose()
+
+    try:
+        print(json.dumps(asyncio.run(run())))
+    except LookupError as exc:
+        print(str(exc), file=sys.stderr)
+        return 1
+    return 0
+
+
 def rebuild_command(settings: ServiceSettings, migrations: Path, rebuild: Rebuild, progress: bool) -> int:
     """Replay the service's events into a fresh projection, compare with the live one, print
     the report; exit 1 when they differ."""

@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import sys
 from pathlib import Path
 
 from sqlalchemy import select
 
 from care_shared.auth import clinic_keys, generate_api_key, hash_key, record_clinic_key, revoke_clinic_key
+from care_shared.cli import key_command
 from care_shared.contracts.intake import ClinicKeyRevoked, ClinicKeyRotated, ClinicRegistered
 from care_shared.envelope import new_id
 from care_shared.eventstore import NewEvent
@@ -118,33 +118,11 @@ async def publish_now(runtime: Runtime, timeout: float = 5.0) -> int:
 
 
 def revoke_clinic_command(runtime: Runtime, clinic_id: str) -> int:
-    async def run() -> dict:
-        try:
-            return await revoke_clinic(runtime, clinic_id)
-        finally:
-            await runtime.db.dispose()
-
-    try:
-        print(json.dumps(asyncio.run(run())))
-    except LookupError as exc:
-        print(str(exc), file=sys.stderr)
-        return 1
-    return 0
+    return key_command(runtime.db, lambda: revoke_clinic(runtime, clinic_id))
 
 
 def rotate_key_command(runtime: Runtime, current_key: str) -> int:
-    async def run() -> dict[str, str]:
-        try:
-            return await rotate_key(runtime, current_key)
-        finally:
-            await runtime.db.dispose()
-
-    try:
-        print(json.dumps(asyncio.run(run())))
-    except LookupError as exc:
-        print(str(exc), file=sys.stderr)
-        return 1
-    return 0
+    return key_command(runtime.db, lambda: rotate_key(runtime, current_key))
 
 
 async def clinic_of_key(runtime: Runtime, key: str) -> str | None:

@@ -6,9 +6,9 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import sys
 from pathlib import Path
 
+from care_shared.cli import key_command
 from care_shared.migrations import migrate
 from care_shared.service import Runtime
 from referral.access import add_coordinator, coordinator_key_known, revoke_coordinator, rotate_coordinator_key
@@ -59,35 +59,19 @@ def add_coordinator_command(runtime: Runtime, name: str, key_file: str | None) -
 
 
 def rotate_coordinator_key_command(runtime: Runtime, current_key: str) -> int:
-    async def run() -> dict[str, str]:
-        try:
-            await migrate(runtime.db, runtime.migrations)
-            return await rotate_coordinator_key(runtime, current_key)
-        finally:
-            await runtime.db.dispose()
+    async def step() -> dict[str, str]:
+        await migrate(runtime.db, runtime.migrations)
+        return await rotate_coordinator_key(runtime, current_key)
 
-    try:
-        print(json.dumps(asyncio.run(run())))
-    except LookupError as exc:
-        print(str(exc), file=sys.stderr)
-        return 1
-    return 0
+    return key_command(runtime.db, step)
 
 
 def revoke_coordinator_command(runtime: Runtime, coordinator_id: str) -> int:
-    async def run() -> dict[str, str]:
-        try:
-            await migrate(runtime.db, runtime.migrations)
-            return await revoke_coordinator(runtime, coordinator_id)
-        finally:
-            await runtime.db.dispose()
+    async def step() -> dict[str, str]:
+        await migrate(runtime.db, runtime.migrations)
+        return await revoke_coordinator(runtime, coordinator_id)
 
-    try:
-        print(json.dumps(asyncio.run(run())))
-    except LookupError as exc:
-        print(str(exc), file=sys.stderr)
-        return 1
-    return 0
+    return key_command(runtime.db, step)
 
 
 async def seed_demo(runtime: Runtime, key_file: str | None, partner_clinic_id: str | None = None) -> dict:
