@@ -273,10 +273,11 @@ async def test_a_message_never_answered_is_dead_lettered_not_dropped(
     """A delivery that is never answered (the handler hangs past ack_wait, or its process dies)
     reports no failure. JetStream redelivers it to another replica; past the limit it must land
     in the DLQ with a reason instead of being dropped in silence. Three replicas share the
-    durable: the first two hang on it, the third sees the third delivery."""
+    durable: the first two hang on it, the third sees the third delivery. The hanging ones
+    report no progress: they play processes that died holding the message."""
     db = Database(sqlite_url_for(tmp_path / "consumer.db"))
     await migrate(db, MIGRATIONS)
-    policy = ConsumerPolicy(max_deliver=2, ack_wait_seconds=1, backoff_seconds=(0.05,), fetch_batch=8)
+    policy = ConsumerPolicy(max_deliver=2, ack_wait_seconds=1, backoff_seconds=(0.05,), fetch_batch=8, report_progress=False)
     patient_id = str(uuid.uuid4())
     first = Harness(nats_server, db, patient_id, policy)
     replicas = [first] + [
