@@ -70,7 +70,6 @@ TABLE = [
     (nats.errors.ConnectionClosedError(), BUS),
     (nats.errors.NoServersError(), BUS),
     (TimeoutError(), TIMEOUT),
-    (asyncio.TimeoutError(), TIMEOUT),
     (ConnectionResetError(), CONNECTION),
     (ConnectionRefusedError(), CONNECTION),
     (_wrapped(), DATABASE_BUSY),
