@@ -57,6 +57,13 @@ def _kind_of(exc: BaseException) -> str | None:
         if isinstance(exc, OperationalError) and not sqlstate and "sqlite" not in type(exc.orig).__module__:
             return DATABASE_UNAVAILABLE  # asyncpg's own connection errors carry no SQLSTATE
         return None
+    sqlstate = getattr(exc, "sqlstate", None)
+    if isinstance(sqlstate, str):  # asyncpg's own error, unwrapped (e.g. raised at connect)
+        if sqlstate.startswith(_BUSY_SQLSTATES):
+            return DATABASE_BUSY
+        if sqlstate.startswith(_UNAVAILABLE_SQLSTATES):
+            return DATABASE_UNAVAILABLE
+        return None
     if isinstance(exc, NatsError):
         return BUS
     if isinstance(exc, TimeoutError):

@@ -7,6 +7,7 @@ import asyncio
 import sqlite3
 from pathlib import Path
 
+import asyncpg
 import nats.errors
 import pytest
 import sqlalchemy as sa
@@ -66,6 +67,10 @@ TABLE = [
     (_pg(OperationalError, "57P01"), DATABASE_UNAVAILABLE),  # admin shutdown
     (_pg(OperationalError, "53300"), DATABASE_UNAVAILABLE),  # too many connections
     (InterfaceError("SELECT 1", None, Exception("connection is closed")), DATABASE_UNAVAILABLE),
+    (asyncpg.exceptions.TooManyConnectionsError("sorry, too many clients"), DATABASE_UNAVAILABLE),  # raw, at connect
+    (asyncpg.exceptions.ConnectionDoesNotExistError("connection was closed"), DATABASE_UNAVAILABLE),
+    (asyncpg.exceptions.LockNotAvailableError("lock timeout"), DATABASE_BUSY),
+    (asyncpg.exceptions.UniqueViolationError("duplicate key"), None),
     (nats.errors.TimeoutError(), BUS),
     (nats.errors.ConnectionClosedError(), BUS),
     (nats.errors.NoServersError(), BUS),
