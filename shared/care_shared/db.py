@@ -4,8 +4,8 @@ Transactions go through `Database.transaction()`, which tells the outbox relay t
 commit that wrote outbox rows is done, so publishing needs no polling on the happy path.
 
 Waiting for a lock is bounded by `lock_timeout_seconds` (SQLite's busy timeout and this
-process's queue for its one writer; PostgreSQL's lock_timeout and the pool's wait), well under
-the consumers' ack_wait: a request behind a lock gets a 503 "database busy", a consumer a
+process's queue for its one writer; PostgreSQL's lock_timeout), and the pool's wait by
+`POOL_TIMEOUT_SECONDS`, both under the consumers' ack_wait: a request behind a lock gets a 503 "database busy", a consumer a
 transient failure it retries (care_shared.transient), and neither waits without end.
 """
 
@@ -30,6 +30,7 @@ READ_ONLY = "care_read_only"
 # Shorter than the consumers' ack_wait (topology.ACK_WAIT_SECONDS) by a wide margin: a test
 # holds the relation (tests/shared/test_transient.py).
 LOCK_TIMEOUT_SECONDS = 5.0
+POOL_TIMEOUT_SECONDS = 30.0
 
 
 def normalise_url(url: str) -> str:
@@ -95,7 +96,8 @@ class Database:
                 pool_pre_ping=True,
                 pool_size=10,
                 max_overflow=10,
-                pool_timeout=lock_timeout_seconds,
+                # A wait for a pooled connection is load, not a held lock: longer, but under ack_wait.
+                pool_timeout=POOL_TIMEOUT_SECONDS,
                 connect_args={
                     **connect_args,
                     "server_settings": {"lock_timeout": str(int(lock_timeout_seconds * 1000))},
