@@ -29,6 +29,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from care_shared.auth import access_metadata
 from care_shared.db import Database
 from care_shared.problems import PROBLEM_BASE, PROBLEM_JSON
+from care_shared.transient import DATABASE_BUSY, transient_kind
 
 log = logging.getLogger(__name__)
 
@@ -162,12 +163,16 @@ class AuditMiddleware:
                 except Exception as exc:  # noqa: BLE001 - answer nothing unrecorded
                     log.error("audit write failed; answering 503", extra={"error": type(exc).__name__})
                     state["refused"] = True
-                    body = json.dumps(
-                        {"type": PROBLEM_BASE + "unavailable", "title": "Temporarily unavailable", "status": 503,
-                         "detail": "The access could not be recorded; nothing was answered. Retry.", "instance": scope.get("path")}
-                    ).encode()
+                    problem = {"type": PROBLEM_BASE + "unavailable", "title": "Temporarily unavailable", "status": 503,
+                               "detail": "The access could not be recorded; nothing was answered. Retry.", "instance": scope.get("path")}
+                    retry_after = b"1"
+                    if transient_kind(exc) == DATABASE_BUSY:  # a held lock: say so, as the routes do
+                        problem |= {"type": PROBLEM_BASE + "database-busy", "title": "Database busy",
+                                    "detail": "The database is busy (a lock is held); the access could not be recorded, nothing was answered. Retry."}
+                        retry_after = b"2"
+                    body = json.dumps(problem).encode()
                     await send({"type": "http.response.start", "status": 503,
-                                "headers": [(b"content-type", PROBLEM_JSON.encode()), (b"content-length", str(len(body)).encode()), (b"retry-after", b"1")]})
+                                "headers": [(b"content-type", PROBLEM_JSON.encode()), (b"content-length", str(len(body)).encode()), (b"retry-after", retry_after)]})
                     await send({"type": "http.response.body", "body": body})
                     return
             await send(message)

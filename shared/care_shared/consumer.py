@@ -9,18 +9,27 @@ For every message:
    moves on.
 2. In one transaction: claim `(consumer, event_id)` in the inbox (a duplicate is skipped)
    and run the handler, which writes its state and any events of its own.
-3. Ack only after that commit. A failure naks with backoff; the last permitted delivery
-   that still fails goes to the dead-letter subject with the reason instead.
-4. JetStream itself never gives up on a message (its max_deliver is unlimited): a delivery
-   that was never answered (the handler outlived ack_wait, or the process died) comes back,
-   and once past our limit it is dead-lettered before the handler runs. With a JetStream
-   limit, such a message would be dropped silently, with no dead letter and no reason.
+3. Ack only after that commit. A transient failure (care_shared.transient: the database
+   locked or unreachable, a timeout, a lost connection) says nothing about the event: the
+   handling is tried again here, with capped exponential backoff, for as long as the failure
+   lasts, reporting progress so JetStream does not redeliver it meanwhile. It is counted
+   (care_consumer_transient_failures_total) and logged, never toward the dead-letter budget.
+   A deterministic failure naks with backoff; the last permitted delivery that still fails
+   goes to the dead-letter subject with the reason instead.
+4. While a handling runs, a heartbeat tells JetStream it is in progress every ack_wait/3, so
+   a slow handler is not redelivered beside itself. JetStream's delivery count therefore
+   grows only with deterministic failures and deliveries never answered (the process died
+   or hung). JetStream itself never gives up on a message (its max_deliver is unlimited):
+   past our limit, such a message is dead-lettered before the handler runs. With a
+   JetStream limit, it would be dropped silently, with no dead letter and no reason.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -45,6 +54,7 @@ from care_shared.eventstore import ConcurrencyError, inbox
 from care_shared.metrics import ServiceMetrics
 from care_shared.origin import ForgedEvent, verify_origin
 from care_shared.topology import dlq_subject, durable_config, durable_for
+from care_shared.transient import transient_kind
 
 log = logging.getLogger(__name__)
 
@@ -80,10 +90,19 @@ class ConsumerPolicy:
     ack_wait_seconds: float = 30.0
     backoff_seconds: tuple[float, ...] = (0.5, 2.0, 5.0, 15.0)
     fetch_batch: int = 16
+    # Transient failures: retried after first, doubling to cap, for as long as they last.
+    transient_first_seconds: float = 1.0
+    transient_cap_seconds: float = 30.0
+    # Heartbeats (in_progress) while a handler runs. Off only in tests that play a process
+    # which has died holding a message.
+    report_progress: bool = True
 
     def delay_after(self, delivered: int) -> float:
         index = min(max(delivered - 1, 0), len(self.backoff_seconds) - 1)
         return self.backoff_seconds[index]
+
+    def transient_delay(self, attempt: int) -> float:
+        return min(self.transient_first_seconds * 2 ** min(max(attempt - 1, 0), 30), self.transient_cap_seconds)
 
 
 class EventConsumers:
@@ -113,6 +132,7 @@ class EventConsumers:
         self.processed = 0
         self.dead_lettered = 0
         self.durables: list[str] = []
+        self._ack_waits: dict[str, float] = {}
 
     def subscribe(self, purpose: str, stream: str, subject: str, handler: Handler) -> str:
         if self.topology_checked:  # a durable the topology lacks has no permissions either
@@ -165,19 +185,15 @@ class EventConsumers:
             await self._dead_letter(msg, durable, str(exc), delivered)
             return
         try:
-            first_time = await self._handle_once(durable, handler, envelope, payload)
-            # Counted at the commit: if the ack below is lost, the redelivery is a duplicate.
-            if first_time:
-                self.metrics.events_consumed.labels(durable, envelope.type).inc()
-            else:
-                self.metrics.events_duplicate.labels(durable).inc()
-            await msg.ack()
-            self.processed += 1
+            async with self._reporting_progress(msg, durable):
+                first_time = await self._handle_through_weather(durable, handler, envelope, payload, raw)
         except PositionTaken as exc:
             self.metrics.events_refused.labels(durable, "position_taken").inc()
             await self._dead_letter(msg, durable, f"refused: {exc}", delivered)
+            return
         except PoisonEvent as exc:
             await self._dead_letter(msg, durable, f"rejected by handler: {exc}", delivered)
+            return
         except Exception as exc:
             if delivered >= self.policy.max_deliver:
                 reason = f"failed after {delivered} deliveries: {type(exc).__name__}"
@@ -194,6 +210,83 @@ class EventConsumers:
                 )
                 self.metrics.events_redelivered.labels(durable).inc()
                 await msg.nack(delay=self.policy.delay_after(delivered))
+            return
+        # Counted at the commit: if the ack below is lost, the redelivery is a duplicate.
+        if first_time:
+            self.metrics.events_consumed.labels(durable, envelope.type).inc()
+        else:
+            self.metrics.events_duplicate.labels(durable).inc()
+        try:
+            await msg.ack()
+        except Exception as exc:  # the commit stands; the redelivery meets the inbox
+            log.warning("ack failed after the commit", extra={"consumer": durable, "event_id": envelope.id, "error": type(exc).__name__})
+        self.processed += 1
+
+    async def _handle_through_weather(
+        self, durable: str, handler: Handler, envelope: Envelope, payload: EventData, raw  # noqa: ANN001 (nats Msg)
+    ) -> bool:
+        """`_handle_once`, tried again after every transient failure, however long it lasts;
+        a deterministic failure is raised to be counted."""
+        attempt = 0
+        while True:
+            try:
+                return await self._handle_once(durable, handler, envelope, payload)
+            except PoisonEvent:
+                raise
+            except Exception as exc:
+                kind = transient_kind(exc)
+                if kind is None:
+                    raise
+                attempt += 1
+                delay = self.policy.transient_delay(attempt)
+                self.metrics.consumer_transient_failures.labels(durable, kind).inc()
+                log.warning(
+                    "transient failure; retrying, not counted toward dead-lettering",
+                    extra={
+                        "consumer": durable,
+                        "event_id": envelope.id,
+                        "stream_seq": raw.metadata.sequence.stream,
+                        "kind": kind,
+                        "error": type(exc).__name__,
+                        "attempt": attempt,
+                        "retry_in": delay,
+                    },
+                )
+                await asyncio.sleep(delay)
+
+    @asynccontextmanager
+    async def _reporting_progress(self, msg: NatsMessage, durable: str) -> AsyncIterator[None]:
+        """Tell JetStream every ack_wait/3 that this delivery is being worked on."""
+        if not self.policy.report_progress:
+            yield
+            return
+        every = await self._ack_wait(durable) / 3
+
+        async def beat() -> None:
+            while True:
+                await asyncio.sleep(every)
+                try:
+                    await msg.raw_message.in_progress()
+                except Exception as exc:  # NATS away: the next beat, or a redelivery, follows
+                    log.debug("in_progress failed", extra={"consumer": durable, "error": type(exc).__name__})
+
+        heartbeat = asyncio.create_task(beat())
+        try:
+            yield
+        finally:
+            heartbeat.cancel()
+            with suppress(asyncio.CancelledError):
+                await heartbeat
+
+    async def _ack_wait(self, durable: str) -> float:
+        """The durable's ack_wait as JetStream has it (ops created it), else the policy's."""
+        if durable not in self._ack_waits:
+            try:
+                info = await self.broker.connection.jetstream().consumer_info(self.streams[durable], durable, timeout=2.0)
+                self._ack_waits[durable] = min(info.config.ack_wait or self.policy.ack_wait_seconds, self.policy.ack_wait_seconds)
+            except Exception:  # noqa: BLE001 - asked again next time
+                return self.policy.ack_wait_seconds
+        return self._ack_waits[durable]
 
     async def _handle_once(
         self, durable: str, handler: Handler, envelope: Envelope, payload: EventData

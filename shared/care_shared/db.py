@@ -2,6 +2,11 @@
 
 Transactions go through `Database.transaction()`, which tells the outbox relay the moment a
 commit that wrote outbox rows is done, so publishing needs no polling on the happy path.
+
+Waiting for a lock is bounded by `lock_timeout_seconds` (SQLite's busy timeout and this
+process's queue for its one writer; PostgreSQL's lock_timeout), and the pool's wait by
+`POOL_TIMEOUT_SECONDS`, both under the consumers' ack_wait: a request behind a lock gets a 503 "database busy", a consumer a
+transient failure it retries (care_shared.transient), and neither waits without end.
 """
 
 from __future__ import annotations
@@ -17,9 +22,15 @@ from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
+from care_shared.transient import DatabaseBusy
+
 OUTBOX_WRITTEN = "outbox_written"
 APPENDED_TYPES = "appended_types"
 READ_ONLY = "care_read_only"
+# Shorter than the consumers' ack_wait (topology.ACK_WAIT_SECONDS) by a wide margin: a test
+# holds the relation (tests/shared/test_transient.py).
+LOCK_TIMEOUT_SECONDS = 5.0
+POOL_TIMEOUT_SECONDS = 30.0
 
 
 def normalise_url(url: str) -> str:
@@ -58,8 +69,10 @@ class Database:
         echo: bool = False,
         password_file: str | None = None,
         ssl_root_cert: str | None = None,
+        lock_timeout_seconds: float = LOCK_TIMEOUT_SECONDS,
     ) -> None:
         self.url = normalise_url(url)
+        self.lock_timeout_seconds = lock_timeout_seconds
         self.is_sqlite = self.url.startswith("sqlite")
         connect_args: dict = {}
         if not self.is_sqlite:
@@ -73,9 +86,9 @@ class Database:
             if path and path != ":memory:":
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
             self.engine: AsyncEngine = create_async_engine(
-                self.url, echo=echo, connect_args={"timeout": 30}
+                self.url, echo=echo, connect_args={"timeout": lock_timeout_seconds}
             )
-            _configure_sqlite(self.engine)
+            _configure_sqlite(self.engine, lock_timeout_seconds)
         else:
             self.engine = create_async_engine(
                 self.url,
@@ -83,7 +96,12 @@ class Database:
                 pool_pre_ping=True,
                 pool_size=10,
                 max_overflow=10,
-                connect_args=connect_args,
+                # A wait for a pooled connection is load, not a held lock: longer, but under ack_wait.
+                pool_timeout=POOL_TIMEOUT_SECONDS,
+                connect_args={
+                    **connect_args,
+                    "server_settings": {"lock_timeout": str(int(lock_timeout_seconds * 1000))},
+                },
             )
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
 
@@ -94,6 +112,7 @@ class Database:
             settings.database_url,
             password_file=settings.database_password_file,
             ssl_root_cert=settings.database_ssl_root_cert,
+            lock_timeout_seconds=settings.database_lock_timeout_seconds,
         )
 
     @property
@@ -129,14 +148,21 @@ class Database:
         if not self.is_sqlite:
             yield
             return
-        async with self._write_lock:
+        try:
+            async with asyncio.timeout(self.lock_timeout_seconds):
+                await self._write_lock.acquire()
+        except TimeoutError:
+            raise DatabaseBusy(f"no write lock in {self.lock_timeout_seconds}s") from None
+        try:
             yield
+        finally:
+            self._write_lock.release()
 
     async def dispose(self) -> None:
         await self.engine.dispose()
 
 
-def _configure_sqlite(engine: AsyncEngine) -> None:
+def _configure_sqlite(engine: AsyncEngine, lock_timeout_seconds: float) -> None:
     # WAL lets readers run beside the one writer (the relay and the API share the file);
     # BEGIN IMMEDIATE takes the write lock up front, so a read-then-write transaction waits
     # for the lock (busy timeout) instead of failing with "database is locked" on upgrade.
@@ -145,7 +171,7 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute(f"PRAGMA busy_timeout={int(lock_timeout_seconds * 1000)}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()

@@ -19,9 +19,11 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from care_shared.problems import PROBLEM_BASE, PROBLEM_JSON, Unauthorized, connection_lost
+from care_shared.transient import DATABASE_BUSY, DatabaseBusy, transient_kind
 
 Authenticate = Callable[[str], Awaitable[Any | None]]
 
@@ -113,8 +115,13 @@ class EdgeMiddleware:
             token = bearer_token(scope)
             try:
                 principal = await self.authenticate(token) if token else None
-            except DBAPIError as exc:
-                if not connection_lost(exc):
+            except (DBAPIError, DatabaseBusy, PoolTimeout) as exc:
+                if transient_kind(exc) == DATABASE_BUSY:
+                    await _answer(send, 503, {"type": PROBLEM_BASE + "database-busy", "title": "Database busy", "status": 503,
+                                              "detail": "The database is busy (a lock is held); nothing was stored. Retry with the same Idempotency-Key.",
+                                              "instance": path}, [(b"retry-after", b"2")])
+                    return
+                if not isinstance(exc, DBAPIError) or not connection_lost(exc):
                     raise
                 # A failover or a cut connection: retryable, as the routes themselves say.
                 await _answer(send, 503, {"type": PROBLEM_BASE + "unavailable", "title": "Temporarily unavailable", "status": 503,

@@ -35,6 +35,10 @@ class ServiceMetrics:
             ["consumer", "check"],
             registry=r,
         )
+        # Alerted on (deploy/): kind is one of care_shared.transient.KINDS.
+        self.consumer_transient_failures = Counter(
+            "care_consumer_transient_failures", "Handlings that met a transient failure and are retried uncounted", ["consumer", "kind"], registry=r
+        )
         self.events_dead_lettered = Counter("care_events_dead_lettered", "Events sent to the dead-letter subject", ["consumer"], registry=r)
         self.outbox_backlog = Gauge("care_outbox_backlog", "Events stored but not yet published", registry=r)
         self.consumer_pending = Gauge("care_consumer_lag", "Messages not yet delivered to a durable consumer", ["consumer"], registry=r)

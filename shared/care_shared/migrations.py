@@ -117,6 +117,8 @@ async def migrate(db: Database, script_location: Path) -> None:
     async with db.engine.begin() as conn:
         if not db.is_sqlite:
             # Replicas starting together: one migrates, the others wait and find it done.
+            # This wait is the one that may be long (a replica migrating): not lock_timeout's.
+            await conn.execute(text("SET LOCAL lock_timeout = 0"))
             await conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('care-migrations'))"))
         await conn.run_sync(upgrade)
 

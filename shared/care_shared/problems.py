@@ -13,9 +13,11 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from care_shared.eventstore import EVENT_DATA_LIMIT, EventTooLarge
+from care_shared.transient import DATABASE_BUSY, DatabaseBusy, transient_kind
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +112,7 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
     404: _problem("No such resource for this clinic"),
     409: _problem("Conflicts with the current state"),
     422: _problem("A field failed validation; `field` names it"),
-    503: _problem("Briefly unavailable (e.g. the database connection was lost): retry with the same Idempotency-Key"),
+    503: _problem("Briefly unavailable (the database busy or its connection lost): retry with the same Idempotency-Key"),
 }
 
 
@@ -204,8 +206,29 @@ def install_problem_handlers(app: FastAPI) -> None:
             },
         )
 
+    @app.exception_handler(DatabaseBusy)
+    async def _database_busy(request: Request, exc: Exception) -> JSONResponse:
+        # The lock wait is bounded (db.Database lock_timeout_seconds): say so, rather than
+        # hold the client or blame a connection that is fine.
+        log.warning("database busy", extra={"error": type(exc).__name__, "path": request.url.path})
+        return problem_response(
+            503,
+            {
+                "type": PROBLEM_BASE + "database-busy",
+                "title": "Database busy",
+                "status": 503,
+                "detail": "The database is busy (a lock is held); nothing was stored. Retry with the same Idempotency-Key.",
+                "instance": request.url.path,
+            },
+            {"Retry-After": "2"},
+        )
+
+    app.add_exception_handler(PoolTimeout, _database_busy)  # every pooled connection in use
+
     @app.exception_handler(DBAPIError)
     async def _database_away(request: Request, exc: DBAPIError) -> JSONResponse:
+        if transient_kind(exc) == DATABASE_BUSY:
+            return await _database_busy(request, exc)
         # A lost connection (failover, a terminated backend) rolled the request back whole:
         # tell the client to retry, with the same Idempotency-Key, rather than report a bug.
         if connection_lost(exc):

@@ -249,6 +249,8 @@ def build_runtime(
         ack_wait_seconds=settings.consumer_ack_wait_seconds,
         backoff_seconds=tuple(settings.consumer_backoff_seconds),
         fetch_batch=settings.consumer_fetch_batch,
+        transient_first_seconds=settings.consumer_transient_first_seconds,
+        transient_cap_seconds=settings.consumer_transient_cap_seconds,
     )
     metrics = ServiceMetrics(settings.service_name)
     db.on_commit(metrics.on_appended)

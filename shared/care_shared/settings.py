@@ -3,6 +3,8 @@
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from care_shared.topology import ACK_WAIT_SECONDS
+
 
 class ServiceSettings(BaseSettings):
     model_config = SettingsConfigDict(env_file=None, extra="ignore")
@@ -16,6 +18,9 @@ class ServiceSettings(BaseSettings):
     # secret file rather than the URL, and TLS verified (host name included) against this CA.
     database_password_file: str | None = None
     database_ssl_root_cert: str | None = None
+    # The longest wait for a database lock (SQLite busy timeout, PostgreSQL lock_timeout, the
+    # pool): then a request answers 503 "database busy", a consumer retries. Under ack_wait.
+    database_lock_timeout_seconds: float = 5.0
     nats_url: str = Field(
         default="nats://127.0.0.1:4222",
         description="One NATS URL, or several separated by commas (the members of a cluster)",
@@ -43,10 +48,14 @@ class ServiceSettings(BaseSettings):
     relay_batch_size: int = 256
     relay_poll_seconds: float = 1.0  # safety net only: a commit wakes the relay at once
 
-    # Consumers: bounded redelivery with backoff, then the dead-letter subject.
+    # Consumers: deterministic failures are redelivered with backoff, then dead-lettered;
+    # transient ones (care_shared.transient) are retried with capped backoff for as long as
+    # they last and never count. ack_wait must match the durables ops created (topology).
     consumer_max_deliver: int = 5
-    consumer_ack_wait_seconds: float = 30.0
+    consumer_ack_wait_seconds: float = ACK_WAIT_SECONDS
     consumer_backoff_seconds: list[float] = [0.5, 2.0, 5.0, 15.0]
+    consumer_transient_first_seconds: float = 1.0
+    consumer_transient_cap_seconds: float = 30.0
     consumer_fetch_batch: int = 16
 
     # Telemetry: OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set; a JSON-lines span file for

@@ -102,7 +102,9 @@ def clinic_task_durable(clinic_id: str) -> str:
 # Every durable is created by ops with this configuration, never by the service or clinic that
 # pulls from it: the right to create a consumer is the right to choose its filter and a push
 # deliver_subject, i.e. to copy a stream's messages onto any subject.
-ACK_WAIT_SECONDS = 30.0
+# Longer than any database wait (db.LOCK_TIMEOUT_SECONDS); a handler that runs longer reports
+# progress (consumer.py), so this bounds only a process that died holding a message.
+ACK_WAIT_SECONDS = 60.0
 MAX_ACK_PENDING = 1000
 
 

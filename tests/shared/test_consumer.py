@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -84,6 +85,7 @@ class Harness:
         self.poison: set[str] = set()
         self.hang: set[str] = set()  # handled until `released`: an answer that never comes in time
         self.released = asyncio.Event()
+        self.slow: dict[str, float] = {}  # handled in this many seconds: longer than ack_wait
         # As ops (who may consume anything): these durables are the test's own, not the topology's.
         self.broker = NatsBroker(server.url, security=server.security(), inbox_prefix=inbox_prefix(OPS))
         self.consumers = EventConsumers(
@@ -98,6 +100,7 @@ class Harness:
         if envelope.id in self.hang:
             await self.released.wait()
             raise RuntimeError("gave up after the ack deadline")
+        await asyncio.sleep(self.slow.get(envelope.id, 0))
         if self.calls[envelope.id] <= self.fail_times.get(envelope.id, 0):
             raise RuntimeError("database briefly away")
         await record_seen(session, self.durable, envelope, payload.patient_id)
@@ -248,6 +251,65 @@ async def test_a_transient_failure_is_redelivered_with_backoff_and_acted_on_once
     assert await harness.dead_letters() == []
 
 
+async def test_a_database_locked_past_every_delivery_dead_letters_nothing(
+    nats_server: NatsServer, tmp_path: Path
+) -> None:
+    """Locked for far longer than three deliveries' backoff (which used to dead-letter the
+    event): retried in place, uncounted, and handled once when the lock goes."""
+    path = tmp_path / "consumer.db"
+    db = Database(sqlite_url_for(path), lock_timeout_seconds=0.1)
+    await migrate(db, MIGRATIONS)
+    policy = ConsumerPolicy(max_deliver=3, ack_wait_seconds=5, backoff_seconds=(0.05, 0.1),
+                            transient_first_seconds=0.05, transient_cap_seconds=0.2)
+    h = Harness(nats_server, db, str(uuid.uuid4()), policy)
+    await h.start()
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        events = [assessment(h.patient_id) for _ in range(3)]
+        for event in events:
+            await h.publish(event)
+        transient = h.consumers.metrics.consumer_transient_failures.labels(h.durable, "database_busy")
+        await eventually(lambda: _async(transient._value.get() >= 3 * 5), what="many locked attempts")
+        holder.execute("ROLLBACK")
+        for event in events:
+            await eventually(lambda e=event: h.effects(e["id"]), what="handling once the lock is gone")
+        assert [h.calls[e["id"]] for e in events] == [1, 1, 1]
+        assert await h.dead_letters() == []
+        info = await eventually(lambda: _acked(h), what="the acks after the commits")
+        assert info.num_redelivered == 0
+    finally:
+        holder.close()
+        await h.broker.stop()
+        await db.dispose()
+
+
+async def test_a_handler_slower_than_ack_wait_is_handled_once(nats_server: NatsServer, tmp_path: Path) -> None:
+    """Two replicas share the durable, so a lapsed ack_wait would hand the message to the
+    idle one at once: the heartbeat must keep it with the first."""
+    db = Database(sqlite_url_for(tmp_path / "consumer.db"))
+    await migrate(db, MIGRATIONS)
+    policy = ConsumerPolicy(max_deliver=3, ack_wait_seconds=1, backoff_seconds=(0.05,))
+    first = Harness(nats_server, db, str(uuid.uuid4()), policy)
+    replicas = [first, Harness(nats_server, db, first.patient_id, policy, service=first.service)]
+    event = assessment(first.patient_id)
+    for h in replicas:
+        h.slow[event["id"]] = 3.5  # three ack_waits and a half
+        await h.start()
+    try:
+        await first.publish(event)
+        await eventually(lambda: first.effects(event["id"]), what="the slow handling", timeout=15)
+        info = await eventually(lambda: _acked(first), what="the ack after the commit")
+        assert info.config.ack_wait == 1
+        assert info.num_redelivered == 0
+        assert sum(h.calls[event["id"]] for h in replicas) == 1
+        assert sum(h.consumers.metrics.events_duplicate.labels(h.durable)._value.get() for h in replicas) == 0
+    finally:
+        for h in replicas:
+            await h.broker.stop()
+        await db.dispose()
+
+
 async def test_a_handler_that_never_succeeds_is_dead_lettered_after_the_last_delivery(
     harness: Harness,
 ) -> None:
@@ -273,10 +335,11 @@ async def test_a_message_never_answered_is_dead_lettered_not_dropped(
     """A delivery that is never answered (the handler hangs past ack_wait, or its process dies)
     reports no failure. JetStream redelivers it to another replica; past the limit it must land
     in the DLQ with a reason instead of being dropped in silence. Three replicas share the
-    durable: the first two hang on it, the third sees the third delivery."""
+    durable: the first two hang on it, the third sees the third delivery. The hanging ones
+    report no progress: they play processes that died holding the message."""
     db = Database(sqlite_url_for(tmp_path / "consumer.db"))
     await migrate(db, MIGRATIONS)
-    policy = ConsumerPolicy(max_deliver=2, ack_wait_seconds=1, backoff_seconds=(0.05,), fetch_batch=8)
+    policy = ConsumerPolicy(max_deliver=2, ack_wait_seconds=1, backoff_seconds=(0.05,), fetch_batch=8, report_progress=False)
     patient_id = str(uuid.uuid4())
     first = Harness(nats_server, db, patient_id, policy)
     replicas = [first] + [
@@ -303,6 +366,11 @@ async def test_a_message_never_answered_is_dead_lettered_not_dropped(
         for h in replicas:
             await h.broker.stop()
         await db.dispose()
+
+
+async def _acked(h: Harness):  # noqa: ANN202
+    info = await h.broker.connection.jetstream().consumer_info("INTAKE", h.durable)
+    return info if info.num_ack_pending == 0 else None
 
 
 async def _async(value):  # noqa: ANN001, ANN202
