@@ -200,6 +200,15 @@ class EventStore:
             size = len(json.dumps(row["data"], default=str)) + len(json.dumps(row["meta"], default=str))
             if size > EVENT_DATA_LIMIT:
                 raise EventTooLarge(row["type"], size)
+        stored = await self._insert(session, stream_id, expected_version, rows, publish)
+        if publish and stored:
+            session.info[OUTBOX_WRITTEN] = True
+        session.info.setdefault(APPENDED_TYPES, []).extend(e.type for e in stored)
+        return stored
+
+    async def _insert(
+        self, session: AsyncSession, stream_id: str, expected_version: int, rows: list[dict[str, Any]], publish: bool
+    ) -> list[StoredEvent]:
         stored: list[StoredEvent] = []
         try:
             # A savepoint keeps the caller's transaction usable after a lost race.
@@ -212,9 +221,6 @@ class EventStore:
                         await session.execute(insert(outbox).values(position=position))
         except IntegrityError as exc:
             raise ConcurrencyError(stream_id, expected_version) from exc
-        if publish and stored:
-            session.info[OUTBOX_WRITTEN] = True
-        session.info.setdefault(APPENDED_TYPES, []).extend(e.type for e in stored)
         return stored
 
     async def read_stream(

@@ -1,14 +1,16 @@
-"""The event store's contract, run on SQLite and on PostgreSQL alike."""
+"""The event store's contract, run in memory, on SQLite and on PostgreSQL alike (the unit
+tier runs the in-memory half: tests/unit/shared/test_event_store_memory.py)."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
 
-from care_shared.db import Database
+from care_shared.db import Database, sqlite_url_for
 from care_shared.eventstore import (
     EVENT_DATA_LIMIT,
     ConcurrencyError,
@@ -18,13 +20,36 @@ from care_shared.eventstore import (
     events,
     outbox,
 )
+from care_shared.memory import InMemoryDatabase, InMemoryEventStore
 from care_shared.migrations import migrate
+from care_shared.testing.databases import create_postgres_database, drop_postgres_database
+from care_shared.testing.fixtures import postgres_admin_or_skip
 
 MIGRATIONS = Path(__import__("intake").__file__).parent / "migrations"
 
 
+@pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database | InMemoryDatabase]:
+    if request.param == "memory":
+        yield InMemoryDatabase()
+        return
+    if request.param == "sqlite":
+        db = Database(sqlite_url_for(tmp_path / "test.db"))
+        yield db
+        await db.dispose()
+        return
+    admin = postgres_admin_or_skip()
+    url = await create_postgres_database(admin)
+    db = Database(url)
+    yield db
+    await db.dispose()
+    await drop_postgres_database(admin, url)
+
+
 @pytest.fixture
-async def store(database: Database) -> EventStore:
+async def store(database: Database | InMemoryDatabase) -> EventStore:
+    if isinstance(database, InMemoryDatabase):
+        return InMemoryEventStore()
     await migrate(database, MIGRATIONS)
     return EventStore()
 
@@ -33,7 +58,9 @@ def new(n: int, subject: str = "p1") -> list[NewEvent]:
     return [NewEvent(type="care.intake.assessment-recorded.v1", subject=subject, data={"n": i}) for i in range(n)]
 
 
-async def count(db: Database, table) -> int:  # noqa: ANN001
+async def count(db: Database | InMemoryDatabase, table) -> int:  # noqa: ANN001
+    if isinstance(db, InMemoryDatabase):
+        return db.count(table.name)
     async with db.read() as s:
         return (await s.execute(select(func.count()).select_from(table))).scalar_one()
 

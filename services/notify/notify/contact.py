@@ -11,6 +11,8 @@ from enum import StrEnum
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 
+from care_shared.refusals import Rejected  # noqa: F401 - raised here, caught by notify.api
+
 # E.164: +, country code, up to 15 digits in all. SMS gateways want this form.
 PHONE = re.compile(r"^\+[1-9][0-9]{7,14}$")
 
@@ -25,13 +27,6 @@ class AdherenceFrequency(StrEnum):
     DAILY = "daily"
     WEEKLY = "weekly"
     OFF = "off"
-
-
-class Rejected(Exception):
-    def __init__(self, field: str, reason: str) -> None:
-        super().__init__(reason)
-        self.field = field
-        self.reason = reason
 
 
 @dataclass(frozen=True)

@@ -4,12 +4,10 @@ service, a contact update, a reminder sent."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, func, insert, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from care_shared.auth import patient_clinics
@@ -18,21 +16,11 @@ from care_shared.contracts.intake import TrialKind
 from care_shared.contracts.notify import ReminderKind, ReminderMoved, ReminderScheduled
 from care_shared.contracts.pathway import Urgency
 from care_shared.eventstore import EventStore, NewEvent
+from care_shared.sql import upsert, utc  # noqa: F401 - utc: notify.api imports it from here
 from notify import reminder as rem
 from notify import schedule
 from notify.contact import AdherenceFrequency, ContactChannel, ContactPreferences
 from notify.tables import contacts, patient_facts, referral_facts, reminders, trial_facts
-
-
-def utc(value: datetime | None) -> datetime | None:
-    """SQLite hands back naive datetimes; everything here is UTC."""
-    if value is None:
-        return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-def upsert(session: AsyncSession):  # noqa: ANN201
-    return pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
 
 
 def reminder_stream(reminder_id: str) -> str:

@@ -9,13 +9,14 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from sqlalchemy import or_, select
 
 from care_shared.auth import Clinic
+from care_shared.commands import run_command
 from care_shared.contracts.referral import Capability
-from care_shared.idempotency import run_command
 from care_shared.problems import PROBLEM_JSON, PROBLEM_RESPONSES, InvalidField, NotFound
+from care_shared.requests import Strict
 from care_shared.service import runtime_of
 from referral import domain
 from referral.access import Actor, Coordinator, current_actor, current_coordinator
@@ -48,10 +49,6 @@ COORDINATOR_PAGE = Path(__file__).parent / "coordinator.html"
 COORDINATOR_ASSETS = {"js": Path(__file__).parent / "coordinator.js", "css": Path(__file__).parent / "coordinator.css"}
 
 
-class Strict(BaseModel):
-    # NaN and Infinity (1e400 parses as Infinity) are no dose, score or percentage: a 422
-    # naming the field, never a stored Infinity that JSON cannot carry.
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 NAME = {"min_length": 1, "max_length": 120}

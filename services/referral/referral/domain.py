@@ -41,6 +41,7 @@ from care_shared.contracts.referral import (
     TaskDispatched,
     TaskQueued,
 )
+from care_shared.refusals import IllegalTransition, Rejected  # noqa: F401 - the domain's refusals
 
 # The queue's order: emergency first, then urgent, then routine (then oldest first).
 URGENCY_RANK = {Urgency.EMERGENCY: 0, Urgency.URGENT: 1, Urgency.ROUTINE: 2}
@@ -68,24 +69,6 @@ OPEN_STATUSES = (QUEUED, UNROUTABLE, CLAIMED, ACCEPTED, SCHEDULED)
 WAITING = (QUEUED, UNROUTABLE)  # in the queue, nobody working it
 
 _REFERRAL_NAMESPACE = uuid.UUID("6c1d3a52-6c0e-4d36-9b8e-2f4d6a1c9e11")
-
-
-class IllegalTransition(Exception):
-    """The referral is not in a state that allows this (409)."""
-
-    def __init__(self, reason: str, field: str | None = None) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.field = field
-
-
-class Rejected(Exception):
-    """The command itself is wrong (422); `field` names what to fix."""
-
-    def __init__(self, field: str, reason: str) -> None:
-        super().__init__(reason)
-        self.field = field
-        self.reason = reason
 
 
 # --- needs and routing -------------------------------------------------------------------

@@ -5,12 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, insert, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from care_shared.contracts import EventData, decode
@@ -24,6 +22,7 @@ from care_shared.contracts.referral import (
 from care_shared.envelope import new_id
 from care_shared.eventstore import EventStore, NewEvent
 from care_shared.problems import Conflict, InvalidField, NotFound
+from care_shared.sql import upsert, utc
 from referral import domain
 from referral.tables import directory_clinics, referral_needs, tasks
 
@@ -36,13 +35,6 @@ def directory_stream(clinic_id: str) -> str:
     return f"directory-clinic-{clinic_id}"
 
 
-def utc(value: datetime | None) -> datetime | None:
-    """SQLite hands back naive datetimes; everything here is UTC."""
-    if value is None:
-        return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
 def _iso(value: datetime | None) -> str | None:
     return utc(value).isoformat() if value else None
 
@@ -51,10 +43,6 @@ def week_start(now: datetime) -> datetime:
     """Capacity is weekly: Monday 00:00 UTC of the clock's current week."""
     day = utc(now).replace(hour=0, minute=0, second=0, microsecond=0)
     return day - timedelta(days=day.weekday())
-
-
-def _upsert(session: AsyncSession):  # noqa: ANN202
-    return pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
 
 
 @contextmanager
@@ -272,7 +260,7 @@ class Referrals:
 
     async def _save_task(self, session: AsyncSession, r: domain.Referral, owner: str | None) -> None:
         row = await task_row(session, r, owner)
-        stmt = _upsert(session)(tasks).values(referral_id=r.referral_id, **row)
+        stmt = upsert(session)(tasks).values(referral_id=r.referral_id, **row)
         await session.execute(stmt.on_conflict_do_update(index_elements=[tasks.c.referral_id], set_=row))
 
     async def take_advice(
