@@ -233,6 +233,18 @@ class EventStore:
         )
         return [_row_to_event(r) for r in result]
 
+    async def read_streams(self, session: AsyncSession, stream_ids: Sequence[str]) -> dict[str, list[StoredEvent]]:
+        """Several streams in one query, each in version order (absent ones are left out)."""
+        found: dict[str, list[StoredEvent]] = {}
+        if not stream_ids:
+            return found
+        result = await session.execute(
+            select(events).where(events.c.stream_id.in_(list(stream_ids))).order_by(events.c.stream_id, events.c.version)
+        )
+        for row in result:
+            found.setdefault(row.stream_id, []).append(_row_to_event(row))
+        return found
+
     async def read_all(
         self, session: AsyncSession, *, after_position: int = 0, limit: int = 1000
     ) -> list[StoredEvent]:

@@ -107,6 +107,14 @@ class InMemoryEventStore(EventStore):
         found = [e for e in self._visible(session) if e.stream_id == stream_id and e.version > after_version]
         return sorted(found, key=lambda e: e.version)
 
+    async def read_streams(self, session, stream_ids) -> dict[str, list[StoredEvent]]:  # noqa: ANN001
+        wanted = set(stream_ids)
+        found: dict[str, list[StoredEvent]] = {}
+        for e in sorted(self._visible(session), key=lambda e: (e.stream_id, e.version)):
+            if e.stream_id in wanted:
+                found.setdefault(e.stream_id, []).append(e)
+        return found
+
     async def read_all(self, session, *, after_position: int = 0, limit: int = 1000) -> list[StoredEvent]:  # noqa: ANN001
         found = sorted((e for e in self._visible(session) if e.position > after_position), key=lambda e: e.position)
         return found[:limit]

@@ -197,6 +197,56 @@ def test_a_lease_runs_out_and_the_task_is_back_in_the_queue() -> None:
     assert (r.claimed_by, r.status_at(later)) == ("c2", "claimed")
 
 
+def _claimed(unroutable: bool = False, minutes: int = 15) -> domain.Referral:
+    r = opened(caps=("ketamine",)) if unroutable else opened()
+    return then(r, domain.claim(r, "c1", NOW, timedelta(minutes=minutes)))
+
+
+LEASE_END = NOW + timedelta(minutes=15)
+
+
+@pytest.mark.parametrize(
+    "case, referral, at, status, claimed_by, waiting_since",
+    [
+        # the lease's last instant before its end: still held
+        ("before the end", _claimed, LEASE_END - timedelta(microseconds=1), "claimed", "c1", None),
+        # at its very end (lease_until <= now) it has run out: back in the queue, waiting since then
+        ("at the end", _claimed, LEASE_END, "queued", None, LEASE_END),
+        ("long after", _claimed, LEASE_END + timedelta(days=30), "queued", None, LEASE_END),
+        # without a clinic it goes back to where it was: unroutable
+        ("unroutable", lambda: _claimed(unroutable=True), LEASE_END, "unroutable", None, LEASE_END),
+        # a longer lease ends later
+        ("a 60-minute lease", lambda: _claimed(minutes=60), LEASE_END, "claimed", "c1", None),
+        # accepted or scheduled: no lease to run out
+        ("accepted", lambda: then(_claimed(), domain.accept(_claimed(), "c1", NOW)), LEASE_END, "accepted", "c1", None),
+        # never claimed: waiting since it was queued
+        ("queued", opened, LEASE_END, "queued", None, NOW),
+    ],
+)
+def test_the_lease_rule_at_its_edges(case: str, referral, at: datetime, status: str, claimed_by, waiting_since) -> None:  # noqa: ANN001
+    """One rule (Referral.as_at), read by every caller: status_at, waiting_since, escalation,
+    the queue's order and the API's view."""
+    r = referral()
+    now = r.as_at(at)
+    assert (now.status, now.claimed_by, r.status_at(at), r.waiting_since(at)) == (status, claimed_by, status, waiting_since)
+    assert r.lease_ran_out(at) == (r.status == "claimed" and status != "claimed")
+    # An escalation recorded for a lapsed claim reads the same way as the lapsed claim.
+    if r.lease_ran_out(at):
+        limit = domain.ESCALATE_AFTER[r.urgency]
+        [escalated] = domain.escalate(r, at + limit)
+        after = domain.apply(r, escalated)
+        assert (after.status, after.claimed_by, after.lease_until) == (now.status, None, None)
+        assert after.unclaimed_since == now.unclaimed_since == LEASE_END
+
+
+def test_the_queue_key_reads_a_lapsed_lease_as_waiting_since_its_end() -> None:
+    r = _claimed()
+    held = domain.queue_key(r, LEASE_END - timedelta(seconds=1))
+    lapsed = domain.queue_key(r, LEASE_END)
+    assert held[2] == NOW.timestamp()  # in hand: ordered by when it was opened
+    assert lapsed[2] == LEASE_END.timestamp()  # back in the queue: waiting since the lease's end
+
+
 @pytest.mark.parametrize(
     "urgency, limit",
     [

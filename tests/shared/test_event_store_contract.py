@@ -163,3 +163,16 @@ async def test_events_keep_the_trace_they_were_stored_in(database: Database, sto
             [stored] = await store.append(s, "t", 0, new(1))
     trace_id = format(span.get_span_context().trace_id, "032x")
     assert stored.meta["traceparent"].split("-")[1] == trace_id
+
+
+async def test_read_streams_reads_several_streams_in_version_order(database: Database, store: EventStore) -> None:
+    async with database.transaction() as s:
+        await store.append(s, "a", 0, new(2, "a"))
+        await store.append(s, "b", 0, new(1, "b"))
+        await store.append(s, "a", 2, new(1, "a"))
+    async with database.read() as s:
+        found = await store.read_streams(s, ["a", "b", "absent"])
+        assert await store.read_streams(s, []) == {}
+    assert sorted(found) == ["a", "b"]
+    assert [e.version for e in found["a"]] == [1, 2, 3] and [e.data["n"] for e in found["a"]] == [0, 1, 0]
+    assert [e.stream_id for e in found["b"]] == ["b"]

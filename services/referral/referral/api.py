@@ -27,8 +27,6 @@ from referral.records import (
     directory,
     directory_clinic,
     present,
-    queue_key,
-    referral_rules,
     register_directory_clinic,
 )
 from referral.tables import tasks
@@ -157,19 +155,28 @@ def _visible_to(actor: Actor):  # noqa: ANN202
     return None
 
 
-async def _views(request: Request, actor: Actor, *conditions) -> list[dict[str, Any]]:  # noqa: ANN002
+async def _shown(request: Request, actor: Actor, *conditions) -> list[tuple[domain.Referral, dict[str, Any]]]:  # noqa: ANN002
+    """The referrals the queue's rows select (SQL filters on what does not depend on the
+    time), each with its view as the domain says it stands now."""
     rt = runtime_of(request)
-    query = select(tasks.c.view)
+    query = select(tasks.c.referral_id)
     visible = _visible_to(actor)
     for condition in (visible, *conditions):
         if condition is not None:
             query = query.where(condition)
     async with rt.db.read() as session:
-        rows = (await session.execute(query)).scalars().all()
+        ids = (await session.execute(query)).scalars().all()
+        referrals = await Referrals(rt.store).load_many(session, ids)
+        clinics = {c.clinic_id: c for c in await directory(session)}
     now = rt.clock.now()
+    shown = [(r, present(r, clinics.get(r.clinic_id) if r.clinic_id else None, now)) for r, _ in referrals.values()]
     # The access audit records every patient whose referral this answer shows.
-    request.state.audit_patient_ids = [v["patient_id"] for v in rows if v.get("patient_id")]
-    return [present(v, now) for v in rows]
+    request.state.audit_patient_ids = [r.patient_id for r, _ in shown]
+    return shown
+
+
+async def _views(request: Request, actor: Actor, *conditions) -> list[dict[str, Any]]:  # noqa: ANN002
+    return [view for _, view in await _shown(request, actor, *conditions)]
 
 
 @router.get("/referrals", tags=["referrals"], summary="Referrals, optionally for one patient")
@@ -206,7 +213,7 @@ async def list_tasks(
     # Prefilter in SQL on what does not depend on the time; an expired lease is a claimed
     # row that shows as queued, so the status filter is applied to the presented view.
     stored = domain.OPEN_STATUSES if status == "open" else ((status, domain.CLAIMED) if status in domain.WAITING else (status,))
-    views = await _views(
+    found = await _shown(
         request,
         actor,
         tasks.c.status.in_(stored),
@@ -214,8 +221,9 @@ async def list_tasks(
         tasks.c.region == region if region else None,
     )
     if status != "open":
-        views = [v for v in views if v["status"] == status]
-    shown = sorted(views, key=queue_key)[:limit]
+        found = [(r, v) for r, v in found if v["status"] == status]
+    now = runtime_of(request).clock.now()
+    shown = [v for _, v in sorted(found, key=lambda rv: domain.queue_key(rv[0], now))[:limit]]
     request.state.audit_patient_ids = [v["patient_id"] for v in shown]  # what the answer shows
     return shown
 
@@ -234,10 +242,9 @@ async def _task_command(request: Request, coordinator: Coordinator, task_id: str
         referral, owner = await referrals.load_or_404(session, task_id)
         request.state.audit_patient_ids = [referral.patient_id]
         now = rt.clock.now()
-        with referral_rules():
-            decided = await decide(session, referral, now)
+        decided = await decide(session, referral, now)  # a refusal is a problem+json as it is
         after = await referrals.append(session, referral, owner, decided)
-        return 200, present(await referrals.view(session, after), now)
+        return 200, await referrals.present(session, after, now)
 
     status, body = await run_command(rt.db, request, coordinator.coordinator_id, command)
     return JSONResponse(body, status_code=status)

@@ -194,16 +194,33 @@ class Referral:
     version: int = 0
     history: tuple[dict, ...] = field(default=(), repr=False)
 
-    # What the referral is at a moment: a claim whose lease ran out is back in the queue.
+    # The lease rule, once: a claim holds the task until `lease_until`; from then on the task
+    # is back in the queue (no event needed: the lease's end is in the claim), waiting since
+    # the lease's end. Every reader of "is it claimed now?" goes through `as_at`.
+    def lease_ran_out(self, now: datetime) -> bool:
+        return self.status == CLAIMED and self.lease_until is not None and self.lease_until <= now
+
+    def back_in_queue(self) -> Referral:
+        """What a lapsed lease means: waiting again (queued, or unroutable without a clinic),
+        nobody holding it, waiting since the lease's end."""
+        return replace(
+            self,
+            status=QUEUED if self.clinic_id else UNROUTABLE,
+            claimed_by=None,
+            lease_until=None,
+            unclaimed_since=self.lease_until,
+        )
+
+    def as_at(self, now: datetime) -> Referral:
+        """The referral as it stands at `now`."""
+        return self.back_in_queue() if self.lease_ran_out(now) else self
+
     def status_at(self, now: datetime) -> str:
-        if self.status == CLAIMED and self.lease_until is not None and self.lease_until <= now:
-            return QUEUED if self.clinic_id else UNROUTABLE
-        return self.status
+        return self.as_at(now).status
 
     def waiting_since(self, now: datetime) -> datetime | None:
-        if self.status == CLAIMED and self.status_at(now) != CLAIMED:
-            return self.lease_until
-        return self.unclaimed_since if self.status in WAITING else None
+        r = self.as_at(now)
+        return r.unclaimed_since if r.status in WAITING else None
 
     def is_open(self) -> bool:
         return self.status in OPEN_STATUSES
@@ -316,7 +333,7 @@ def apply(r: Referral | None, e: EventData) -> Referral | None:
         # An escalation is only ever decided for a task waiting for a coordinator, so one of a
         # claimed task says its lease ran out: it is back in the queue, waiting since then.
         if r.status == CLAIMED:
-            r = replace(r, status=QUEUED if r.clinic_id else UNROUTABLE, claimed_by=None, lease_until=None)
+            r = r.back_in_queue()
         r = replace(r, escalated_at=e.at, unclaimed_since=e.unclaimed_since)
         note |= {"event": "escalated", "urgency": e.urgency}
     elif isinstance(e, ReferralCancelled):
@@ -662,3 +679,9 @@ def queue_order(
     rank = URGENCY_RANK[urgency]
     oldest = waiting_since or opened_at
     return (rank - (1 if escalated else 0), rank, oldest.timestamp() if oldest else 0.0)
+
+
+def queue_key(r: Referral, now: datetime) -> tuple:
+    """Where the referral stands in the queue at `now` (see `queue_order`)."""
+    r = r.as_at(now)
+    return queue_order(r.urgency, r.is_escalated(), r.unclaimed_since, r.opened_at)

@@ -6,34 +6,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import datetime
 
 from opentelemetry.instrumentation.utils import suppress_instrumentation
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from care_shared.eventstore import ConcurrencyError
 from care_shared.service import Runtime
 from referral import domain
-from referral.records import Referrals, utc
+from referral.records import Referrals
 from referral.tables import tasks
 
 log = logging.getLogger(__name__)
-
-
-def _maybe_due(row, now: datetime) -> bool:  # noqa: ANN001
-    """A cheap look at the queue row; the referral's own fold has the last word."""
-    since = utc(row.waiting_since)
-    if row.status == domain.CLAIMED:
-        lease = utc(row.lease_until)
-        if lease is None or lease > now:
-            return False
-        since = lease
-    if since is None:
-        return False
-    escalated = utc(row.escalated_at)
-    return now - since >= domain.ESCALATE_AFTER[domain.Urgency(row.urgency)] and (
-        escalated is None or escalated <= since
-    )
 
 
 async def escalate_due(runtime: Runtime) -> list[str]:
@@ -44,29 +27,28 @@ async def escalate_due(runtime: Runtime) -> list[str]:
     # escalation itself is traced through the event it appends.
     with suppress_instrumentation():
         async with runtime.db.read() as session:
-            rows = (
+            # Only a narrowing: nothing is due before it has waited the shortest limit since
+            # it was queued or its lease ended. The domain has the word on each one.
+            waited_enough = now - min(domain.ESCALATE_AFTER.values())
+            ids = (
                 await session.execute(
-                    select(
-                        tasks.c.referral_id,
-                        tasks.c.status,
-                        tasks.c.urgency,
-                        tasks.c.waiting_since,
-                        tasks.c.lease_until,
-                        tasks.c.escalated_at,
-                    ).where(tasks.c.status.in_((*domain.WAITING, domain.CLAIMED)))
+                    select(tasks.c.referral_id).where(
+                        tasks.c.status.in_((*domain.WAITING, domain.CLAIMED)),
+                        func.coalesce(tasks.c.lease_until, tasks.c.waiting_since) <= waited_enough,
+                    )
                 )
-            ).all()
+            ).scalars().all()
+            candidates = await referrals.load_many(session, ids)
+    due = [rid for rid, (r, _) in candidates.items() if domain.escalation_due(r, now)]
     escalated = []
-    for row in rows:
-        if not _maybe_due(row, now):
-            continue
+    for referral_id in sorted(due):
         try:
             async with runtime.db.transaction() as session:
-                referral, owner = await referrals.load(session, row.referral_id)
+                referral, owner = await referrals.load(session, referral_id)
                 decided = domain.escalate(referral, now) if referral else []
                 if decided:
                     await referrals.append(session, referral, owner, decided)
-                    escalated.append(row.referral_id)
+                    escalated.append(referral_id)
         except ConcurrencyError:
             continue  # someone acted on it meanwhile: the next sweep looks again
     if escalated:

@@ -3,14 +3,14 @@ directory and its streams, and the read models written in the same transaction."
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from care_shared.aggregates import AggregateStore
 from care_shared.contracts import EventData, decode
 from care_shared.contracts.pathway import AssessmentChanged
 from care_shared.contracts.referral import (
@@ -20,8 +20,8 @@ from care_shared.contracts.referral import (
     TaskDispatched,
 )
 from care_shared.envelope import new_id
-from care_shared.eventstore import EventStore, NewEvent
-from care_shared.problems import Conflict, InvalidField, NotFound
+from care_shared.eventstore import EventStore
+from care_shared.problems import NotFound
 from care_shared.sql import upsert, utc
 from referral import domain
 from referral.tables import directory_clinics, referral_needs, tasks
@@ -45,18 +45,11 @@ def week_start(now: datetime) -> datetime:
     return day - timedelta(days=day.weekday())
 
 
-@contextmanager
-def referral_rules() -> Iterator[None]:
-    """The domain's refusals as the problems a coordinator sees."""
-    try:
-        yield
-    except domain.IllegalTransition as exc:
-        raise Conflict(exc.reason, field=exc.field or "status") from None
-    except domain.Rejected as exc:
-        raise InvalidField(exc.reason, field=exc.field) from None
-
-
 # --- the directory ---------------------------------------------------------------------------
+
+
+def clinic_streams(store: EventStore) -> AggregateStore:
+    return AggregateStore(store, subject=lambda e: e.clinic_id)  # type: ignore[attr-defined]
 
 
 def _directory_clinic(row: Any) -> domain.DirectoryClinic:
@@ -102,19 +95,7 @@ async def register_directory_clinic(
         weekly_capacity=weekly_capacity,
         partner_clinic_id=partner_clinic_id,
     )
-    await store.append(
-        session,
-        directory_stream(clinic_id),
-        0,
-        [
-            NewEvent(
-                type=event.event_type,
-                subject=clinic_id,
-                data=event.to_data(),
-                meta={"clinicid": partner_clinic_id} if partner_clinic_id else {},
-            )
-        ],
-    )
+    await clinic_streams(store).append(session, directory_stream(clinic_id), 0, [event], clinic_id=partner_clinic_id)
     await session.execute(
         insert(directory_clinics).values(
             clinic_id=clinic_id,
@@ -140,12 +121,7 @@ async def change_directory_clinic(
     event = DirectoryClinicChanged(clinic_id=clinic_id, **changes)
     if not changes:
         return None
-    await store.append(
-        session,
-        directory_stream(clinic_id),
-        version,
-        [NewEvent(type=event.event_type, subject=clinic_id, data=event.to_data())],
-    )
+    await clinic_streams(store).append(session, directory_stream(clinic_id), version, [event])
     values = {k: ([str(c) for c in v] if k == "capabilities" else v) for k, v in changes.items()}
     await session.execute(
         update(directory_clinics).where(directory_clinics.c.clinic_id == clinic_id).values(**values)
@@ -198,19 +174,35 @@ async def patient_region(session: AsyncSession, referring_clinic_id: str | None)
 # --- referrals -----------------------------------------------------------------------------
 
 
+def _referral_subject(e: EventData) -> str:
+    # The clinic's pulled copy is addressed to the clinic; all else to the patient.
+    return e.clinic_id if isinstance(e, TaskDispatched) else e.patient_id  # type: ignore[attr-defined]
+
+
 class Referrals:
     """Load a referral, append what the domain decided, and keep the queue row in step."""
 
     def __init__(self, store: EventStore) -> None:
         self.store = store
+        self.streams = AggregateStore(store, subject=_referral_subject)
 
     async def load(
         self, session: AsyncSession, referral_id: str
     ) -> tuple[domain.Referral | None, str | None]:
-        stored = await self.store.read_stream(session, referral_stream(referral_id))
-        if not stored:
-            return None, None
-        return domain.fold(decode(e.type, e.data) for e in stored), stored[0].meta.get("clinicid")
+        loaded = await self.streams.load(session, referral_stream(referral_id))
+        return domain.fold(loaded.events), loaded.clinic_id
+
+    async def load_many(
+        self, session: AsyncSession, referral_ids: Sequence[str]
+    ) -> dict[str, tuple[domain.Referral, str | None]]:
+        """Several referrals in one read (the queue's answers), each with its owning clinic."""
+        by_stream = await self.store.read_streams(session, [referral_stream(i) for i in referral_ids])
+        found = {}
+        for stored in by_stream.values():
+            referral = domain.fold(decode(e.type, e.data) for e in stored)
+            if referral is not None:
+                found[referral.referral_id] = (referral, stored[0].meta.get("clinicid"))
+        return found
 
     async def load_or_404(
         self, session: AsyncSession, referral_id: str
@@ -231,22 +223,8 @@ class Referrals:
         raise ConcurrencyError, so of two coordinators claiming at once exactly one wins."""
         version = referral.version if referral else 0
         rid = new_events[0].referral_id  # type: ignore[attr-defined]
-        await self.store.append(
-            session,
-            referral_stream(rid),
-            version,
-            [
-                NewEvent(
-                    type=e.event_type,
-                    # The clinic's pulled copy is addressed to the clinic; all else to the patient.
-                    subject=e.clinic_id if isinstance(e, TaskDispatched) else e.patient_id,  # type: ignore[attr-defined]
-                    data=e.to_data(),
-                    # clinicid stays the referring clinic: other services key patient access on it.
-                    meta={"clinicid": owner} if owner else {},
-                )
-                for e in new_events
-            ],
-        )
+        # clinicid stays the referring clinic: other services key patient access on it.
+        await self.streams.append(session, referral_stream(rid), version, new_events, clinic_id=owner)
         after = referral
         for e in new_events:
             after = domain.apply(after, e)
@@ -254,9 +232,9 @@ class Referrals:
         await self._save_task(session, after, owner)
         return after
 
-    async def view(self, session: AsyncSession, r: domain.Referral) -> dict[str, Any]:
+    async def present(self, session: AsyncSession, r: domain.Referral, now: datetime) -> dict[str, Any]:
         clinic = await directory_clinic(session, r.clinic_id) if r.clinic_id else None
-        return task_view(r, clinic)
+        return present(r, clinic, now)
 
     async def _save_task(self, session: AsyncSession, r: domain.Referral, owner: str | None) -> None:
         row = await task_row(session, r, owner)
@@ -383,24 +361,10 @@ def task_view(r: domain.Referral, clinic: domain.DirectoryClinic | None) -> dict
     }
 
 
-def present(view: dict[str, Any], now: datetime) -> dict[str, Any]:
-    """A claim whose lease has run out shows as back in the queue, waiting since then."""
-    lease = view.get("lease_until")
-    if view["status"] == domain.CLAIMED and lease and datetime.fromisoformat(lease) <= now:
-        return {
-            **view,
-            "status": domain.QUEUED if view["clinic_id"] else domain.UNROUTABLE,
-            "claimed_by": None,
-            "lease_expired": True,
-            "waiting_since": lease,
-        }
-    return view
-
-
-def queue_key(view: dict[str, Any]) -> tuple:
-    def at(key: str) -> datetime | None:
-        return datetime.fromisoformat(view[key]) if view.get(key) else None
-
-    return domain.queue_order(
-        domain.Urgency(view["urgency"]), view["escalated"], at("waiting_since"), at("opened_at")
-    )
+def present(r: domain.Referral, clinic: domain.DirectoryClinic | None, now: datetime) -> dict[str, Any]:
+    """The task as the API shows it at `now`: the domain says where it stands (a claim whose
+    lease has run out is back in the queue, waiting since then)."""
+    shown = task_view(r.as_at(now), clinic)
+    if r.lease_ran_out(now):
+        shown |= {"lease_until": _iso(r.lease_until), "lease_expired": True}
+    return shown
