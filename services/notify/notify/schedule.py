@@ -17,6 +17,7 @@ from care_shared.contracts.intake import TrialKind
 from care_shared.contracts.notify import ReminderKind
 from care_shared.contracts.pathway import Urgency
 from notify.contact import AdherenceFrequency, ContactPreferences
+from notify.domain.urgency import RAISED_URGENCY
 from notify.quiet_hours import QuietHours
 
 QUIET_HOURS = QuietHours()
@@ -46,7 +47,6 @@ DEFAULT_TIMEZONE = "UTC"
 # takes at home (section 1's medication kinds). Esketamine and ketamine are given at the clinic,
 # under supervision; psychotherapy, ECT, rTMS, VNS and DBS are no medicine to keep to.
 MEDICATION_TRIALS = frozenset({TrialKind.ANTIDEPRESSANT, TrialKind.AUGMENTATION, TrialKind.COMBINATION})
-RAISED_URGENCY = frozenset({Urgency.URGENT, Urgency.EMERGENCY})
 # Reminders that come one at a time in a series: the next is planned once one has gone.
 SERIES = frozenset({ReminderKind.ADHERENCE, ReminderKind.JOURNAL_PROMPT})
 
