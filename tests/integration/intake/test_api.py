@@ -8,7 +8,7 @@ import uuid
 import pytest
 
 from care_shared.testing.polling import eventually
-from tests.intake.conftest import Intake
+from tests.integration.intake.conftest import Intake
 
 PROBLEM = "application/problem+json"
 

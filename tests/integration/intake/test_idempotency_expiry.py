@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import update
 
 from care_shared.eventstore import idempotency_keys
-from tests.intake.conftest import Intake
+from tests.integration.intake.conftest import Intake
 
 
 async def test_a_key_is_forgotten_after_24_hours(intake: Intake) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from care_shared.testing.polling import eventually
-from tests.intake.conftest import Intake
+from tests.integration.intake.conftest import Intake
 
 
 async def test_metrics_count_requests_by_route_and_events_by_type(intake: Intake) -> None:

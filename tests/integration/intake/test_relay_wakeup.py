@@ -12,7 +12,7 @@ from care_shared.testing.polling import eventually
 from intake.bootstrap import create_app, make_runtime
 from intake.clinics import add_clinic
 from intake.settings import IntakeSettings
-from tests.intake.conftest import NOW, Intake
+from tests.integration.intake.conftest import NOW, Intake
 
 
 async def test_a_commit_wakes_the_relay_long_before_its_next_poll(

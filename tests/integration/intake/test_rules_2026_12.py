@@ -11,8 +11,8 @@ from care_shared.auth import clinic_for_key, record_patient_clinic
 from care_shared.eventstore import NewEvent, events, outbox
 from care_shared.testing.polling import eventually
 from intake.records import patient_stream
-from tests.intake.conftest import Intake
-from tests.intake.test_api import assert_problem
+from tests.integration.intake.conftest import Intake
+from tests.integration.intake.test_api import assert_problem
 
 ONSET = "2026-01-05"  # conftest's episode onset; the clock is 2026-06-15
 

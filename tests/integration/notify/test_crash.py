@@ -25,7 +25,7 @@ from care_shared.contracts.intake import PatientRegistered, TrialStarted
 from care_shared.testing.nats_server import NatsServer
 from care_shared.testing.polling import eventually
 from care_shared.testing.processes import ServiceProcess
-from tests.notify.conftest import EventSender, Gateway, Mailbox, register_clinic
+from tests.integration.notify.conftest import EventSender, Gateway, Mailbox, register_clinic
 
 pytestmark = pytest.mark.e2e
 PER_CHANNEL = 3

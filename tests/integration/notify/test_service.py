@@ -17,8 +17,8 @@ from care_shared.testing.polling import eventually
 from notify.crisis_resources import crisis_table
 from notify.delivery import DeliveryPolicy
 from notify.messages import crisis_block
-from tests.notify.conftest import Notify
-from tests.notify.test_schedule import names_no_diagnosis_or_medicine
+from tests.integration.notify.conftest import Notify
+from tests.unit.notify.test_schedule import names_no_diagnosis_or_medicine
 
 CRISIS = "Crisis resources ("  # how every message carrying them names the row it used
 

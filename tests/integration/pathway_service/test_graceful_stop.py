@@ -17,7 +17,7 @@ from care_shared.testing.polling import eventually
 from care_shared.testing.processes import ServiceProcess
 from care_shared.topology import ensure_streams
 from pathway.rebuild import live_assessments
-from tests.pathway_service.test_projection_and_rebuild import patient_history, publish_in_order
+from tests.integration.pathway_service.test_projection_and_rebuild import patient_history, publish_in_order
 
 pytestmark = pytest.mark.e2e
 

@@ -16,7 +16,7 @@ from care_shared.testing.polling import eventually
 from referral.escalation import escalate_due
 from referral.tables import referral_needs
 from referral.work_queue import TASK_STREAM, task_subject
-from tests.referral.conftest import NOW, Harness, new_patient
+from tests.integration.referral.conftest import NOW, Harness, new_patient
 
 
 async def stored(session, event: str, patient_id: str) -> int:  # noqa: ANN001

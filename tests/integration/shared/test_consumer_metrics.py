@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from care_shared.testing.polling import eventually
-from tests.shared.test_consumer import Harness, assessment, harness  # noqa: F401 - fixture
+from tests.integration.shared.test_consumer import Harness, assessment, harness  # noqa: F401 - fixture
 
 
 def counted(h: Harness, metric: str) -> float:

@@ -13,7 +13,7 @@ from sqlalchemy.engine import make_url
 from care_shared.db import Database, postgres_connect_args
 from care_shared.settings import ServiceSettings
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def dev_certs(tmp_path: Path) -> Path:

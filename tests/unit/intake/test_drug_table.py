@@ -27,7 +27,7 @@ SECTION_2 = """\
 | rapid-acting (kinds `esketamine`, `ketamine` only: adequacy by sessions, §1) | esketamine N06AX27, max 84 mg per session (Spravato); ketamine N01AX03 (Ketalar) |
 """
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 HANDBOOKS = [ROOT / "shared" / "CLINICAL.md", ROOT.parent / "shared" / "CLINICAL.md", Path("/work/shared/CLINICAL.md")]
 ROW = re.compile(
     r"(?P<name>\w+) (?P<atc>[A-Z]\d\d[A-Z]{2}\d\d)"

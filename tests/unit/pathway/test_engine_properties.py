@@ -41,7 +41,7 @@ from care_shared.contracts.intake import (
 )
 from pathway.engine import PatientFacts, apply, assess, fold
 from pathway.projection import PatientProjection
-from tests.pathway.builders import (
+from tests.unit.pathway.builders import (
     PATIENT,
     Episode,
     Pref,

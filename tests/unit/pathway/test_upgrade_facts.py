@@ -16,8 +16,8 @@ import pytest
 
 from pathway.engine import PatientFacts, assess, fold
 from pathway.projection import acted_on
-from tests.pathway.builders import PATIENT, ad, build, episode, phq9
-from tests.pathway.test_vignettes import ONSET, T1, two_failures
+from tests.unit.pathway.builders import PATIENT, ad, build, episode, phq9
+from tests.unit.pathway.test_vignettes import ONSET, T1, two_failures
 
 STORED = json.loads((Path(__file__).parent / "data" / "facts_2026_06.json").read_text())["facts"]
 STORIES = {

@@ -21,7 +21,7 @@ from datetime import timedelta
 import pytest
 
 from pathway.engine import assess, fold
-from tests.pathway.builders import (
+from tests.unit.pathway.builders import (
     PATIENT,
     ad,
     aug,
