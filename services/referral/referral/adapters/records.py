@@ -1,5 +1,6 @@
 """Adapters: loading a referral from its stream and appending what the domain decided, the
-directory and its streams, and the read models written in the same transaction."""
+directory and its streams, and the read models written in the same transaction. The
+orchestration (load, decide, append) is referral.handlers'."""
 
 from __future__ import annotations
 
@@ -12,11 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from care_shared.aggregates import AggregateStore
 from care_shared.contracts import EventData, decode
-from care_shared.contracts.pathway import AssessmentChanged
 from care_shared.contracts.referral import (
     DirectoryClinicChanged,
     DirectoryClinicRegistered,
-    ReferralOpened,
     TaskDispatched,
 )
 from care_shared.envelope import new_id
@@ -24,7 +23,7 @@ from care_shared.eventstore import EventStore
 from care_shared.problems import NotFound
 from care_shared.sql import upsert, utc
 from referral import domain
-from referral.tables import directory_clinics, referral_needs, tasks
+from referral.adapters.tables import directory_clinics, referral_needs, tasks
 
 
 def referral_stream(referral_id: str) -> str:
@@ -241,65 +240,6 @@ class Referrals:
         stmt = upsert(session)(tasks).values(referral_id=r.referral_id, **row)
         await session.execute(stmt.on_conflict_do_update(index_elements=[tasks.c.referral_id], set_=row))
 
-    async def take_advice(
-        self,
-        session: AsyncSession,
-        referring_clinic_id: str | None,
-        changed: AssessmentChanged,
-        now: datetime,
-        position: int | None = None,
-    ) -> None:
-        """Pathway's assessment changed: update the patient's open referral for the need it
-        advises, or open the next one (the domain decides which). Redelivered and reordered
-        events converge: a referral's id is derived from patient, need and its number, the
-        (patient, need, number) key is unique, and advice older than what the last referral
-        already reflects changes nothing."""
-        advice = changed.assessment.referral
-        if not advice.advised:
-            return
-        wanted = domain.Advice(
-            urgency=changed.assessment.urgency,
-            capabilities=tuple(advice.capabilities),
-            reasons=tuple(advice.reasons),
-            as_of_event=changed.as_of_event,
-            as_of_position=position,
-        )
-        need = domain.need_of(wanted.capabilities)
-        last = (
-            await session.execute(
-                select(referral_needs.c.sequence, referral_needs.c.referral_id)
-                .where(referral_needs.c.patient_id == changed.patient_id, referral_needs.c.need == need)
-                .order_by(referral_needs.c.sequence.desc())
-                .limit(1)
-            )
-        ).first()
-        referral, owner = await self.load(session, last.referral_id) if last else (None, None)
-        last_sequence = last.sequence if last else 0
-        decided = domain.take_advice(
-            referral,
-            last_sequence=last_sequence,
-            patient_id=changed.patient_id,
-            advice=wanted,
-            region=await patient_region(session, referring_clinic_id),
-            now=now,
-            clinics=await directory(session),
-            loads=await clinic_loads(session, now),
-        )
-        if not decided:
-            return
-        if isinstance(decided[0], ReferralOpened):
-            opened = decided[0]
-            await session.execute(
-                insert(referral_needs).values(
-                    patient_id=changed.patient_id,
-                    need=need,
-                    sequence=last_sequence + 1,
-                    referral_id=opened.referral_id,
-                )
-            )
-            referral, owner = None, referring_clinic_id
-        await self.append(session, referral, owner, decided)
-
 
 async def task_row(session: AsyncSession, r: domain.Referral, owner: str | None) -> dict[str, Any]:
     """The queue row of a referral: a projection of its events (and its clinic's directory
@@ -368,3 +308,36 @@ def present(r: domain.Referral, clinic: domain.DirectoryClinic | None, now: date
     if r.lease_ran_out(now):
         shown |= {"lease_until": _iso(r.lease_until), "lease_expired": True}
     return shown
+
+
+async def latest_referral_for_need(session: AsyncSession, patient_id: str, need: str):  # noqa: ANN201 - a row or None
+    """The patient's last referral for the need: its number (sequence) and id."""
+    return (
+        await session.execute(
+            select(referral_needs.c.sequence, referral_needs.c.referral_id)
+            .where(referral_needs.c.patient_id == patient_id, referral_needs.c.need == need)
+            .order_by(referral_needs.c.sequence.desc())
+            .limit(1)
+        )
+    ).first()
+
+
+async def record_need(session: AsyncSession, patient_id: str, need: str, sequence: int, referral_id: str) -> None:
+    await session.execute(
+        insert(referral_needs).values(patient_id=patient_id, need=need, sequence=sequence, referral_id=referral_id)
+    )
+
+
+async def waiting_since(session: AsyncSession, at_or_before: datetime) -> list[str]:
+    """Tasks that may be waiting for a coordinator since `at_or_before` or earlier: queued,
+    unroutable, or claimed with a lease that ended then (the domain decides on each)."""
+    return list(
+        (
+            await session.execute(
+                select(tasks.c.referral_id).where(
+                    tasks.c.status.in_((*domain.WAITING, domain.CLAIMED)),
+                    func.coalesce(tasks.c.lease_until, tasks.c.waiting_since) <= at_or_before,
+                )
+            )
+        ).scalars().all()
+    )

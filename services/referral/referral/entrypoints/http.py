@@ -18,9 +18,9 @@ from care_shared.contracts.referral import Capability
 from care_shared.problems import PROBLEM_JSON, PROBLEM_RESPONSES, InvalidField, NotFound
 from care_shared.requests import Strict
 from care_shared.service import runtime_of
-from referral import domain
+from referral import domain, handlers
 from referral.access import Actor, Coordinator, current_actor, current_coordinator
-from referral.records import (
+from referral.adapters.records import (
     Referrals,
     change_directory_clinic,
     clinic_loads,
@@ -29,7 +29,7 @@ from referral.records import (
     present,
     register_directory_clinic,
 )
-from referral.tables import tasks
+from referral.adapters.tables import tasks
 
 router = APIRouter(prefix="/v1")
 page = APIRouter()
@@ -234,16 +234,16 @@ async def get_task(task_id: str, request: Request, actor: Actor = Depends(curren
 
 
 async def _task_command(request: Request, coordinator: Coordinator, task_id: str, decide) -> JSONResponse:  # noqa: ANN001
-    """Load the referral, let the domain decide, append at the version it was decided on."""
+    """One coordinator command on a task through the pipeline: referral.handlers.work_task."""
     rt = runtime_of(request)
     referrals = Referrals(rt.store)
 
+    def audited(patient_id: str) -> None:
+        request.state.audit_patient_ids = [patient_id]
+
     async def command(session):
-        referral, owner = await referrals.load_or_404(session, task_id)
-        request.state.audit_patient_ids = [referral.patient_id]
         now = rt.clock.now()
-        decided = await decide(session, referral, now)  # a refusal is a problem+json as it is
-        after = await referrals.append(session, referral, owner, decided)
+        after = await handlers.work_task(session, referrals, task_id, now, decide, audited)
         return 200, await referrals.present(session, after, now)
 
     status, body = await run_command(rt.db, request, coordinator.coordinator_id, command)

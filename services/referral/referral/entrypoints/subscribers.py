@@ -1,4 +1,5 @@
-"""referral's event handlers: clinic access from intake, and pathway's referral advice."""
+"""referral's subscribers: clinic access from intake, and pathway's referral advice (handled
+by referral.handlers.take_advice)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from care_shared.envelope import Envelope
 from care_shared.eventstore import EventStore
 from care_shared.seen import record_seen
 from care_shared.service import project_access
-from referral.records import Referrals
+from referral import handlers
+from referral.adapters.records import Referrals
 
 PATHWAY_CONSUMER = "referral-pathway"
 
@@ -31,6 +33,6 @@ def pathway_handler(store: EventStore, clock: Clock) -> Callable:
         if isinstance(payload, AssessmentChanged):
             await record_seen(session, PATHWAY_CONSUMER, envelope, payload.patient_id, caused_by=payload.as_of_event)
             # Ordered by pathway's stream position (origin checked by the consumer), not by ids.
-            await referrals.take_advice(session, envelope.clinicid, payload, clock.now(), envelope.sequence)
+            await handlers.take_advice(session, referrals, envelope.clinicid, payload, clock.now(), envelope.sequence)
 
     return on_pathway_event
