@@ -32,9 +32,9 @@ from care_shared.envelope import Envelope
 from care_shared.eventstore import EventStore
 from care_shared.seen import record_seen
 from care_shared.service import project_access
+from notify.adapters.records import lock_patient, replan, upsert
+from notify.adapters.tables import patient_facts, referral_facts, trial_facts
 from notify.domain import urgency
-from notify.records import lock_patient, replan, upsert
-from notify.tables import patient_facts, referral_facts, trial_facts
 
 SCHEDULE_INPUTS = (
     PatientRegistered,

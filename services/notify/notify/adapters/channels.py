@@ -16,7 +16,7 @@ from typing import Protocol
 import httpx
 
 from care_shared.contracts.notify import Channel
-from notify.contact import Rejected, valid_email
+from notify.domain.contact import Rejected, valid_email
 
 
 @dataclass(frozen=True)

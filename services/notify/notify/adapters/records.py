@@ -17,10 +17,10 @@ from care_shared.contracts.notify import ReminderKind, ReminderMoved, ReminderSc
 from care_shared.contracts.pathway import Urgency
 from care_shared.eventstore import EventStore, NewEvent
 from care_shared.sql import upsert, utc  # noqa: F401 - utc: notify.api imports it from here
-from notify import reminder as rem
-from notify import schedule
-from notify.contact import AdherenceFrequency, ContactChannel, ContactPreferences
-from notify.tables import contacts, patient_facts, referral_facts, reminders, trial_facts
+from notify.adapters.tables import contacts, patient_facts, referral_facts, reminders, trial_facts
+from notify.domain import reminder as rem
+from notify.domain import schedule
+from notify.domain.contact import AdherenceFrequency, ContactChannel, ContactPreferences
 
 
 def reminder_stream(reminder_id: str) -> str:

@@ -10,7 +10,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from care_shared.contracts.notify import ReminderKind
-from notify.crisis_resources import CrisisResources
+from notify.domain.crisis_resources import CrisisResources
 
 SUBJECT = "A reminder from your care team"
 CRISIS_SUBJECT = "A message from your care team"

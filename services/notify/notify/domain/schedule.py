@@ -16,9 +16,9 @@ from zoneinfo import ZoneInfo
 from care_shared.contracts.intake import TrialKind
 from care_shared.contracts.notify import ReminderKind
 from care_shared.contracts.pathway import Urgency
-from notify.contact import AdherenceFrequency, ContactPreferences
+from notify.domain.contact import AdherenceFrequency, ContactPreferences
+from notify.domain.quiet_hours import QuietHours
 from notify.domain.urgency import RAISED_URGENCY
-from notify.quiet_hours import QuietHours
 
 QUIET_HOURS = QuietHours()
 

@@ -35,12 +35,8 @@ from care_shared.contracts.notify import Channel, ReminderKind
 from care_shared.db import Database
 from care_shared.eventstore import ConcurrencyError, EventStore, events
 from care_shared.tracing import context_from_traceparent
-from notify import reminder as rem
-from notify.channels import ChannelSender, DeliveryError, Outgoing
-from notify.contact import ContactChannel
-from notify.crisis_resources import crisis_table
-from notify.messages import compose
-from notify.records import (
+from notify.adapters.channels import ChannelSender, DeliveryError, Outgoing
+from notify.adapters.records import (
     ReminderRecords,
     due_filter,
     load_contact,
@@ -49,8 +45,12 @@ from notify.records import (
     reminder_stream,
     replan,
 )
-from notify.schedule import QUIET_HOURS, SERIES, keeps_quiet_hours
-from notify.tables import delivery_attempts, reminders
+from notify.adapters.tables import delivery_attempts, reminders
+from notify.domain import reminder as rem
+from notify.domain.contact import ContactChannel
+from notify.domain.crisis_resources import crisis_table
+from notify.domain.messages import compose
+from notify.domain.schedule import QUIET_HOURS, SERIES, keeps_quiet_hours
 
 log = logging.getLogger(__name__)
 

@@ -10,9 +10,9 @@ from care_shared.auth import Clinic, ensure_patient_of
 from care_shared.contracts.notify import ReminderKind
 from care_shared.problems import InvalidField, NotFound
 from care_shared.service import current_clinic, runtime_of
-from notify.contact import AdherenceFrequency, ContactChannel, Rejected, contact_preferences
-from notify.records import load_contact, replan, save_contact, utc
-from notify.tables import delivery_attempts, reminders
+from notify.adapters.records import load_contact, replan, save_contact, utc
+from notify.adapters.tables import delivery_attempts, reminders
+from notify.domain.contact import AdherenceFrequency, ContactChannel, Rejected, contact_preferences
 
 router = APIRouter(prefix="/v1", tags=["reminders"])
 
