@@ -6,11 +6,12 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PACKAGES := -e shared -e services/intake -e services/pathway -e services/referral -e services/notify
 
-.PHONY: run test bench lint install clean help
+.PHONY: run test test-unit bench lint install clean help
 
 help:
 	@echo "make run    set up .venv, start nats-server and the four services, print URLs and a demo key"
 	@echo "make test   the whole test suite (real nats-server, SQLite; PostgreSQL with TEST_DATABASE_URL)"
+	@echo "make test-unit  the unit tier: no network, database or subprocess (seconds)"
 	@echo "make bench  benchmarks; a JSON report under bench/results/, figures into README.md"
 	@echo "make lint   ruff"
 
@@ -29,6 +30,10 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The first tier of `make test`: domain rules and handler logic through the in-memory fakes.
+test-unit: $(STAMP)
+	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py

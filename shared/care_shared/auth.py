@@ -17,11 +17,10 @@ from datetime import UTC, datetime
 
 from fastapi import Request
 from sqlalchemy import Boolean, Column, DateTime, MetaData, String, Table, Text, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from care_shared.problems import NotFound, Unauthorized
+from care_shared.sql import upsert
 
 KEY_PREFIX = "trd_"
 
@@ -71,10 +70,6 @@ class Clinic:
     clinic_id: str
 
 
-def _upsert(session: AsyncSession):  # noqa: ANN202
-    return pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
-
-
 async def record_clinic_key(
     session: AsyncSession, clinic_id: str, key_sha256: str, *, replaces_sha256: str | None = None
 ) -> None:
@@ -82,15 +77,15 @@ async def record_clinic_key(
     that a rotation replaced is recorded inactive first, so its registration, arriving
     later, cannot bring it back."""
     now = datetime.now(UTC)
-    upsert = _upsert(session)
+    insert_or_update = upsert(session)
     if replaces_sha256:
         await session.execute(
-            upsert(clinic_keys)
+            insert_or_update(clinic_keys)
             .values(key_sha256=replaces_sha256, clinic_id=clinic_id, active=False, created_at=now)
             .on_conflict_do_update(index_elements=["key_sha256"], set_={"active": False})
         )
     await session.execute(
-        upsert(clinic_keys)
+        insert_or_update(clinic_keys)
         .values(key_sha256=key_sha256, clinic_id=clinic_id, active=True, created_at=now)
         .on_conflict_do_nothing()
     )
@@ -100,7 +95,7 @@ async def revoke_clinic_key(session: AsyncSession, clinic_id: str, key_sha256: s
     """Project clinic-key-revoked: the key is inactive for good, whatever arrives after
     (a late registration or rotation that names it inserts nothing over this row)."""
     await session.execute(
-        _upsert(session)(clinic_keys)
+        upsert(session)(clinic_keys)
         .values(key_sha256=key_sha256, clinic_id=clinic_id, active=False, created_at=datetime.now(UTC))
         .on_conflict_do_update(index_elements=["key_sha256"], set_={"active": False})
     )
@@ -108,7 +103,7 @@ async def revoke_clinic_key(session: AsyncSession, clinic_id: str, key_sha256: s
 
 async def record_patient_clinic(session: AsyncSession, patient_id: str, clinic_id: str) -> None:
     stmt = (
-        _upsert(session)(patient_clinics)
+        upsert(session)(patient_clinics)
         .values(patient_id=patient_id, clinic_id=clinic_id)
         .on_conflict_do_nothing()
     )

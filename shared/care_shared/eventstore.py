@@ -200,6 +200,15 @@ class EventStore:
             size = len(json.dumps(row["data"], default=str)) + len(json.dumps(row["meta"], default=str))
             if size > EVENT_DATA_LIMIT:
                 raise EventTooLarge(row["type"], size)
+        stored = await self._insert(session, stream_id, expected_version, rows, publish)
+        if publish and stored:
+            session.info[OUTBOX_WRITTEN] = True
+        session.info.setdefault(APPENDED_TYPES, []).extend(e.type for e in stored)
+        return stored
+
+    async def _insert(
+        self, session: AsyncSession, stream_id: str, expected_version: int, rows: list[dict[str, Any]], publish: bool
+    ) -> list[StoredEvent]:
         stored: list[StoredEvent] = []
         try:
             # A savepoint keeps the caller's transaction usable after a lost race.
@@ -212,9 +221,6 @@ class EventStore:
                         await session.execute(insert(outbox).values(position=position))
         except IntegrityError as exc:
             raise ConcurrencyError(stream_id, expected_version) from exc
-        if publish and stored:
-            session.info[OUTBOX_WRITTEN] = True
-        session.info.setdefault(APPENDED_TYPES, []).extend(e.type for e in stored)
         return stored
 
     async def read_stream(
@@ -226,6 +232,18 @@ class EventStore:
             .order_by(events.c.version)
         )
         return [_row_to_event(r) for r in result]
+
+    async def read_streams(self, session: AsyncSession, stream_ids: Sequence[str]) -> dict[str, list[StoredEvent]]:
+        """Several streams in one query, each in version order (absent ones are left out)."""
+        found: dict[str, list[StoredEvent]] = {}
+        if not stream_ids:
+            return found
+        result = await session.execute(
+            select(events).where(events.c.stream_id.in_(list(stream_ids))).order_by(events.c.stream_id, events.c.version)
+        )
+        for row in result:
+            found.setdefault(row.stream_id, []).append(_row_to_event(row))
+        return found
 
     async def read_all(
         self, session: AsyncSession, *, after_position: int = 0, limit: int = 1000

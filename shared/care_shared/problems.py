@@ -19,67 +19,21 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from care_shared.eventstore import EVENT_DATA_LIMIT, EventTooLarge
 from care_shared.transient import DATABASE_BUSY, DatabaseBusy, transient_kind
 
+# The refusal family lives in care_shared.refusals (pure); re-exported for its old importers.
+from care_shared.refusals import (  # noqa: F401
+    PROBLEM_BASE,
+    Conflict,
+    IdempotencyKeyReused,
+    InvalidField,
+    NotFound,
+    ProblemError,
+    Refusal,
+    Unauthorized,
+)
+
 log = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
-PROBLEM_BASE = "https://trd-care.example/problems/"
-
-
-class ProblemError(Exception):
-    status = 400
-    title = "Bad request"
-    slug = "bad-request"
-
-    def __init__(self, detail: str, *, field: str | None = None, **extra: Any) -> None:
-        super().__init__(detail)
-        self.detail = detail
-        self.field = field
-        self.extra = extra
-
-    def body(self, instance: str | None = None) -> dict[str, Any]:
-        body: dict[str, Any] = {
-            "type": PROBLEM_BASE + self.slug,
-            "title": self.title,
-            "status": self.status,
-            "detail": self.detail,
-        }
-        if instance:
-            body["instance"] = instance
-        if self.field:
-            body["field"] = self.field
-            body["errors"] = [{"field": self.field, "detail": self.detail}]
-        body.update(self.extra)
-        return body
-
-
-class InvalidField(ProblemError):
-    status = 422
-    title = "Invalid field"
-    slug = "invalid-field"
-
-
-class NotFound(ProblemError):
-    status = 404
-    title = "Not found"
-    slug = "not-found"
-
-
-class Conflict(ProblemError):
-    status = 409
-    title = "Conflict"
-    slug = "conflict"
-
-
-class Unauthorized(ProblemError):
-    status = 401
-    title = "Unauthorized"
-    slug = "unauthorized"
-
-
-class IdempotencyKeyReused(ProblemError):
-    status = 422
-    title = "Idempotency-Key reused with a different request"
-    slug = "idempotency-key-reused"
 
 
 _PROBLEM_SCHEMA = {

@@ -20,7 +20,7 @@ from care_shared.testing.nats_server import NatsServer
 from care_shared.testing.polling import eventually
 from tests.e2e.conftest import Network
 from tests.e2e.test_no_patient_data import delivering_network  # noqa: F401 - fixture
-from tests.notify.conftest import Mailbox, gateway, mailbox  # noqa: F401 - fixtures
+from tests.integration.notify.conftest import Mailbox, gateway, mailbox  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.e2e
 

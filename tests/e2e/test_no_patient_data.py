@@ -16,7 +16,7 @@ import pytest
 from care_shared.testing.nats_server import NatsServer
 from care_shared.testing.polling import eventually
 from tests.e2e.conftest import Network
-from tests.notify.conftest import Gateway, Mailbox, gateway, mailbox  # noqa: F401 - fixtures
+from tests.integration.notify.conftest import Gateway, Mailbox, gateway, mailbox  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.e2e
 

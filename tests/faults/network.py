@@ -24,7 +24,7 @@ from care_shared.db import normalise_url
 from care_shared.testing.databases import create_postgres_database, drop_postgres_database
 from care_shared.testing.nats_server import NatsServer, free_port
 from care_shared.testing.processes import ServiceProcess
-from tests.notify.conftest import Gateway, Mailbox
+from tests.integration.notify.conftest import Gateway, Mailbox
 
 SERVICES = ("intake", "pathway", "referral", "notify")
 

@@ -7,10 +7,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, model_validator
+from pydantic import Field, WithJsonSchema, model_validator
 from sqlalchemy import insert, select
 
 from care_shared.auth import Clinic, record_patient_clinic
+from care_shared.commands import run_command
 from care_shared.contracts.intake import (
     PHQ9_ITEM_LOINC,
     AssessmentSource,
@@ -31,8 +32,8 @@ from care_shared.contracts.intake import (
     WorkupResult,
 )
 from care_shared.envelope import new_id
-from care_shared.idempotency import run_command
 from care_shared.problems import Conflict
+from care_shared.requests import Strict
 from care_shared.service import current_clinic, runtime_of
 from intake import domain
 from intake.records import PatientRecords, clinical_rules
@@ -43,10 +44,6 @@ router = APIRouter(prefix="/v1", tags=["patients"])
 IDEMPOTENCY_NOTE = "Send an `Idempotency-Key` header: a retry returns the first answer and stores nothing again."
 
 
-class Strict(BaseModel):
-    # NaN and Infinity (1e400 parses as Infinity) are no dose, score or percentage: a 422
-    # naming the field, never a stored Infinity that JSON cannot carry.
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class PatientIn(Strict):

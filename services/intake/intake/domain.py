@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 from functools import cache
-from typing import Any
 from zoneinfo import ZoneInfo, available_timezones
 
 import iso3166
@@ -50,6 +49,7 @@ from care_shared.contracts.intake import (
     WorkupCheckRecorded,
     WorkupResult,
 )
+from care_shared.refusals import Rejected  # noqa: F401 - the domain's refusal, raised here
 
 EARLIEST_BIRTH_YEAR = 1900
 
@@ -73,17 +73,6 @@ STRATEGY_WORDS = (*MODALITIES, "augmentation", "combination")
 
 # Codes users write for a country that ISO 3166-1 spells otherwise.
 NOT_ISO_COUNTRY = {"UK": "GB", "EL": "GR"}
-
-
-class Rejected(Exception):
-    """A command that breaks a rule; `field` names what to fix (`extra`: more members for the
-    problem, e.g. the LOINC code of a PHQ-9 item)."""
-
-    def __init__(self, field: str, reason: str, **extra: Any) -> None:
-        super().__init__(reason)
-        self.field = field
-        self.reason = reason
-        self.extra = extra
 
 
 class UnknownEpisode(Exception):

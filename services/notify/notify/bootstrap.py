@@ -15,9 +15,9 @@ from care_shared.clock import Clock, SystemClock
 from care_shared.contracts import notify as notify_events
 from care_shared.seen import seen_router
 from care_shared.service import Runtime, build_runtime, create_service_app, current_clinic, runtime_of
-from notify import api
-from notify.channels import ChannelSender, SmsGatewayChannel, SmtpChannel
-from notify.delivery import DeliveryLoop, DeliveryPolicy
+from notify.adapters.channels import ChannelSender, SmsGatewayChannel, SmtpChannel
+from notify.entrypoints import http as api
+from notify.entrypoints.delivery import DeliveryLoop, DeliveryPolicy
 from notify.handlers import recorder
 from notify.settings import NotifySettings
 

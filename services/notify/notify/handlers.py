@@ -32,9 +32,9 @@ from care_shared.envelope import Envelope
 from care_shared.eventstore import EventStore
 from care_shared.seen import record_seen
 from care_shared.service import project_access
-from notify.records import lock_patient, replan, upsert
-from notify.schedule import RAISED_URGENCY
-from notify.tables import patient_facts, referral_facts, trial_facts
+from notify.adapters.records import lock_patient, replan, upsert
+from notify.adapters.tables import patient_facts, referral_facts, trial_facts
+from notify.domain import urgency
 
 SCHEDULE_INPUTS = (
     PatientRegistered,
@@ -115,27 +115,23 @@ async def keep_fact(session: AsyncSession, envelope: Envelope, e: EventData, now
             # pathway's own stream: the consumer checked its origin), never a larger id.
             if envelope.sequence is None:
                 raise PoisonEvent(f"assessment-changed {envelope.id} has no stream position")
-            if row.urgency_position is not None and row.urgency_position >= envelope.sequence:
+            before = urgency.UrgencyFacts(
+                Urgency(row.urgency), row.urgency_as_of, row.urgency_position, row.crisis_since, row.crisis_raised_at
+            )
+            after = urgency.take(
+                before, urgency.UrgencyChange(e.assessment.urgency, e.as_of_event, envelope.sequence, now)
+            )
+            if after == before:
                 return
-            raised, was_raised = (
-                e.assessment.urgency in RAISED_URGENCY,
-                Urgency(row.urgency) in RAISED_URGENCY,
-            )
-            # A rise (from routine, or no assessment yet) is remembered until urgency goes
-            # down: one crisis-resources message per rise, not per urgent assessment.
-            rise = (
-                {"crisis_since": e.as_of_event, "crisis_raised_at": now} if raised and not was_raised else {}
-            )
-            fall = {"crisis_since": None, "crisis_raised_at": None} if not raised else {}
             await session.execute(
                 update(patient_facts)
                 .where(patient_facts.c.patient_id == pid)
                 .values(
-                    urgency=e.assessment.urgency.value,
-                    urgency_as_of=e.as_of_event,
-                    urgency_position=envelope.sequence,
-                    **rise,
-                    **fall,
+                    urgency=after.urgency.value,
+                    urgency_as_of=after.as_of_event,
+                    urgency_position=after.position,
+                    crisis_since=after.crisis_since,
+                    crisis_raised_at=after.crisis_raised_at,
                 )
             )
         case ReferralScheduled():

@@ -13,8 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from care_shared.db import Database
 from care_shared.eventstore import EventStore
 from care_shared.rebuild import RebuildReport, as_json, refold_streams
-from notify.records import FROM_EVENTS, ReminderRecords, reminder_row
-from notify.tables import reminders
+from notify.adapters.records import FROM_EVENTS, ReminderRecords, reminder_row
+from notify.adapters.tables import reminders
 
 
 async def rebuild_and_compare(db: Database, progress: Callable[[int, int], None] | None = None) -> RebuildReport:

@@ -20,7 +20,7 @@ from care_shared.envelope import new_id
 from care_shared.eventstore import NewEvent
 from care_shared.problems import ProblemError, Unauthorized
 from care_shared.service import Runtime, runtime_of
-from referral.tables import coordinators
+from referral.adapters.tables import coordinators
 
 
 class Forbidden(ProblemError):

@@ -15,12 +15,12 @@ from care_shared.clock import Clock
 from care_shared.contracts import referral as referral_events
 from care_shared.seen import seen_router
 from care_shared.service import Runtime, build_runtime, create_service_app, current_clinic, runtime_of
-from referral import api
 from referral.access import actor_for_key
-from referral.escalation import EscalationSweep
-from referral.handlers import on_intake_event, pathway_handler
+from referral.adapters.work_queue import ensure_task_stream
+from referral.entrypoints import http as api
+from referral.entrypoints.subscribers import on_intake_event, pathway_handler
+from referral.entrypoints.sweep import EscalationSweep
 from referral.settings import ReferralSettings
-from referral.work_queue import ensure_task_stream
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 

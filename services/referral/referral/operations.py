@@ -12,7 +12,7 @@ from care_shared.cli import key_command
 from care_shared.migrations import migrate
 from care_shared.service import Runtime
 from referral.access import add_coordinator, coordinator_key_known, revoke_coordinator, rotate_coordinator_key
-from referral.records import directory, register_directory_clinic
+from referral.adapters.records import directory, register_directory_clinic
 
 DEMO_CLINICS = (
     ("Northside Mood Disorders Centre", "north", ["mood_disorder_clinic", "ect", "esketamine", "psychotherapy"], 10),

@@ -12,8 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from care_shared.db import Database
 from care_shared.eventstore import EventStore
 from care_shared.rebuild import RebuildReport, as_json, refold_streams
-from referral.records import Referrals, task_row
-from referral.tables import tasks
+from referral.adapters.records import Referrals, task_row
+from referral.adapters.tables import tasks
 
 
 async def rebuild_and_compare(db: Database, progress: Callable[[int, int], None] | None = None) -> RebuildReport:

@@ -50,6 +50,9 @@ def _postgres_or_skip() -> str:
     return admin
 
 
+postgres_admin_or_skip = _postgres_or_skip  # for test modules with their own database fixtures
+
+
 @pytest.fixture
 async def postgres_url() -> AsyncIterator[str]:
     admin = _postgres_or_skip()

@@ -1,0 +1,1 @@
+"""The entrypoints: HTTP routes and the delivery loop."""

@@ -1,0 +1,1 @@
+"""The adapters: tables, repositories and the clinics' work-queue stream."""

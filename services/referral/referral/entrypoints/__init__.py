@@ -1,0 +1,1 @@
+"""The entrypoints: HTTP routes and the coordinator page, subscribers, the escalation sweep."""
