@@ -6,7 +6,14 @@ from __future__ import annotations
 import re
 
 from care_shared import codes, drugs
-from care_shared.contracts.intake import PHQ9_ITEM_LOINC, PHQ9_PANEL_LOINC, PHQ9_TOTAL_LOINC, Instrument, Severity, TrialKind
+from care_shared.contracts.intake import (
+    PHQ9_ITEM_LOINC,
+    PHQ9_PANEL_LOINC,
+    PHQ9_TOTAL_LOINC,
+    Instrument,
+    Severity,
+    TrialKind,
+)
 
 
 def test_every_agent_of_the_drug_table_has_a_row_and_nothing_else_does():
