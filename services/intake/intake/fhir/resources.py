@@ -354,6 +354,7 @@ def capability_statement(today: date) -> dict[str, Any]:
         "rest": [
             {
                 "mode": "server",
+                "interaction": [{"code": "transaction"}],
                 "security": {"description": "Authorization: Bearer <clinic API key>; a clinic sees only its own patients"},
                 "resource": [resource("Patient", False)] + [resource(k, True) for k in SEARCHABLE],
             }

@@ -4,6 +4,7 @@ patient is in the access audit (the route names the patients it read)."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
@@ -12,9 +13,11 @@ from sqlalchemy import select
 
 from care_shared.auth import Clinic
 from care_shared.contracts import decode
+from care_shared.idempotency import run_command
 from care_shared.problems import NotFound, ProblemError
 from care_shared.service import current_clinic, runtime_of
 from intake.fhir import resources as fhir
+from intake.fhir.importer import EntryError, import_bundle
 from intake.records import PatientRecords
 from intake.tables import patients
 
@@ -54,6 +57,33 @@ async def _chart(request: Request, clinic: Clinic, patient_id: str) -> fhir.Char
     if chart is None:
         raise NotFound("no such patient", field="patient")
     return chart
+
+
+def _no_constant(name: str) -> None:
+    raise ValueError(f"{name} is not a number JSON carries")
+
+
+@router.post("", summary="Import a transaction Bundle (all or nothing)", response_class=FhirResponse,
+             description="Send an `Idempotency-Key` header: a retry returns the first answer and stores nothing again.")
+async def import_transaction(request: Request, clinic: Clinic = Depends(current_clinic)) -> FhirResponse:
+    try:
+        bundle = json.loads(await request.body(), parse_constant=_no_constant)
+    except ValueError as exc:
+        return _outcome(400, f"the body is not JSON: {exc}", "Bundle")
+    rt = runtime_of(request)
+
+    async def command(session):  # noqa: ANN001, ANN202
+        return 200, await import_bundle(session, rt, clinic, bundle)
+
+    try:
+        _, out = await run_command(rt.db, request, clinic.clinic_id, command)
+    except EntryError as exc:
+        return _outcome(exc.status, exc.diagnostics, exc.expression)
+    except ProblemError as exc:
+        return _problem_outcome(exc)
+    request.state.audit_patient_ids = [e["response"]["location"].removeprefix("Patient/") for e in out["entry"]
+                                       if e["response"].get("location", "").startswith("Patient/")]
+    return FhirResponse(out)
 
 
 @router.get("/metadata", summary="CapabilityStatement", response_class=FhirResponse)
