@@ -15,7 +15,7 @@ from care_shared.clock import Clock
 from care_shared.contracts import referral as referral_events
 from care_shared.seen import seen_router
 from care_shared.service import Runtime, build_runtime, create_service_app, current_clinic, runtime_of
-from referral import api
+from referral import api, fhir
 from referral.access import actor_for_key
 from referral.escalation import EscalationSweep
 from referral.handlers import on_intake_event, pathway_handler
@@ -60,7 +60,7 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
             "coordinators' task queue (and its web page at /coordinator). Coordinators and partner "
             "clinics authenticate with `Authorization: Bearer <key>`."
         ),
-        routers=[api.router, api.page, seen_router(current_clinic, runtime_of)],
+        routers=[api.router, api.page, seen_router(current_clinic, runtime_of), fhir.router],
     )
     shared_lifespan = app.router.lifespan_context
 
