@@ -113,3 +113,10 @@ async def test_the_same_bundle_twice(intake: Intake):
     outcome = await import_bundle(intake, bundle, status=409)  # without the key: the patient exists already
     assert outcome["issue"][0]["code"] == "conflict" and outcome["issue"][0]["expression"] == ["Bundle.entry[0].resource.identifier"]
     assert await intake.stored_counts() == count
+
+
+async def test_a_malformed_resource_is_a_400_naming_its_entry(intake: Intake):
+    patient = {"resourceType": "Patient", "identifier": "not-a-list", "gender": "female", "birthDate": "1980"}
+    bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [{"resource": patient}]}
+    r = await intake.client.post("/fhir", json=bundle, headers=intake.auth())
+    assert r.status_code == 400 and r.json()["issue"][0]["expression"] == ["Bundle.entry[0].resource"]

@@ -205,7 +205,7 @@ def daily_dose_mg(order: dict[str, Any]) -> float | None:
         frequency, period = float(repeat.get("frequency", 1)), float(repeat.get("period", 1))
         per_day = {"d": 1.0, "wk": 1 / 7, "h": 24.0}[repeat.get("periodUnit", "d")]
         return value * frequency / period * per_day
-    except (KeyError, IndexError, TypeError, ValueError, ZeroDivisionError):
+    except (AttributeError, KeyError, IndexError, TypeError, ValueError, ZeroDivisionError):
         return None
 
 
@@ -231,7 +231,10 @@ def order_select_cards(a: dict[str, Any], orders: list[dict[str, Any]]) -> list[
     tried = {t["option"]: t for t in a.get("tried", [])}
     cards = []
     for order in orders:
-        drug = drafted_agent(order)
+        try:
+            drug = drafted_agent(order)
+        except (AttributeError, TypeError):
+            drug = None  # a malformed draft: nothing to check it against
         if drug is None:
             continue  # an agent the drug table lacks: nothing to check it against
         if (t := tried.get(drug.name)) is not None:

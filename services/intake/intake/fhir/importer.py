@@ -118,9 +118,19 @@ def _reference(resource: dict[str, Any], i: int, ids: dict[str, str]) -> str:
     return ids[ref]
 
 
-async def import_bundle(session, rt, clinic: Clinic, bundle: dict[str, Any]) -> dict[str, Any]:  # noqa: ANN001, C901
+async def import_bundle(session, rt, clinic: Clinic, bundle: dict[str, Any]) -> dict[str, Any]:  # noqa: ANN001
     """Every entry as intake commands in `session`'s transaction; raises EntryError naming the
     first entry that fails (the caller's transaction then stores nothing)."""
+    cursor: list[int] = []  # the entry being read, for naming a malformed one
+    try:
+        return await _import(session, rt, clinic, bundle, cursor)
+    except (AttributeError, TypeError, KeyError, IndexError, ValueError) as exc:
+        # A resource of the wrong shape (a string where an object belongs, ...): name the entry.
+        where = f"Bundle.entry[{cursor[-1]}].resource" if cursor else "Bundle"
+        raise EntryError(400, f"malformed resource ({type(exc).__name__})", where) from None
+
+
+async def _import(session, rt, clinic: Clinic, bundle: dict[str, Any], cursor: list[int]) -> dict[str, Any]:  # noqa: ANN001, C901
     if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle" or bundle.get("type") != "transaction":
         raise EntryError(400, "send a Bundle of type transaction", "Bundle.type")
     entries = bundle.get("entry") or []
@@ -133,6 +143,7 @@ async def import_bundle(session, rt, clinic: Clinic, bundle: dict[str, Any]) -> 
     later: list[tuple[int, dict[str, Any]]] = []
 
     for i, entry in enumerate(entries):
+        cursor.append(i)
         resource = entry.get("resource") if isinstance(entry, dict) else None
         if not isinstance(resource, dict) or "resourceType" not in resource:
             raise EntryError(400, "each entry carries a resource", f"Bundle.entry[{i}].resource")
@@ -171,6 +182,7 @@ async def import_bundle(session, rt, clinic: Clinic, bundle: dict[str, Any]) -> 
 
     episodes: dict[str, str] = {}  # Condition reference -> episode id
     for i, resource in later:
+        cursor.append(i)
         kind = resource["resourceType"]
         pid = _reference(resource, i, ids)
         if kind == "Condition":
@@ -213,6 +225,7 @@ async def import_bundle(session, rt, clinic: Clinic, bundle: dict[str, Any]) -> 
             results[i] = {"status": "201 Created"}
 
     for key, trial in trials.items():
+        cursor.append(trial.entry)
         await _trial(apply, key.split("/")[0], trial)
     return {"resourceType": "Bundle", "type": "transaction-response", "entry": [{"response": r} for r in results]}
 
