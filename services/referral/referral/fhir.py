@@ -36,7 +36,9 @@ TASK_STATUS = {
 REQUEST_STATUS = {domain.COMPLETED: "completed", domain.CANCELLED: "revoked"}  # else active
 PRIORITY = {"routine": "routine", "urgent": "urgent", "emergency": "stat"}
 
-router = APIRouter(prefix="/fhir", tags=["fhir"])
+# A missing resource is an OperationOutcome (401 and a bad query parameter stay problem+json).
+OUTCOME = {"content": {FHIR_JSON: {"schema": {"type": "object"}}}, "description": "OperationOutcome"}
+router = APIRouter(prefix="/fhir", tags=["fhir"], responses={404: OUTCOME})
 
 
 class FhirResponse(JSONResponse):

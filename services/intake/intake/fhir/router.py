@@ -24,7 +24,9 @@ from intake.tables import patients
 FHIR_JSON = "application/fhir+json"
 MAX_PATIENTS = 100  # an unfiltered Patient search answers at most this many
 
-router = APIRouter(prefix="/fhir", tags=["fhir"])
+# Errors under /fhir are OperationOutcomes (401 and 413 come from the shared edge, as problem+json).
+OUTCOME = {"content": {FHIR_JSON: {"schema": {"type": "object"}}}, "description": "OperationOutcome"}
+router = APIRouter(prefix="/fhir", tags=["fhir"], responses={400: OUTCOME, 404: OUTCOME, 409: OUTCOME, 422: OUTCOME})
 
 
 class FhirResponse(JSONResponse):
