@@ -51,7 +51,7 @@ audit_log = sa.Table(
 
 # A queue view answers for many patients: one row each, up to this many.
 MAX_PATIENTS_PER_REQUEST = 1000
-AUDITED_PREFIXES = ("/v1/patients", "/v1/referrals", "/v1/tasks")
+AUDITED_PREFIXES = ("/v1/patients", "/v1/referrals", "/v1/tasks", "/fhir", "/cds-services/")
 
 
 def create_audit_table() -> None:

@@ -99,7 +99,8 @@ class EdgeMiddleware:
         *,
         authenticate: Authenticate,
         body_limit: int,
-        protected_prefixes: tuple[str, ...] = ("/v1/",),
+        # FHIR (intake, referral) and CDS Hooks calls (pathway) take the clinic key too.
+        protected_prefixes: tuple[str, ...] = ("/v1/", "/fhir", "/cds-services/"),
     ) -> None:
         self.app = app
         self.authenticate = authenticate

@@ -17,7 +17,6 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from care_shared.eventstore import EVENT_DATA_LIMIT, EventTooLarge
-from care_shared.transient import DATABASE_BUSY, DatabaseBusy, transient_kind
 
 # The refusal family lives in care_shared.refusals (pure); re-exported for its old importers.
 from care_shared.refusals import (  # noqa: F401
@@ -30,6 +29,7 @@ from care_shared.refusals import (  # noqa: F401
     Refusal,
     Unauthorized,
 )
+from care_shared.transient import DATABASE_BUSY, DatabaseBusy, transient_kind
 
 log = logging.getLogger(__name__)
 

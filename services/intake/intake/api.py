@@ -183,48 +183,52 @@ def _created(status: int, body: dict[str, Any]) -> JSONResponse:
     return JSONResponse(body, status_code=status)
 
 
+async def register(session, rt, clinic: Clinic, body: PatientIn) -> dict[str, Any]:  # noqa: ANN001
+    """Register a patient in `session`'s transaction: the REST route and the FHIR import share it."""
+    existing = (
+        await session.execute(
+            select(patients.c.patient_id).where(
+                patients.c.clinic_id == clinic.clinic_id, patients.c.external_id == body.external_id
+            )
+        )
+    ).scalar_one_or_none()
+    if existing:
+        raise Conflict(
+            "this clinic already registered a patient with that external_id",
+            field="external_id",
+            patient_id=existing,
+        )
+    patient_id = new_id()
+    with clinical_rules():
+        event = domain.register_patient(
+            patient_id=patient_id,
+            clinic_id=clinic.clinic_id,
+            external_id=body.external_id,
+            birth_year=body.birth_year,
+            sex=body.sex,
+            timezone=body.timezone,
+            today=rt.clock.now().date(),
+            country=body.country,
+        )
+    stored = await PatientRecords(rt.store).append(session, clinic, patient_id, 0, event)
+    await session.execute(
+        insert(patients).values(
+            patient_id=patient_id,
+            clinic_id=clinic.clinic_id,
+            external_id=body.external_id,
+            registered_at=datetime.now(UTC),
+        )
+    )
+    await record_patient_clinic(session, patient_id, clinic.clinic_id)
+    return {"id": patient_id, **event.to_data(), "event_id": stored.event_id}
+
+
 @router.post("/patients", status_code=201, summary="Register a patient", description=IDEMPOTENCY_NOTE)
 async def register_patient(body: PatientIn, request: Request, clinic: Clinic = Depends(current_clinic)):
     rt = runtime_of(request)
-    records = PatientRecords(rt.store)
 
     async def command(session):
-        existing = (
-            await session.execute(
-                select(patients.c.patient_id).where(
-                    patients.c.clinic_id == clinic.clinic_id, patients.c.external_id == body.external_id
-                )
-            )
-        ).scalar_one_or_none()
-        if existing:
-            raise Conflict(
-                "this clinic already registered a patient with that external_id",
-                field="external_id",
-                patient_id=existing,
-            )
-        patient_id = new_id()
-        with clinical_rules():
-            event = domain.register_patient(
-                patient_id=patient_id,
-                clinic_id=clinic.clinic_id,
-                external_id=body.external_id,
-                birth_year=body.birth_year,
-                sex=body.sex,
-                timezone=body.timezone,
-                today=rt.clock.now().date(),
-                country=body.country,
-            )
-        stored = await records.append(session, clinic, patient_id, 0, event)
-        await session.execute(
-            insert(patients).values(
-                patient_id=patient_id,
-                clinic_id=clinic.clinic_id,
-                external_id=body.external_id,
-                registered_at=datetime.now(UTC),
-            )
-        )
-        await record_patient_clinic(session, patient_id, clinic.clinic_id)
-        return 201, {"id": patient_id, **event.to_data(), "event_id": stored.event_id}
+        return 201, await register(session, rt, clinic, body)
 
     status, out = await run_command(rt.db, request, clinic.clinic_id, command)
     if "id" in out:

@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from care_shared.clock import Clock
 from care_shared.service import Runtime, build_runtime, create_service_app
 from intake import api
+from intake.fhir import router as fhir_router
 from intake.settings import IntakeSettings
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -29,5 +30,5 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
             "entries. Every change is an event in the patient's stream, published to the "
             "network through an outbox. Authenticate with `Authorization: Bearer <clinic key>`."
         ),
-        routers=[api.router],
+        routers=[api.router, fhir_router.router],
     )

@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from care_shared.clock import Clock
 from care_shared.seen import seen_router
 from care_shared.service import Runtime, build_runtime, create_service_app, current_clinic, runtime_of
-from pathway import api
+from pathway import api, cds_hooks
 from pathway.handlers import IntakeEventHandler
 from pathway.settings import PathwaySettings
 
@@ -31,5 +31,5 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
             "next strategies, with the reasons and evidence behind every field, computed from intake's "
             "events by the rules in CLINICAL.md. Decision support: it never prescribes."
         ),
-        routers=[api.router, seen_router(current_clinic, runtime_of)],
+        routers=[api.router, seen_router(current_clinic, runtime_of), cds_hooks.router],
     )

@@ -17,6 +17,7 @@ from care_shared.seen import seen_router
 from care_shared.service import Runtime, build_runtime, create_service_app, current_clinic, runtime_of
 from referral.access import actor_for_key
 from referral.adapters.work_queue import ensure_task_stream
+from referral.entrypoints import fhir
 from referral.entrypoints import http as api
 from referral.entrypoints.subscribers import on_intake_event, pathway_handler
 from referral.entrypoints.sweep import EscalationSweep
@@ -60,7 +61,7 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
             "coordinators' task queue (and its web page at /coordinator). Coordinators and partner "
             "clinics authenticate with `Authorization: Bearer <key>`."
         ),
-        routers=[api.router, api.page, seen_router(current_clinic, runtime_of)],
+        routers=[api.router, api.page, seen_router(current_clinic, runtime_of), fhir.router],
     )
     shared_lifespan = app.router.lifespan_context
 

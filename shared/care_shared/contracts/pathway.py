@@ -75,3 +75,36 @@ class AssessmentChanged(EventData):
     patient_id: str
     as_of_event: str
     assessment: AssessmentSummary
+
+
+@event
+class CdsCardIssued(EventData):
+    """pathway's CDS Hooks service answered a hook with this card (issue 16), so feedback on
+    it can be traced to the patient, the clinic and the advice it carried. Kept in pathway's
+    own store, not published: nothing on the bus acts on it."""
+
+    event_type = "care.pathway.cds-card-issued.v1"
+    patient_id: str
+    card_id: str
+    clinic_id: str
+    service_id: str  # trd-patient-view | trd-order-select
+    kind: str  # status | strategy | urgency | referral | failed_agent | buspirone | low_dose
+    hook_instance: str
+
+
+@event
+class CdsCardFeedbackRecorded(EventData):
+    """A clinician accepted or overrode a card (CDS Hooks 2.0 feedback). The override reason
+    is its coding only: the free-text `userComment` may name the patient, so it is recorded
+    only as present or not. Kept in pathway's own store, not published."""
+
+    event_type = "care.pathway.cds-card-feedback.v1"
+    patient_id: str
+    card_id: str
+    service_id: str
+    outcome: str  # accepted | overridden
+    accepted_suggestions: list[str] = []
+    override_reason_system: str | None = None
+    override_reason_code: str | None = None
+    user_comment_given: bool = False
+    outcome_timestamp: str
