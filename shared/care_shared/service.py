@@ -404,14 +404,17 @@ async def start_in_background(runtime: Runtime) -> None:
 
 
 class StartupGate:
-    """Routes under /v1/ need the schema: 503 (retry) until the migrations are applied."""
+    """Routes that read data (/v1/, /fhir, /cds-services/, as the edge protects) need the
+    schema: 503 (retry) until the migrations are applied."""
+
+    NEEDS_SCHEMA = ("/v1/", "/fhir", "/cds-services/")
 
     def __init__(self, app: ASGIApp, runtime: Runtime) -> None:
         self.app = app
         self.runtime = runtime
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and not self.runtime.startup.migrated.is_set() and scope.get("path", "").startswith("/v1/"):
+        if scope["type"] == "http" and not self.runtime.startup.migrated.is_set() and scope.get("path", "").startswith(self.NEEDS_SCHEMA):
             response = problem_response(
                 503,
                 {"type": "about:blank", "title": "Starting", "status": 503, "detail": "The service is starting: retry shortly.",
