@@ -49,6 +49,6 @@ def member_conf(
         f"port: {port}",
         f"http_port: {monitor_port}",
         f"include {rel(auth_conf)}",
-        f"jetstream {{ store_dir: {json.dumps(str(store_dir))}, max_file_store: {MAX_FILE_STORE} }}",
+        f"jetstream {{\n  store_dir: {json.dumps(str(store_dir))}\n  max_file_store: {MAX_FILE_STORE}\n}}",
         f"cluster {{\n  name: {CLUSTER_NAME}\n  host: {json.dumps(host)}\n  port: {cluster_port}\n  include {rel(cluster_conf)}\n}}",
     ]) + "\n"
