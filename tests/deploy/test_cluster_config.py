@@ -12,7 +12,14 @@ from pathlib import Path
 
 import yaml
 
-from care_shared.nats_cluster import CLUSTER_NAME, MAX_FILE_STORE, REPLICAS, ROUTE_USER, member_conf, routes_conf
+from care_shared.nats_cluster import (
+    CLUSTER_NAME,
+    MAX_FILE_STORE,
+    REPLICAS,
+    ROUTE_USER,
+    member_conf,
+    routes_conf,
+)
 from care_shared.testing.nats_cluster import NatsCluster
 from care_shared.testing.nats_server import nats_server_binary
 
