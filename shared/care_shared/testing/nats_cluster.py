@@ -141,7 +141,8 @@ class NatsCluster:
         return self.credentials.seed_file(user) if self.credentials else None
 
     def env(self, user: str) -> dict[str, str]:
-        env = {"NATS_URL": self.url}
+        # As the deploys set it: a service declaring its own stream declares it at R3.
+        env = {"NATS_URL": self.url, "NATS_STREAM_REPLICAS": str(REPLICAS)}
         seed = self.seed_file(user)
         if seed is not None:
             env["NATS_NKEY_FILE"] = str(seed)
