@@ -37,6 +37,11 @@ CLUSTER_PLAN = Plan(
 )
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # tests/faults' conftest registers it too, but is not loaded when only this runs.
+    config.addinivalue_line("markers", "faults: real processes under injected faults")
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if os.environ.get("CARE_CLUSTER", "").lower() in {"1", "true", "yes"}:
         return
