@@ -6,12 +6,13 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PACKAGES := -e shared -e services/intake -e services/pathway -e services/referral -e services/notify
 
-.PHONY: run test test-unit bench lint install clean help
+.PHONY: run test test-unit test-cluster bench lint install clean help
 
 help:
 	@echo "make run    set up .venv, start nats-server and the four services, print URLs and a demo key"
 	@echo "make test   the whole test suite (real nats-server, SQLite; PostgreSQL with TEST_DATABASE_URL)"
 	@echo "make test-unit  the unit tier: no network, database or subprocess (seconds)"
+	@echo "make test-cluster  three nats-servers, two replicas of each service, PostgreSQL, cluster faults"
 	@echo "make bench  benchmarks; a JSON report under bench/results/, figures into README.md"
 	@echo "make lint   ruff"
 
@@ -34,6 +35,10 @@ test: $(STAMP)
 # The first tier of `make test`: domain rules and handler logic through the in-memory fakes.
 test-unit: $(STAMP)
 	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
+
+# Not in `make test` (minutes of real processes on two cores); .ci/run runs it after.
+test-cluster: $(STAMP)
+	CARE_CLUSTER=1 $(BIN)/python -m pytest tests/cluster $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py

@@ -105,11 +105,10 @@ def main(argv: list[str]) -> int:
     _put(nats / "auth.conf", server / "auth.conf", 0, 0o600)
     # Routes authenticate with a password of their own (TLS alone admits any client cert).
     route_password = _password(root / "nats-route.password").read_text().strip()
-    routes = ", ".join(f'"nats-route://route:{route_password}@{m}:6222"' for m in ("nats1", "nats2", "nats3"))
+    from care_shared.nats_cluster import routes_conf  # the cluster test's too
+
     cluster = server / "cluster.conf"
-    cluster.write_text(
-        f'authorization {{ user: "route", password: "{route_password}", timeout: 2 }}\nroutes: [{routes}]\n'
-    )
+    cluster.write_text(routes_conf(route_password, (f"{m}:6222" for m in ("nats1", "nats2", "nats3"))))
     os.chmod(cluster, 0o600)
     _put(tls / "nats-server.crt", server / "server.crt", 0, 0o644)
     _put(tls / "nats-server.key", server / "server.key", 0, 0o600)

@@ -232,6 +232,9 @@ class FaultNetwork:
 
         self.restarts[name] = asyncio.create_task(die_and_return())
 
+    async def inject(self, kind: str, target: str) -> None:
+        raise ValueError(f"no such fault here: {kind}")
+
     async def settle_restarts(self) -> None:
         for task in list(self.restarts.values()):
             await task

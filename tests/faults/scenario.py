@@ -177,6 +177,8 @@ async def run_scenario(net: FaultNetwork, plan: Plan, *, seed: int = 7) -> Outco
                     net.set_clock(clock_steps[target])
                     net.faults.add("clock", "notify", now=clock_steps[target].isoformat())
                     net.log(f"notify's clock moved to {clock_steps[target].isoformat()}")
+                else:  # a network's own faults (the cluster's: tests/cluster/network.py)
+                    await net.inject(kind, target)
             except Exception as exc:  # noqa: BLE001 - reported as a finding, the run goes on
                 fault_errors.append(f"{kind} {target}: {exc!r}"[:2000])
                 net.log(f"fault {kind} {target} raised {exc!r}")
