@@ -1,4 +1,4 @@
-"""The TRD clinical engine: a pure function of a patient's intake events (CLINICAL.md).
+"""The TRD clinical engine: a pure function of a patient's intake events (docs/CLINICAL.md).
 
     facts = PatientFacts.empty(patient_id)
     for event in events_in_stream_order: facts = apply(facts, event)

@@ -1,4 +1,4 @@
-"""Was a trial adequate, what was its outcome, did it fail? (CLINICAL.md section 1)
+"""Was a trial adequate, what was its outcome, did it fail? (docs/CLINICAL.md section 1)
 
 A trial is adequate (True), not adequate (False: a recorded dose, duration, adherence or
 session count falls short) or of unknown adequacy (None: a field its rule needs was not

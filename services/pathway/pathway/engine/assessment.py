@@ -1,5 +1,5 @@
 """From facts to the assessment a clinician reads (DESIGN.md section 6 shape), rule set
-`trd-rules 2026.12` (CLINICAL.md)."""
+`trd-rules 2026.12` (docs/CLINICAL.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Choices this project makes where the literature leaves room (CLINICAL.md: *convention*),
+"""Choices this project makes where the literature leaves room (docs/CLINICAL.md: *convention*),
 and the fixed numbers of the rules, each citing its section. Kept in one place so a clinical
 lead can review and change them; changing any of them means a new RULES_VERSION."""
 

@@ -1,4 +1,4 @@
-"""Urgency (CLINICAL.md section 5), decided from the suicide ratings by date, never by the order
+"""Urgency (docs/CLINICAL.md section 5), decided from the suicide ratings by date, never by the order
 they were entered in.
 
 - One rating: PHQ-9 item 9 >= 1 or a clinician `flagged` risk is urgent; item 9 = 3 or

@@ -1,4 +1,4 @@
-"""The three stagings (CLINICAL.md section 4), each reported with its inputs."""
+"""The three stagings (docs/CLINICAL.md section 4), each reported with its inputs."""
 
 from __future__ import annotations
 

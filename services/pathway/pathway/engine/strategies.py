@@ -1,4 +1,4 @@
-"""Recommended next strategies (CLINICAL.md sections 5 and 6). Each says what, which options,
+"""Recommended next strategies (docs/CLINICAL.md sections 5 and 6). Each says what, which options,
 why (the rule and the facts that fired it), on what evidence, in which setting, and which
 capabilities a receiving clinic needs for it (CLINICAL 7).
 
