@@ -29,8 +29,12 @@ install: $(STAMP)
 run: $(STAMP)
 	$(BIN)/python scripts/run.py
 
+# Two passes: everything else on TEST_WORKERS workers (pytest-xdist: most tests wait on real
+# processes, so two cores keep two busy), then the serial tests alone (tests/conftest.py).
+TEST_WORKERS ?= 2
 test: $(STAMP)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) -m "not serial" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m serial $(PYTEST_ARGS)
 
 # The first tier of `make test`: domain rules and handler logic through the in-memory fakes.
 test-unit: $(STAMP)
