@@ -14,7 +14,7 @@ help:
 	@echo "make test-unit  the unit tier: no network, database or subprocess (seconds)"
 	@echo "make test-cluster  three nats-servers, two replicas of each service, PostgreSQL, cluster faults"
 	@echo "make bench  benchmarks; a JSON report under bench/results/, figures into README.md"
-	@echo "make lint   ruff"
+	@echo "make lint   ruff check (RUF100: no dead noqa) and ruff format --check"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +50,7 @@ bench: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 clean:
 	rm -rf var .pytest_cache

@@ -29,7 +29,9 @@ class AssessmentIn(BaseModel):
 
 @app.post("/v1/patients/{patient_id}/assessments", status_code=201)
 async def record(patient_id: str, body: AssessmentIn) -> JSONResponse:
-    return JSONResponse({"id": str(uuid.uuid4()), "patient_id": patient_id, **body.model_dump(mode="json")}, status_code=201)
+    return JSONResponse(
+        {"id": str(uuid.uuid4()), "patient_id": patient_id, **body.model_dump(mode="json")}, status_code=201
+    )
 
 
 @app.get("/readyz")

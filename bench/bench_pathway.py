@@ -40,16 +40,47 @@ RESULTS = Path(__file__).parent / "results"
 def history(pid: str, n: int) -> list:
     """A realistic patient: registration, an episode, two failed trials, then assessments."""
     events = [
-        PatientRegistered(patient_id=pid, clinic_id="c", external_id="x", birth_year=1980, sex="female", timezone="UTC"),
-        EpisodeOpened(patient_id=pid, episode_id="e", onset_date=date(2020, 1, 1), severity="moderate", diagnosis="mdd"),
-        TrialStarted(patient_id=pid, trial_id="t1", episode_id="e", kind="antidepressant", agents=[AgentDose(agent="sertraline", dose_mg_per_day=100)], started_on=date(2020, 2, 1)),
-        TrialCompleted(patient_id=pid, trial_id="t1", ended_on=date(2020, 4, 1), adherence_pct=90, outcome="no_response"),
-        TrialStarted(patient_id=pid, trial_id="t2", episode_id="e", kind="antidepressant", agents=[AgentDose(agent="venlafaxine", dose_mg_per_day=150)], started_on=date(2020, 4, 5)),
-        TrialCompleted(patient_id=pid, trial_id="t2", ended_on=date(2020, 6, 1), adherence_pct=90, outcome="no_response"),
+        PatientRegistered(
+            patient_id=pid, clinic_id="c", external_id="x", birth_year=1980, sex="female", timezone="UTC"
+        ),
+        EpisodeOpened(
+            patient_id=pid, episode_id="e", onset_date=date(2020, 1, 1), severity="moderate", diagnosis="mdd"
+        ),
+        TrialStarted(
+            patient_id=pid,
+            trial_id="t1",
+            episode_id="e",
+            kind="antidepressant",
+            agents=[AgentDose(agent="sertraline", dose_mg_per_day=100)],
+            started_on=date(2020, 2, 1),
+        ),
+        TrialCompleted(
+            patient_id=pid, trial_id="t1", ended_on=date(2020, 4, 1), adherence_pct=90, outcome="no_response"
+        ),
+        TrialStarted(
+            patient_id=pid,
+            trial_id="t2",
+            episode_id="e",
+            kind="antidepressant",
+            agents=[AgentDose(agent="venlafaxine", dose_mg_per_day=150)],
+            started_on=date(2020, 4, 5),
+        ),
+        TrialCompleted(
+            patient_id=pid, trial_id="t2", ended_on=date(2020, 6, 1), adherence_pct=90, outcome="no_response"
+        ),
     ]
     day = date(2020, 6, 2)
     while len(events) < n:
-        events.append(AssessmentRecorded(patient_id=pid, assessment_id=str(uuid.uuid4()), instrument="PHQ-9", score=12 + len(events) % 10, item9=len(events) % 2, taken_on=day))
+        events.append(
+            AssessmentRecorded(
+                patient_id=pid,
+                assessment_id=str(uuid.uuid4()),
+                instrument="PHQ-9",
+                score=12 + len(events) % 10,
+                item9=len(events) % 2,
+                taken_on=day,
+            )
+        )
         day += timedelta(days=1)
     return [(new_event_id(), i + 1, e) for i, e in enumerate(events[:n])]
 
@@ -83,10 +114,19 @@ def cost_per_event_us(history_len: int, samples: int = 300) -> float:
     return statistics.median(timings) * 1e6
 
 
-def envelope(e, pid: str, seq: int, event_id: str) -> bytes:  # noqa: ANN001
+def envelope(e, pid: str, seq: int, event_id: str) -> bytes:
     return json.dumps(
-        {"specversion": "1.0", "id": event_id, "source": "/intake", "type": e.event_type, "subject": pid,
-         "time": datetime.now(UTC).isoformat(), "data": e.to_data(), "sequence": seq, "clinicid": "c"}
+        {
+            "specversion": "1.0",
+            "id": event_id,
+            "source": "/intake",
+            "type": e.event_type,
+            "subject": pid,
+            "time": datetime.now(UTC).isoformat(),
+            "data": e.to_data(),
+            "sequence": seq,
+            "clinicid": "c",
+        }
     ).encode()
 
 
@@ -95,7 +135,9 @@ async def service_events_per_second(patients: int = 50, events_each: int = 20) -
         work = Path(tmp)
         server = NatsServer(store_dir=work / "nats").start()
         db_url = sqlite_url_for(work / "pathway.db")
-        svc = ServiceProcess("pathway", {"DATABASE_URL": db_url, **server.env("pathway"), "CARE_TRACE_FILE": ""}, work).start()
+        svc = ServiceProcess(
+            "pathway", {"DATABASE_URL": db_url, **server.env("pathway"), "CARE_TRACE_FILE": ""}, work
+        ).start()
         try:
             svc.wait_ready()
             nc = await server.connect()
@@ -107,7 +149,11 @@ async def service_events_per_second(patients: int = 50, events_each: int = 20) -
                 triples = history(pid, events_each)
                 expected[pid] = triples[-1][0]
                 for event_id, seq, e in triples:
-                    await js.publish_async(nats_subject(e.event_type, pid), envelope(e, pid, seq, event_id), headers={"Nats-Msg-Id": event_id})
+                    await js.publish_async(
+                        nats_subject(e.event_type, pid),
+                        envelope(e, pid, seq, event_id),
+                        headers={"Nats-Msg-Id": event_id},
+                    )
             await js.publish_async_completed()
             start = time.perf_counter()
             db = Database(db_url)
@@ -122,7 +168,12 @@ async def service_events_per_second(patients: int = 50, events_each: int = 20) -
             await db.dispose()
             await nc.close()
             total = patients * events_each
-            return {"events": total, "seconds": round(elapsed, 2), "events_per_s": round(total / elapsed, 1), "database": "sqlite"}
+            return {
+                "events": total,
+                "seconds": round(elapsed, 2),
+                "events_per_s": round(total / elapsed, 1),
+                "database": "sqlite",
+            }
         finally:
             svc.stop()
             server.stop()
@@ -133,9 +184,17 @@ def main() -> int:
     at_1000 = cost_per_event_us(1000)
     report = {
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {"python": sys.version.split()[0], "platform": platform.platform(), "cpus": __import__("os").cpu_count()},
+        "machine": {
+            "python": sys.version.split()[0],
+            "platform": platform.platform(),
+            "cpus": __import__("os").cpu_count(),
+        },
         "pathway_engine_events_per_s": round(engine_events_per_second(), 1),
-        "pathway_cost_per_event_us": {"history_10": round(at_10, 1), "history_1000": round(at_1000, 1), "ratio": round(at_1000 / at_10, 2)},
+        "pathway_cost_per_event_us": {
+            "history_10": round(at_10, 1),
+            "history_1000": round(at_1000, 1),
+            "ratio": round(at_1000 / at_10, 2),
+        },
         "pathway_service": asyncio.run(service_events_per_second()),
     }
     RESULTS.mkdir(parents=True, exist_ok=True)

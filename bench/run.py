@@ -40,8 +40,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import bench_pathway as bp  # noqa: E402
-from harness import (  # noqa: E402
+import bench_pathway as bp
+from harness import (
     PG_CREATED,
     PG_HOST,
     PG_PORT,
@@ -54,8 +54,8 @@ from harness import (  # noqa: E402
     pg_available,
     section,
 )
-from report import ratios, update_readme  # noqa: E402
-from scenarios import consumers, end_to_end, http, jetstream, store  # noqa: E402
+from report import ratios, update_readme
+from scenarios import consumers, end_to_end, http, jetstream, store
 
 
 async def run(only: set[str] | None = None) -> dict:
@@ -64,7 +64,9 @@ async def run(only: set[str] | None = None) -> dict:
     # The 1- and 5-minute averages both: a machine just finishing other work reads idle at
     # one minute while the five-minute figure still shows it.
     if max(os.getloadavg()[:2]) > 0.5 * (os.cpu_count() or 1):
-        report["warning"] = "the machine was busy with other work when the run started (1- or 5-minute load average above half the CPUs): figures are low and noisy"
+        report["warning"] = (
+            "the machine was busy with other work when the run started (1- or 5-minute load average above half the CPUs): figures are low and noisy"
+        )
     pg_ok = await pg_available()
     if not pg_ok:
         report.setdefault("skipped", {})["postgresql"] = f"no PostgreSQL at {PG_HOST}:{PG_PORT}"
@@ -78,7 +80,13 @@ async def run(only: set[str] | None = None) -> dict:
 
     # Ours.
     await section(report, only, "intake_posts_sqlite", http.intake_posts("sqlite", 12), 60)
-    await section(report, only, "intake_posts_sqlite_separate_relay", http.intake_posts("sqlite", 10, separate_relay=True), 60)
+    await section(
+        report,
+        only,
+        "intake_posts_sqlite_separate_relay",
+        http.intake_posts("sqlite", 10, separate_relay=True),
+        60,
+    )
     if pg_ok:
         await section(report, only, "intake_posts_postgresql", http.intake_posts("postgresql", 12), 60)
     await section(report, only, "relay_sqlite", store.relay("sqlite", 5000), 90)
@@ -87,14 +95,24 @@ async def run(only: set[str] | None = None) -> dict:
     await section(report, only, "consumer_pathway", consumers.consumer("pathway", 30, 20, 60), 80)
     await section(report, only, "consumer_notify", consumers.consumer("notify", 30, 20, 60), 80)
     await section(report, only, "consumer_referral", consumers.referral_consumer(150, 4, 60), 80)
-    await section(report, only, "end_to_end", end_to_end.end_to_end(5, 10, [5, 10, 15, 20, 30, 45, 60, 90, 120], 6, 60), 240)
+    await section(
+        report,
+        only,
+        "end_to_end",
+        end_to_end.end_to_end(5, 10, [5, 10, 15, 20, 30, 45, 60, 90, 120], 6, 60),
+        240,
+    )
 
     # pathway's own micro-benchmarks (bench_pathway.py), CPU only.
     if left() > 15 and (only is None or "pathway_engine" in only):
         at_10, at_1000 = bp.cost_per_event_us(10), bp.cost_per_event_us(1000)
         report["pathway_engine"] = {
             "engine_events_per_s": round(bp.engine_events_per_second(), 1),
-            "cost_per_event_us": {"history_10": round(at_10, 1), "history_1000": round(at_1000, 1), "ratio": round(at_1000 / at_10, 2)},
+            "cost_per_event_us": {
+                "history_10": round(at_10, 1),
+                "history_1000": round(at_1000, 1),
+                "ratio": round(at_1000 / at_10, 2),
+            },
         }
     report["ratios"] = ratios(report)
     report["total_seconds"] = round(time.monotonic() - T0, 1)

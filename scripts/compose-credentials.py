@@ -41,7 +41,7 @@ POSTGRES_UID = 999
 HERE = Path(__file__).resolve().parent
 
 
-def _dev_certs():  # noqa: ANN202
+def _dev_certs():
     spec = importlib.util.spec_from_file_location("dev_certs", HERE / "dev-certs.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

@@ -40,7 +40,14 @@ SERVICES = ("intake", "pathway", "referral", "notify")
 DEFAULT_CLIENTS = (*SERVICES, "ops")
 LOCAL = ("localhost", "127.0.0.1", "::1")
 DEFAULT_NATS_SANS = (
-    "nats1", "nats2", "nats3", "nats-1", "nats-2", "nats-3", "nats", *LOCAL,
+    "nats1",
+    "nats2",
+    "nats3",
+    "nats-1",
+    "nats-2",
+    "nats-3",
+    "nats",
+    *LOCAL,
 )
 DEFAULT_POSTGRES_SANS = ("postgres", *LOCAL)
 CA_DAYS = 3650
@@ -77,10 +84,12 @@ def load_or_make_ca(out: Path) -> tuple[x509.Certificate, ec.EllipticCurvePrivat
         assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
         return x509.load_pem_x509_certificate(crt.read_bytes()), ca_key
     ca_key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([
-        x509.NameAttribute(NameOID.ORGANIZATION_NAME, "TRD Care Network (development)"),
-        x509.NameAttribute(NameOID.COMMON_NAME, "TRD Care development CA"),
-    ])
+    name = x509.Name(
+        [
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "TRD Care Network (development)"),
+            x509.NameAttribute(NameOID.COMMON_NAME, "TRD Care development CA"),
+        ]
+    )
     now = dt.datetime.now(dt.UTC)
     cert = (
         x509.CertificateBuilder()
@@ -93,9 +102,15 @@ def load_or_make_ca(out: Path) -> tuple[x509.Certificate, ec.EllipticCurvePrivat
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .add_extension(
             x509.KeyUsage(
-                digital_signature=True, key_cert_sign=True, crl_sign=True,
-                content_commitment=False, key_encipherment=False, data_encipherment=False,
-                key_agreement=False, encipher_only=False, decipher_only=False,
+                digital_signature=True,
+                key_cert_sign=True,
+                crl_sign=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                encipher_only=False,
+                decipher_only=False,
             ),
             critical=True,
         )
@@ -140,9 +155,15 @@ def make_leaf(
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(
             x509.KeyUsage(
-                digital_signature=True, key_encipherment=False, key_cert_sign=False, crl_sign=False,
-                content_commitment=False, data_encipherment=False, key_agreement=True,
-                encipher_only=False, decipher_only=False,
+                digital_signature=True,
+                key_encipherment=False,
+                key_cert_sign=False,
+                crl_sign=False,
+                content_commitment=False,
+                data_encipherment=False,
+                key_agreement=True,
+                encipher_only=False,
+                decipher_only=False,
             ),
             critical=True,
         )
@@ -171,11 +192,25 @@ def generate(
     os.chmod(out, 0o700)
     ca = load_or_make_ca(out)
     written = []
-    if make_leaf(out, "nats-server", ca, common_name="nats", server=True, client=True,
-                 sans=[*DEFAULT_NATS_SANS, *(nats_sans or [])]):
+    if make_leaf(
+        out,
+        "nats-server",
+        ca,
+        common_name="nats",
+        server=True,
+        client=True,
+        sans=[*DEFAULT_NATS_SANS, *(nats_sans or [])],
+    ):
         written.append("nats-server")
-    if make_leaf(out, "postgres-server", ca, common_name="postgres", server=True, client=False,
-                 sans=[*DEFAULT_POSTGRES_SANS, *(postgres_sans or [])]):
+    if make_leaf(
+        out,
+        "postgres-server",
+        ca,
+        common_name="postgres",
+        server=True,
+        client=False,
+        sans=[*DEFAULT_POSTGRES_SANS, *(postgres_sans or [])],
+    ):
         written.append("postgres-server")
     for name in dict.fromkeys([*DEFAULT_CLIENTS, *(clients or [])]):
         if make_leaf(out, name, ca, common_name=name, server=False, client=True, sans=[]):
@@ -186,11 +221,17 @@ def generate(
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("dir", type=Path, help="output directory (created; keep it out of git)")
-    parser.add_argument("--client", action="append", default=[], help="another client certificate (repeatable)")
-    parser.add_argument("--nats-san", action="append", default=[], help="another NATS server name (repeatable)")
+    parser.add_argument(
+        "--client", action="append", default=[], help="another client certificate (repeatable)"
+    )
+    parser.add_argument(
+        "--nats-san", action="append", default=[], help="another NATS server name (repeatable)"
+    )
     parser.add_argument("--postgres-san", action="append", default=[], help="another PostgreSQL server name")
     args = parser.parse_args(argv)
-    written = generate(args.dir, clients=args.client, nats_sans=args.nats_san, postgres_sans=args.postgres_san)
+    written = generate(
+        args.dir, clients=args.client, nats_sans=args.nats_san, postgres_sans=args.postgres_san
+    )
     print(f"{args.dir}: " + (", ".join(written) if written else "nothing new (already complete)"))
     return 0
 

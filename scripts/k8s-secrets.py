@@ -51,14 +51,17 @@ ROOT = HERE.parent
 # The Helm release `nats` in namespace `nats` (deploy/nats/values.yaml): the client service
 # and the headless service the routes use (nats-0.nats-headless:6222, ...).
 NATS_SANS = [
-    "nats", f"nats.{NATS_NAMESPACE}", f"nats.{NATS_NAMESPACE}.svc",
+    "nats",
+    f"nats.{NATS_NAMESPACE}",
+    f"nats.{NATS_NAMESPACE}.svc",
     f"nats.{NATS_NAMESPACE}.svc.cluster.local",
-    "*.nats-headless", f"*.nats-headless.{NATS_NAMESPACE}.svc.cluster.local",
+    "*.nats-headless",
+    f"*.nats-headless.{NATS_NAMESPACE}.svc.cluster.local",
     *(f"nats-{i}.nats-headless" for i in range(3)),
 ]
 
 
-def _dev_certs():  # noqa: ANN202
+def _dev_certs():
     spec = importlib.util.spec_from_file_location("dev_certs", HERE / "dev-certs.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -69,12 +72,26 @@ def _b64(path: Path) -> str:
     return base64.b64encode(path.read_bytes()).decode()
 
 
-def _secret(name: str, namespace: str, data: dict[str, Path], *, kind: str = "Opaque",
-            labels: dict[str, str] | None = None) -> dict:
-    metadata: dict = {"name": name, "namespace": namespace,
-                      "labels": {"app.kubernetes.io/part-of": "trd-care-network", **(labels or {})}}
-    return {"apiVersion": "v1", "kind": "Secret", "type": kind, "metadata": metadata,
-            "data": {key: _b64(path) for key, path in data.items()}}
+def _secret(
+    name: str,
+    namespace: str,
+    data: dict[str, Path],
+    *,
+    kind: str = "Opaque",
+    labels: dict[str, str] | None = None,
+) -> dict:
+    metadata: dict = {
+        "name": name,
+        "namespace": namespace,
+        "labels": {"app.kubernetes.io/part-of": "trd-care-network", **(labels or {})},
+    }
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": kind,
+        "metadata": metadata,
+        "data": {key: _b64(path) for key, path in data.items()},
+    }
 
 
 def _password(path: Path) -> Path:
@@ -114,29 +131,50 @@ def manifests(out: Path, clinics: list[str], tls_dir: Path | None = None) -> lis
     tls, nats, pg = tls_dir or out / "tls", out / "nats", out / "pg"
     docs = [
         _secret("nats-auth", NATS_NAMESPACE, {"auth.conf": nats / "auth.conf"}),
-        _secret("nats-server-tls", NATS_NAMESPACE,
-                {"tls.crt": tls / "nats-server.crt", "tls.key": tls / "nats-server.key"},
-                kind="kubernetes.io/tls"),
+        _secret(
+            "nats-server-tls",
+            NATS_NAMESPACE,
+            {"tls.crt": tls / "nats-server.crt", "tls.key": tls / "nats-server.key"},
+            kind="kubernetes.io/tls",
+        ),
         _secret("nats-ca", NATS_NAMESPACE, {"ca.crt": tls / "ca.crt"}),
     ]
     for user in (*SERVICES, "ops"):
-        docs.append(_secret(f"care-nats-{user}", APP_NAMESPACE, {
-            "nats.nk": nats / f"{user}.nk", "tls.crt": tls / f"{user}.crt",
-            "tls.key": tls / f"{user}.key", "ca.crt": tls / "ca.crt",
-        }))
+        docs.append(
+            _secret(
+                f"care-nats-{user}",
+                APP_NAMESPACE,
+                {
+                    "nats.nk": nats / f"{user}.nk",
+                    "tls.crt": tls / f"{user}.crt",
+                    "tls.key": tls / f"{user}.key",
+                    "ca.crt": tls / "ca.crt",
+                },
+            )
+        )
     for service in SERVICES:
         username = out / "pg" / f"{service}.username"
         username.write_text(service)
-        docs.append(_secret(f"care-pg-{service}", APP_NAMESPACE,
-                            {"username": username, "password": pg / f"{service}.password"},
-                            kind="kubernetes.io/basic-auth", labels={"cnpg.io/reload": "true"}))
+        docs.append(
+            _secret(
+                f"care-pg-{service}",
+                APP_NAMESPACE,
+                {"username": username, "password": pg / f"{service}.password"},
+                kind="kubernetes.io/basic-auth",
+                labels={"cnpg.io/reload": "true"},
+            )
+        )
     for clinic in clinics:
         user = f"clinic-{clinic}"
         target = out / "clinic" / user
         target.mkdir(parents=True, exist_ok=True)
         os.chmod(target, 0o700)
-        for src, name in ((nats / f"{user}.nk", "nats.nk"), (tls / f"{user}.crt", "tls.crt"),
-                          (tls / f"{user}.key", "tls.key"), (tls / "ca.crt", "ca.crt")):
+        for src, name in (
+            (nats / f"{user}.nk", "nats.nk"),
+            (tls / f"{user}.crt", "tls.crt"),
+            (tls / f"{user}.key", "tls.key"),
+            (tls / "ca.crt", "ca.crt"),
+        ):
             shutil.copyfile(src, target / name)
             os.chmod(target / name, 0o600)
     return docs
@@ -146,7 +184,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=ROOT / "var" / "k8s-secrets")
     parser.add_argument("--clinic", action="append", default=[], help="a partner clinic's id (repeatable)")
-    parser.add_argument("--tls-dir", type=Path, help="certificates from your own CA instead of a development CA")
+    parser.add_argument(
+        "--tls-dir", type=Path, help="certificates from your own CA instead of a development CA"
+    )
     parser.add_argument("--apply", action="store_true", help="kubectl apply the Secrets")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)

@@ -73,7 +73,7 @@ def pick_ports(wanted: dict[str, int]) -> dict[str, int]:
 
 
 def start(name: str, argv: list[str], env: dict[str, str] | None = None) -> subprocess.Popen:
-    log = open(VAR / "logs" / f"{name}.log", "ab")  # noqa: SIM115 - open for the child's life
+    log = open(VAR / "logs" / f"{name}.log", "ab")
     proc = subprocess.Popen(
         argv,
         cwd=ROOT,
@@ -101,7 +101,7 @@ def fail(message: str, name: str | None = None) -> None:
     sys.exit(1)
 
 
-def wait_for(name: str, proc: subprocess.Popen, ready, timeout: float) -> None:  # noqa: ANN001
+def wait_for(name: str, proc: subprocess.Popen, ready, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -142,7 +142,9 @@ def stop_all() -> None:
 
 def operator_command(what: str, argv: list[str], env: dict[str, str]) -> dict:
     """Run a service's operator command; it prints one JSON line on stdout."""
-    out = subprocess.run([sys.executable, "-m", *argv], cwd=ROOT, env={**os.environ, **env}, capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-m", *argv], cwd=ROOT, env={**os.environ, **env}, capture_output=True, text=True
+    )
     if out.returncode != 0:
         say(out.stderr[-2000:])
         fail(f"could not create the {what}")
@@ -171,7 +173,14 @@ def main() -> int:
     # A few directory clinics with varied capabilities, and a demo referral coordinator.
     seeded = operator_command(
         "demo coordinator",
-        ["referral", "demo-seed", "--key-file", str(VAR / "demo-coordinator.key"), "--partner-clinic-id", clinic["clinic_id"]],
+        [
+            "referral",
+            "demo-seed",
+            "--key-file",
+            str(VAR / "demo-coordinator.key"),
+            "--partner-clinic-id",
+            clinic["clinic_id"],
+        ],
         {"DATABASE_URL": databases["referral"]},
     )
 
@@ -179,13 +188,19 @@ def main() -> int:
     auth = VAR / "nats-auth"
     operator_command(
         "NATS credentials",
-        ["care_shared.nats_auth", "generate", "--dir", str(auth), *[a for c in seeded["clinics"] for a in ("--clinic", c["id"])]],
+        [
+            "care_shared.nats_auth",
+            "generate",
+            "--dir",
+            str(auth),
+            *[a for c in seeded["clinics"] for a in ("--clinic", c["id"])],
+        ],
         {},
     )
     conf = VAR / "nats.conf"
     conf.write_text(
         f'host: "127.0.0.1"\nport: {nats_port}\nhttp_port: {monitor_port}\n'
-        f'jetstream {{ store_dir: {json.dumps(str(VAR / "nats"))} }}\n'
+        f"jetstream {{ store_dir: {json.dumps(str(VAR / 'nats'))} }}\n"
         f'include "nats-auth/auth.conf"\n'
     )
     nats = start("nats", [str(BIN / "nats-server"), "-c", str(conf)])
@@ -194,8 +209,16 @@ def main() -> int:
     ops_seed = auth / "ops.nk"
     operator_command(
         "streams and durables",
-        ["care_shared.ops.carectl", "--nats", nats_url, "--creds", str(ops_seed), "bus", "ensure",
-         *[a for c in seeded["clinics"] for a in ("--clinic", c["id"])]],
+        [
+            "care_shared.ops.carectl",
+            "--nats",
+            nats_url,
+            "--creds",
+            str(ops_seed),
+            "bus",
+            "ensure",
+            *[a for c in seeded["clinics"] for a in ("--clinic", c["id"])],
+        ],
         {},
     )
 
@@ -211,7 +234,9 @@ def main() -> int:
         start(name, [sys.executable, "-m", name, "serve"], env)
     for name, proc in list(children):
         if name in SERVICES:
-            wait_for(name, proc, lambda n=name: http_ok(f"http://127.0.0.1:{ports[n]}/readyz"), READY_TIMEOUT_S)
+            wait_for(
+                name, proc, lambda n=name: http_ok(f"http://127.0.0.1:{ports[n]}/readyz"), READY_TIMEOUT_S
+            )
 
     # What carectl reads to find this stack.
     (VAR / "run.json").write_text(
@@ -236,11 +261,13 @@ def main() -> int:
     say(f"  ops credentials (carectl finds them) {ops_seed}; every user's seed in {auth}/")
     say(f"\n  logs {VAR}/logs/   traces {VAR}/traces/ (carectl trace --last)   data {VAR}/*.db, {VAR}/nats/")
     say(f"\n  Demo clinic API key: {key}")
-    say(f"  Demo coordinator key: {seeded['coordinator_key']}   (queue page http://127.0.0.1:{ports['referral']}/coordinator)")
+    say(
+        f"  Demo coordinator key: {seeded['coordinator_key']}   (queue page http://127.0.0.1:{ports['referral']}/coordinator)"
+    )
     say(
         f"\n  Try:\n  curl -s -X POST {intake}/v1/patients -H 'Authorization: Bearer {key}' \\\n"
         "       -H 'Content-Type: application/json' \\\n"
-        "       -d '{\"external_id\":\"demo-1\",\"birth_year\":1980,\"sex\":\"female\",\"timezone\":\"Europe/London\"}'"
+        '       -d \'{"external_id":"demo-1","birth_year":1980,"sex":"female","timezone":"Europe/London"}\''
     )
     say(f"  curl -s {intake}/v1/patients/<patient_id> -H 'Authorization: Bearer {key}'")
     say("\nCtrl-C stops everything.")

@@ -39,7 +39,10 @@ async def consumer(service: str, patients: int, events_each: int, budget: float)
                 pid = str(uuid.uuid4())
                 triples = bp.history(pid, events_each)
                 expected[pid] = triples[-1][0]
-                work += [(nats_subject(e.event_type, pid), bp.envelope(e, pid, seq, eid), eid) for eid, seq, e in triples]
+                work += [
+                    (nats_subject(e.event_type, pid), bp.envelope(e, pid, seq, eid), eid)
+                    for eid, seq, e in triples
+                ]
             total = len(work)
             async with httpx.AsyncClient(timeout=10) as http:
                 start = time.perf_counter()
@@ -48,24 +51,43 @@ async def consumer(service: str, patients: int, events_each: int, budget: float)
                 await js.publish_async_completed()
                 published_s = time.perf_counter() - start
                 if service == "pathway":
+
                     async def done() -> bool:
                         live = await live_assessments(db)
                         return all(live.get(p, {}).get("as_of_event") == last for p, last in expected.items())
+
                     how = "every patient's patient_assessments.as_of_event == its last event"
                 else:
                     consumer_label = f'consumer="{service}-intake"'
 
                     async def done() -> bool:
-                        return await metric(http, svc.url, "care_events_consumed_total", consumer_label) >= total
+                        return (
+                            await metric(http, svc.url, "care_events_consumed_total", consumer_label) >= total
+                        )
+
                     how = f"care_events_consumed_total{{{consumer_label}}} == events"
                 await wait_for(done, budget, f"{service} to take {total} events", every=0.1)
                 elapsed = time.perf_counter() - start
                 extra = {}
                 if service == "notify":
                     async with db.read() as session:
-                        extra["seen_events_rows"] = int((await session.execute(text("SELECT count(*) FROM seen_events WHERE consumer = 'notify-intake'"))).scalar_one())
-            return {"service": service, "database": "sqlite", "events": total, "published_in_s": round(published_s, 2),
-                    "seconds": round(elapsed, 2), "events_per_s": round(total / elapsed, 1), "done_when": how, **extra}
+                        extra["seen_events_rows"] = int(
+                            (
+                                await session.execute(
+                                    text("SELECT count(*) FROM seen_events WHERE consumer = 'notify-intake'")
+                                )
+                            ).scalar_one()
+                        )
+            return {
+                "service": service,
+                "database": "sqlite",
+                "events": total,
+                "published_in_s": round(published_s, 2),
+                "seconds": round(elapsed, 2),
+                "events_per_s": round(total / elapsed, 1),
+                "done_when": how,
+                **extra,
+            }
         finally:
             await nc.close()
 
@@ -98,13 +120,26 @@ async def referral_consumer(patients: int, updates_each: int, budget: float) -> 
                         "assessment": {
                             "status": "trd",
                             "urgency": urgencies[i % len(urgencies)],
-                            "referral": {"advised": True, "capabilities": ["mood_disorder_clinic"], "reasons": ["status trd"]},
+                            "referral": {
+                                "advised": True,
+                                "capabilities": ["mood_disorder_clinic"],
+                                "reasons": ["status trd"],
+                            },
                         },
                     }
-                    body = json.dumps({
-                        "specversion": "1.0", "id": event_id, "source": "/pathway", "type": AssessmentChanged.event_type,
-                        "subject": pid, "time": datetime.now(UTC).isoformat(), "data": data, "sequence": i + 1, "clinicid": "bench-clinic",
-                    }).encode()
+                    body = json.dumps(
+                        {
+                            "specversion": "1.0",
+                            "id": event_id,
+                            "source": "/pathway",
+                            "type": AssessmentChanged.event_type,
+                            "subject": pid,
+                            "time": datetime.now(UTC).isoformat(),
+                            "data": data,
+                            "sequence": i + 1,
+                            "clinicid": "bench-clinic",
+                        }
+                    ).encode()
                     work.append((nats_subject(AssessmentChanged.event_type, pid), body, event_id))
             total = len(work)
             label = 'consumer="referral-pathway"'
@@ -120,10 +155,15 @@ async def referral_consumer(patients: int, updates_each: int, budget: float) -> 
                 await wait_for(done, budget, f"referral to take {total} events", every=0.1)
                 elapsed = time.perf_counter() - start
                 tasks = await metric(http, svc.url, "care_referral_tasks_total", 'step="queued"')
-            return {"service": "referral", "database": "sqlite", "events": total, "patients": patients, "tasks_queued": tasks,
-                    "seconds": round(elapsed, 2), "events_per_s": round(total / elapsed, 1),
-                    "done_when": f"care_events_consumed_total{{{label}}} == events"}
+            return {
+                "service": "referral",
+                "database": "sqlite",
+                "events": total,
+                "patients": patients,
+                "tasks_queued": tasks,
+                "seconds": round(elapsed, 2),
+                "events_per_s": round(total / elapsed, 1),
+                "done_when": f"care_events_consumed_total{{{label}}} == events",
+            }
         finally:
             await nc.close()
-
-

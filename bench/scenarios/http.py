@@ -31,14 +31,44 @@ class IntakeFlow:
         kind = PATIENT_MIX[self.i]
         p = f"{self.base}/v1/patients/{self.pid}"
         if kind == "patient":
-            return kind, f"{self.base}/v1/patients", {"external_id": f"b-{uuid.uuid4()}", "birth_year": 1980, "sex": "female", "timezone": "UTC"}
+            return (
+                kind,
+                f"{self.base}/v1/patients",
+                {"external_id": f"b-{uuid.uuid4()}", "birth_year": 1980, "sex": "female", "timezone": "UTC"},
+            )
         if kind == "episode":
-            return kind, f"{p}/episodes", {"onset_date": "2025-06-01", "severity": "moderate", "diagnosis": "mdd"}
+            return (
+                kind,
+                f"{p}/episodes",
+                {"onset_date": "2025-06-01", "severity": "moderate", "diagnosis": "mdd"},
+            )
         if kind == "trial":
-            return kind, f"{p}/trials", {"kind": "antidepressant", "agent": "sertraline", "dose_mg_per_day": 100, "started_on": "2025-07-01"}
+            return (
+                kind,
+                f"{p}/trials",
+                {
+                    "kind": "antidepressant",
+                    "agent": "sertraline",
+                    "dose_mg_per_day": 100,
+                    "started_on": "2025-07-01",
+                },
+            )
         if kind == "completion":
-            return kind, f"{p}/trials/{self.trial}/completion", {"ended_on": "2025-09-01", "max_dose_mg_per_day": 100, "adherence_pct": 90, "outcome": "no_response"}
-        return kind, f"{p}/assessments", {"instrument": "PHQ-9", "score": 14 + self.i, "item9": 0, "taken_on": "2025-09-02"}
+            return (
+                kind,
+                f"{p}/trials/{self.trial}/completion",
+                {
+                    "ended_on": "2025-09-01",
+                    "max_dose_mg_per_day": 100,
+                    "adherence_pct": 90,
+                    "outcome": "no_response",
+                },
+            )
+        return (
+            kind,
+            f"{p}/assessments",
+            {"instrument": "PHQ-9", "score": 14 + self.i, "item9": 0, "taken_on": "2025-09-02"},
+        )
 
     def ok(self, kind: str, body: dict) -> None:
         if kind == "patient":
@@ -56,7 +86,11 @@ class BareFlow:
         self.base = base
 
     def next(self) -> tuple[str, str, dict]:
-        return "bare", f"{self.base}/v1/patients/{uuid.uuid4()}/assessments", {"instrument": "PHQ-9", "score": 14, "item9": 0, "taken_on": "2025-09-02"}
+        return (
+            "bare",
+            f"{self.base}/v1/patients/{uuid.uuid4()}/assessments",
+            {"instrument": "PHQ-9", "score": 14, "item9": 0, "taken_on": "2025-09-02"},
+        )
 
     def ok(self, kind: str, body: dict) -> None:
         pass
@@ -69,8 +103,13 @@ async def bare_fastapi(seconds: float) -> dict:
     async with scope("bare") as s:
         port = free_port()
         proc = ServiceProcess("bare", {}, s.dir)
-        log_file = open(s.dir / "bare.log", "ab")  # noqa: SIM115, ASYNC230
-        proc.process = subprocess.Popen([sys.executable, str(BENCH / "bare_app.py"), str(port)], stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True)  # noqa: ASYNC220
+        log_file = open(s.dir / "bare.log", "ab")  # noqa: ASYNC230
+        proc.process = subprocess.Popen(  # noqa: ASYNC220
+            [sys.executable, str(BENCH / "bare_app.py"), str(port)],
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         proc.port = port
         s.procs.append(proc)
         proc.wait_ready(30)
@@ -94,5 +133,3 @@ async def intake_posts(kind: str, seconds: float, separate_relay: bool = False) 
         result["database"] = kind
         result["relay"] = "own process" if separate_relay else "in the API process (default)"
         return result
-
-

@@ -57,16 +57,26 @@ async def jetstream_limits(n_sync: int = 2000, n_async: int = 20000) -> dict:
                         await m.ack()
                     got += len(fetched)
                 elapsed = time.perf_counter() - t0
-                consume[f"batch_{batch}"] = {"messages": got, "seconds": round(elapsed, 2), "msgs_per_s": round(got / elapsed, 1)}
+                consume[f"batch_{batch}"] = {
+                    "messages": got,
+                    "seconds": round(elapsed, 2),
+                    "msgs_per_s": round(got / elapsed, 1),
+                }
                 await sub.unsubscribe()
             return {
                 "message_bytes_avg": round(size),
-                "publish_sync": {"messages": n_sync, "seconds": round(sync_s, 2), "msgs_per_s": round(n_sync / sync_s, 1)},
-                "publish_async": {"messages": n_async, "seconds": round(async_s, 2), "msgs_per_s": round(n_async / async_s, 1)},
+                "publish_sync": {
+                    "messages": n_sync,
+                    "seconds": round(sync_s, 2),
+                    "msgs_per_s": round(n_sync / sync_s, 1),
+                },
+                "publish_async": {
+                    "messages": n_async,
+                    "seconds": round(async_s, 2),
+                    "msgs_per_s": round(n_async / async_s, 1),
+                },
                 "stream_messages": total,
                 "pull_consume": consume,
             }
         finally:
             await nc.close()
-
-

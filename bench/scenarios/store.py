@@ -32,7 +32,13 @@ async def our_appends(url: str, n: int, publish: bool, streams: int = 10) -> dic
             pid = pids[i % streams]
             _, _, e = work[i % streams][versions[pid]]
             async with db.transaction() as session:
-                await store.append(session, f"patient-{pid}", versions[pid], [NewEvent(type=e.event_type, subject=pid, data=e.to_data(), meta={"clinicid": "c"})], publish=publish)
+                await store.append(
+                    session,
+                    f"patient-{pid}",
+                    versions[pid],
+                    [NewEvent(type=e.event_type, subject=pid, data=e.to_data(), meta={"clinicid": "c"})],
+                    publish=publish,
+                )
             versions[pid] += 1
         elapsed = time.perf_counter() - t0
         return {"events": n, "seconds": round(elapsed, 2), "events_per_s": round(n / elapsed, 1)}
@@ -57,7 +63,9 @@ def es_patient_class() -> type:
                 self.scores: list[int] = []
 
             @event("AssessmentRecorded")
-            def record(self, assessment_id: str, instrument: str, score: int, item9: int, taken_on: str) -> None:
+            def record(
+                self, assessment_id: str, instrument: str, score: int, item9: int, taken_on: str
+            ) -> None:
                 self.scores.append(score)
 
         _ES_PATIENT = Patient
@@ -93,8 +101,14 @@ async def appends(kind: str, n: int) -> dict:
         else:
             ours = await our_appends(await s.new_pg(), n, publish=True)
             ours_no_outbox = await our_appends(await s.new_pg(), n, publish=False)
-            es_env = {"PERSISTENCE_MODULE": "eventsourcing.postgres", "POSTGRES_DBNAME": pg_name(await s.new_pg()), "POSTGRES_HOST": PG_HOST,
-                      "POSTGRES_PORT": str(PG_PORT), "POSTGRES_USER": PG_USER, "POSTGRES_PASSWORD": ""}
+            es_env = {
+                "PERSISTENCE_MODULE": "eventsourcing.postgres",
+                "POSTGRES_DBNAME": pg_name(await s.new_pg()),
+                "POSTGRES_HOST": PG_HOST,
+                "POSTGRES_PORT": str(PG_PORT),
+                "POSTGRES_USER": PG_USER,
+                "POSTGRES_PASSWORD": "",
+            }
         es = await asyncio.to_thread(eventsourcing_appends, es_env, n)
         return {
             "database": kind,
@@ -102,7 +116,9 @@ async def appends(kind: str, n: int) -> dict:
             "ours_without_outbox": ours_no_outbox,
             "eventsourcing": es,
             "ratio_ours_with_outbox_to_eventsourcing": ratio(ours["events_per_s"], es["events_per_s"]),
-            "ratio_ours_without_outbox_to_eventsourcing": ratio(ours_no_outbox["events_per_s"], es["events_per_s"]),
+            "ratio_ours_without_outbox_to_eventsourcing": ratio(
+                ours_no_outbox["events_per_s"], es["events_per_s"]
+            ),
         }
 
 
@@ -119,10 +135,21 @@ async def relay(kind: str, n: int) -> dict:
         for _ in range(n // 50):
             pid = str(uuid.uuid4())
             async with db.transaction() as session:
-                await store.append(session, f"patient-{pid}", 0, [
-                    NewEvent(type=e.event_type, subject=pid, data=e.to_data(), meta={"clinicid": "c"}, event_id=eid)
-                    for eid, _, e in bp.history(pid, 50)
-                ])
+                await store.append(
+                    session,
+                    f"patient-{pid}",
+                    0,
+                    [
+                        NewEvent(
+                            type=e.event_type,
+                            subject=pid,
+                            data=e.to_data(),
+                            meta={"clinicid": "c"},
+                            event_id=eid,
+                        )
+                        for eid, _, e in bp.history(pid, 50)
+                    ],
+                )
 
         async def backlog() -> int:
             async with db.read() as session:
@@ -157,5 +184,3 @@ async def relay(kind: str, n: int) -> dict:
             "seconds_including_process_start": round(t_empty - t_spawn, 2),
             "events_per_s": round(total / (t_empty - t_first), 1),
         }
-
-

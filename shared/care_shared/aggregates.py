@@ -34,7 +34,7 @@ class AggregateStore:
         self.store = store
         self.subject = subject
 
-    async def load(self, session, stream_id: str) -> Loaded:  # noqa: ANN001 - a session of the unit of work
+    async def load(self, session, stream_id: str) -> Loaded:
         stored = await self.store.read_stream(session, stream_id)
         return Loaded(
             events=[decode(e.type, e.data) for e in stored],
@@ -42,12 +42,12 @@ class AggregateStore:
             clinic_id=stored[0].meta.get("clinicid") if stored else None,
         )
 
-    async def version(self, session, stream_id: str) -> int:  # noqa: ANN001
+    async def version(self, session, stream_id: str) -> int:
         return await self.store.current_version(session, stream_id)
 
     async def append(
         self,
-        session,  # noqa: ANN001
+        session,
         stream_id: str,
         expected_version: int,
         new_events: Sequence[EventData],
@@ -62,6 +62,9 @@ class AggregateStore:
             session,
             stream_id,
             expected_version,
-            [NewEvent(type=e.event_type, subject=self.subject(e), data=e.to_data(), meta=meta) for e in new_events],
+            [
+                NewEvent(type=e.event_type, subject=self.subject(e), data=e.to_data(), meta=meta)
+                for e in new_events
+            ],
             publish=publish,
         )

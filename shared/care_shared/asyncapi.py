@@ -49,7 +49,10 @@ def asyncapi_document(service: str, title: str, subscriptions: dict[str, str]) -
             "title": model.__name__,
             "summary": (model.__doc__ or "").strip().split("\n")[0] or full,
             "contentType": "application/cloudevents+json",
-            "headers": {"type": "object", "properties": {"Nats-Msg-Id": {"type": "string", "description": "= event id"}}},
+            "headers": {
+                "type": "object",
+                "properties": {"Nats-Msg-Id": {"type": "string", "description": "= event id"}},
+            },
             "payload": _envelope_schema(REF.format(model=model.__name__), full),
         }
         if t.service == service:
@@ -59,7 +62,10 @@ def asyncapi_document(service: str, title: str, subscriptions: dict[str, str]) -
                 "parameters": {"subject": {"description": "patient (or clinic) id"}},
                 "messages": {message_id: {"$ref": f"#/components/messages/{message_id}"}},
             }
-            operations[f"publish.{channel}"] = {"action": "send", "channel": {"$ref": f"#/channels/{channel}"}}
+            operations[f"publish.{channel}"] = {
+                "action": "send",
+                "channel": {"$ref": f"#/channels/{channel}"},
+            }
     for durable, subject in subscriptions.items():
         upstream = subject.split(".")[0]
         channel = f"consume.{durable}"
@@ -67,13 +73,19 @@ def asyncapi_document(service: str, title: str, subscriptions: dict[str, str]) -
             "address": subject,
             "description": f"durable pull consumer `{durable}`",
             "messages": {
-                mid: {"$ref": f"#/components/messages/{mid}"} for mid in messages if mid.startswith(upstream + ".")
+                mid: {"$ref": f"#/components/messages/{mid}"}
+                for mid in messages
+                if mid.startswith(upstream + ".")
             },
         }
         operations[durable] = {"action": "receive", "channel": {"$ref": f"#/channels/{channel}"}}
     return {
         "asyncapi": "3.0.0",
-        "info": {"title": title, "version": "1.0.0", "description": f"Events {service} publishes and consumes on NATS JetStream"},
+        "info": {
+            "title": title,
+            "version": "1.0.0",
+            "description": f"Events {service} publishes and consumes on NATS JetStream",
+        },
         "defaultContentType": "application/cloudevents+json",
         "servers": {"nats": {"host": "nats:4222", "protocol": "nats"}},
         "channels": channels,

@@ -160,19 +160,36 @@ class AuditMiddleware:
             if message["type"] == "http.response.start" and not state["recorded"]:
                 try:
                     await record(message["status"])
-                except Exception as exc:  # noqa: BLE001 - answer nothing unrecorded
+                except Exception as exc:
                     log.error("audit write failed; answering 503", extra={"error": type(exc).__name__})
                     state["refused"] = True
-                    problem = {"type": PROBLEM_BASE + "unavailable", "title": "Temporarily unavailable", "status": 503,
-                               "detail": "The access could not be recorded; nothing was answered. Retry.", "instance": scope.get("path")}
+                    problem = {
+                        "type": PROBLEM_BASE + "unavailable",
+                        "title": "Temporarily unavailable",
+                        "status": 503,
+                        "detail": "The access could not be recorded; nothing was answered. Retry.",
+                        "instance": scope.get("path"),
+                    }
                     retry_after = b"1"
                     if transient_kind(exc) == DATABASE_BUSY:  # a held lock: say so, as the routes do
-                        problem |= {"type": PROBLEM_BASE + "database-busy", "title": "Database busy",
-                                    "detail": "The database is busy (a lock is held); the access could not be recorded, nothing was answered. Retry."}
+                        problem |= {
+                            "type": PROBLEM_BASE + "database-busy",
+                            "title": "Database busy",
+                            "detail": "The database is busy (a lock is held); the access could not be recorded, nothing was answered. Retry.",
+                        }
                         retry_after = b"2"
                     body = json.dumps(problem).encode()
-                    await send({"type": "http.response.start", "status": 503,
-                                "headers": [(b"content-type", PROBLEM_JSON.encode()), (b"content-length", str(len(body)).encode()), (b"retry-after", retry_after)]})
+                    await send(
+                        {
+                            "type": "http.response.start",
+                            "status": 503,
+                            "headers": [
+                                (b"content-type", PROBLEM_JSON.encode()),
+                                (b"content-length", str(len(body)).encode()),
+                                (b"retry-after", retry_after),
+                            ],
+                        }
+                    )
                     await send({"type": "http.response.body", "body": body})
                     return
             await send(message)
@@ -183,7 +200,7 @@ class AuditMiddleware:
             if not state["recorded"]:
                 try:
                     await record(500)
-                except Exception:  # noqa: BLE001
+                except Exception:
                     log.error("audit write failed", extra={"status": 500})
             raise
 
@@ -198,11 +215,28 @@ async def audit_rows(
         query = query.where(audit_log.c.actor_id == actor_id)
     async with db.read() as session:
         rows = (await session.execute(query)).mappings().all()
-    return [{**dict(r), "at": r["at"].astimezone(UTC).isoformat() if r["at"].tzinfo else r["at"].replace(tzinfo=UTC).isoformat()} for r in rows]
+    return [
+        {
+            **dict(r),
+            "at": r["at"].astimezone(UTC).isoformat()
+            if r["at"].tzinfo
+            else r["at"].replace(tzinfo=UTC).isoformat(),
+        }
+        for r in rows
+    ]
 
 
 def render(rows: Iterable[dict[str, Any]]) -> list[list[str]]:
     return [
-        [r["at"], r.get("service", ""), r["actor_kind"], r["actor_id"], r["patient_id"] or "-", r["method"], r["route"], str(r["status"])]
+        [
+            r["at"],
+            r.get("service", ""),
+            r["actor_kind"],
+            r["actor_id"],
+            r["patient_id"] or "-",
+            r["method"],
+            r["route"],
+            str(r["status"]),
+        ]
         for r in rows
     ]

@@ -179,9 +179,13 @@ def main(
         handler=lambda args: outbox_command(settings)
     )
     if rebuild:
-        p = sub.add_parser("rebuild", help="replay events into a fresh projection and compare it with the live one")
+        p = sub.add_parser(
+            "rebuild", help="replay events into a fresh projection and compare it with the live one"
+        )
         p.add_argument("--progress", action="store_true", help="draw a progress bar on stderr")
-        p.set_defaults(handler=lambda args: rebuild_command(settings, make_runtime().migrations, rebuild, args.progress))
+        p.set_defaults(
+            handler=lambda args: rebuild_command(settings, make_runtime().migrations, rebuild, args.progress)
+        )
     if extra:
         extra(sub)
     args = parser.parse_args(argv)

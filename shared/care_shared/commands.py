@@ -38,23 +38,32 @@ class IdempotencyKeys(Protocol):
 class SqlIdempotencyKeys:
     """Remembered answers in the `idempotency_keys` table, in the command's transaction."""
 
-    async def remembered(self, session, scope: str, key: str):  # noqa: ANN001, ANN201
+    async def remembered(self, session, scope: str, key: str):
         row = (
             await session.execute(
-                select(idempotency_keys).where(idempotency_keys.c.scope == scope, idempotency_keys.c.key == key)
+                select(idempotency_keys).where(
+                    idempotency_keys.c.scope == scope, idempotency_keys.c.key == key
+                )
             )
         ).first()
         return row._asdict() if row else None
 
-    async def forget(self, session, scope: str, key: str) -> None:  # noqa: ANN001
+    async def forget(self, session, scope: str, key: str) -> None:
         await session.execute(
             delete(idempotency_keys).where(idempotency_keys.c.scope == scope, idempotency_keys.c.key == key)
         )
 
-    async def remember(self, session, scope: str, key: str, request_hash: str, status: int, body: dict, at: datetime) -> None:  # noqa: ANN001
+    async def remember(
+        self, session, scope: str, key: str, request_hash: str, status: int, body: dict, at: datetime
+    ) -> None:
         await session.execute(
             insert(idempotency_keys).values(
-                scope=scope, key=key, request_hash=request_hash, status_code=status, response=body, created_at=at
+                scope=scope,
+                key=key,
+                request_hash=request_hash,
+                status_code=status,
+                response=body,
+                created_at=at,
             )
         )
 
@@ -120,6 +129,8 @@ async def run_command(db: Any, request: Request, scope: str, command: Command) -
     """`execute` with the request's Idempotency-Key and fingerprint."""
     key = request.headers.get("idempotency-key")
     if key is not None and not (0 < len(key) <= MAX_KEY_LENGTH):
-        raise InvalidField(f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} characters", field="Idempotency-Key")
+        raise InvalidField(
+            f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} characters", field="Idempotency-Key"
+        )
     fingerprint = await request_fingerprint(request) if key else ""
     return await execute(db, scope, command, key=key, fingerprint=fingerprint, ttl=_ttl(request))

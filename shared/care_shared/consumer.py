@@ -102,7 +102,9 @@ class ConsumerPolicy:
         return self.backoff_seconds[index]
 
     def transient_delay(self, attempt: int) -> float:
-        return min(self.transient_first_seconds * 2 ** min(max(attempt - 1, 0), 30), self.transient_cap_seconds)
+        return min(
+            self.transient_first_seconds * 2 ** min(max(attempt - 1, 0), 30), self.transient_cap_seconds
+        )
 
 
 class EventConsumers:
@@ -219,11 +221,19 @@ class EventConsumers:
         try:
             await msg.ack()
         except Exception as exc:  # the commit stands; the redelivery meets the inbox
-            log.warning("ack failed after the commit", extra={"consumer": durable, "event_id": envelope.id, "error": type(exc).__name__})
+            log.warning(
+                "ack failed after the commit",
+                extra={"consumer": durable, "event_id": envelope.id, "error": type(exc).__name__},
+            )
         self.processed += 1
 
     async def _handle_through_weather(
-        self, durable: str, handler: Handler, envelope: Envelope, payload: EventData, raw  # noqa: ANN001 (nats Msg)
+        self,
+        durable: str,
+        handler: Handler,
+        envelope: Envelope,
+        payload: EventData,
+        raw,
     ) -> bool:
         """`_handle_once`, tried again after every transient failure, however long it lasts;
         a deterministic failure is raised to be counted."""
@@ -282,9 +292,13 @@ class EventConsumers:
         """The durable's ack_wait as JetStream has it (ops created it), else the policy's."""
         if durable not in self._ack_waits:
             try:
-                info = await self.broker.connection.jetstream().consumer_info(self.streams[durable], durable, timeout=2.0)
-                self._ack_waits[durable] = min(info.config.ack_wait or self.policy.ack_wait_seconds, self.policy.ack_wait_seconds)
-            except Exception:  # noqa: BLE001 - asked again next time
+                info = await self.broker.connection.jetstream().consumer_info(
+                    self.streams[durable], durable, timeout=2.0
+                )
+                self._ack_waits[durable] = min(
+                    info.config.ack_wait or self.policy.ack_wait_seconds, self.policy.ack_wait_seconds
+                )
+            except Exception:
                 return self.policy.ack_wait_seconds
         return self._ack_waits[durable]
 

@@ -106,7 +106,7 @@ class Database:
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
 
     @classmethod
-    def from_settings(cls, settings) -> Database:  # noqa: ANN001 (a ServiceSettings)
+    def from_settings(cls, settings) -> Database:
         """DATABASE_URL, with DATABASE_PASSWORD_FILE and DATABASE_SSL_ROOT_CERT when set."""
         return cls(
             settings.database_url,
@@ -167,7 +167,7 @@ def _configure_sqlite(engine: AsyncEngine, lock_timeout_seconds: float) -> None:
     # BEGIN IMMEDIATE takes the write lock up front, so a read-then-write transaction waits
     # for the lock (busy timeout) instead of failing with "database is locked" on upgrade.
     @event.listens_for(engine.sync_engine, "connect")
-    def _connect(dbapi_connection, _record):  # noqa: ANN001
+    def _connect(dbapi_connection, _record):
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
@@ -177,7 +177,7 @@ def _configure_sqlite(engine: AsyncEngine, lock_timeout_seconds: float) -> None:
         cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")
-    def _begin(conn):  # noqa: ANN001
+    def _begin(conn):
         read_only = conn.get_execution_options().get(READ_ONLY, False)
         conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 

@@ -61,7 +61,9 @@ def _header(scope: Scope, wanted: bytes) -> bytes | None:
     return None
 
 
-async def _answer(send: Send, status: int, body: dict[str, Any], headers: list[tuple[bytes, bytes]] = ()) -> None:  # type: ignore[assignment]
+async def _answer(
+    send: Send, status: int, body: dict[str, Any], headers: list[tuple[bytes, bytes]] = ()
+) -> None:  # type: ignore[assignment]
     raw = json.dumps(body).encode()
     await send(
         {
@@ -118,20 +120,40 @@ class EdgeMiddleware:
                 principal = await self.authenticate(token) if token else None
             except (DBAPIError, DatabaseBusy, PoolTimeout) as exc:
                 if transient_kind(exc) == DATABASE_BUSY:
-                    await _answer(send, 503, {"type": PROBLEM_BASE + "database-busy", "title": "Database busy", "status": 503,
-                                              "detail": "The database is busy (a lock is held); nothing was stored. Retry with the same Idempotency-Key.",
-                                              "instance": path}, [(b"retry-after", b"2")])
+                    await _answer(
+                        send,
+                        503,
+                        {
+                            "type": PROBLEM_BASE + "database-busy",
+                            "title": "Database busy",
+                            "status": 503,
+                            "detail": "The database is busy (a lock is held); nothing was stored. Retry with the same Idempotency-Key.",
+                            "instance": path,
+                        },
+                        [(b"retry-after", b"2")],
+                    )
                     return
                 if not isinstance(exc, DBAPIError) or not connection_lost(exc):
                     raise
                 # A failover or a cut connection: retryable, as the routes themselves say.
-                await _answer(send, 503, {"type": PROBLEM_BASE + "unavailable", "title": "Temporarily unavailable", "status": 503,
-                                          "detail": "The database connection was lost; nothing was stored. Retry with the same Idempotency-Key.",
-                                          "instance": path}, [(b"retry-after", b"1")])
+                await _answer(
+                    send,
+                    503,
+                    {
+                        "type": PROBLEM_BASE + "unavailable",
+                        "title": "Temporarily unavailable",
+                        "status": 503,
+                        "detail": "The database connection was lost; nothing was stored. Retry with the same Idempotency-Key.",
+                        "instance": path,
+                    },
+                    [(b"retry-after", b"1")],
+                )
                 return
             if principal is None:
                 problem = Unauthorized(
-                    "an API key is required: Authorization: Bearer <key>" if token is None else "unknown or revoked API key",
+                    "an API key is required: Authorization: Bearer <key>"
+                    if token is None
+                    else "unknown or revoked API key",
                     field="Authorization",
                 )
                 await _answer(send, 401, problem.body(path), [(b"www-authenticate", b"Bearer")])
@@ -145,8 +167,18 @@ class EdgeMiddleware:
             except ValueError:
                 declared = -1
             if declared < 0:
-                await _answer(send, 400, {"type": PROBLEM_BASE + "bad-request", "title": "Bad request", "status": 400,
-                                          "detail": "Content-Length is not a number", "field": "Content-Length", "instance": path})
+                await _answer(
+                    send,
+                    400,
+                    {
+                        "type": PROBLEM_BASE + "bad-request",
+                        "title": "Bad request",
+                        "status": 400,
+                        "detail": "Content-Length is not a number",
+                        "field": "Content-Length",
+                        "instance": path,
+                    },
+                )
                 return
             if declared > self.body_limit:
                 await _answer(send, 413, too_large(self.body_limit, path))
@@ -198,7 +230,9 @@ class SecurityHeadersMiddleware:
 
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"content-security-policy"]
+                headers = [
+                    (k, v) for k, v in message.get("headers", []) if k.lower() != b"content-security-policy"
+                ]
                 content_type = next((v for k, v in headers if k.lower() == b"content-type"), b"")
                 html = content_type.startswith(b"text/html")
                 csp = self.page_csp.get(path, PAGE_CSP) if html else API_CSP

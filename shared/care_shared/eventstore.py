@@ -161,9 +161,7 @@ class EventStore:
 
     async def current_version(self, session: AsyncSession, stream_id: str) -> int:
         result = await session.execute(
-            select(func.coalesce(func.max(events.c.version), 0)).where(
-                events.c.stream_id == stream_id
-            )
+            select(func.coalesce(func.max(events.c.version), 0)).where(events.c.stream_id == stream_id)
         )
         return int(result.scalar_one())
 
@@ -207,7 +205,12 @@ class EventStore:
         return stored
 
     async def _insert(
-        self, session: AsyncSession, stream_id: str, expected_version: int, rows: list[dict[str, Any]], publish: bool
+        self,
+        session: AsyncSession,
+        stream_id: str,
+        expected_version: int,
+        rows: list[dict[str, Any]],
+        publish: bool,
     ) -> list[StoredEvent]:
         stored: list[StoredEvent] = []
         try:
@@ -233,13 +236,17 @@ class EventStore:
         )
         return [_row_to_event(r) for r in result]
 
-    async def read_streams(self, session: AsyncSession, stream_ids: Sequence[str]) -> dict[str, list[StoredEvent]]:
+    async def read_streams(
+        self, session: AsyncSession, stream_ids: Sequence[str]
+    ) -> dict[str, list[StoredEvent]]:
         """Several streams in one query, each in version order (absent ones are left out)."""
         found: dict[str, list[StoredEvent]] = {}
         if not stream_ids:
             return found
         result = await session.execute(
-            select(events).where(events.c.stream_id.in_(list(stream_ids))).order_by(events.c.stream_id, events.c.version)
+            select(events)
+            .where(events.c.stream_id.in_(list(stream_ids)))
+            .order_by(events.c.stream_id, events.c.version)
         )
         for row in result:
             found.setdefault(row.stream_id, []).append(_row_to_event(row))
@@ -252,10 +259,7 @@ class EventStore:
         # reader tailing by position could skip one. Nothing here tails by position: the
         # relay works from the outbox and rebuilds read a quiescent store.
         result = await session.execute(
-            select(events)
-            .where(events.c.position > after_position)
-            .order_by(events.c.position)
-            .limit(limit)
+            select(events).where(events.c.position > after_position).order_by(events.c.position).limit(limit)
         )
         return [_row_to_event(r) for r in result]
 
@@ -263,4 +267,3 @@ class EventStore:
         result = await session.execute(select(events).where(events.c.event_id == event_id))
         row = result.first()
         return _row_to_event(row) if row else None
-

@@ -51,7 +51,7 @@ async def purge_expired_keys(db: Database, ttl: timedelta = DEFAULT_TTL, now: da
     return result.rowcount or 0
 
 
-def __getattr__(name: str):  # noqa: ANN202
+def __getattr__(name: str):
     # The pipeline moved to care_shared.commands; the old import path works for one release.
     if name in {"run_command", "Command", "MAX_KEY_LENGTH", "RETRIES_ON_CONFLICT"}:
         from care_shared import commands

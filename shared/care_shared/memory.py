@@ -48,7 +48,11 @@ class InMemoryDatabase:
         return self._positions
 
     def count(self, table: str) -> int:
-        return {"events": len(self.events), "outbox": len(self.outbox), "idempotency_keys": len(self.idempotency_keys)}[table]
+        return {
+            "events": len(self.events),
+            "outbox": len(self.outbox),
+            "idempotency_keys": len(self.idempotency_keys),
+        }[table]
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[MemorySession]:
@@ -89,11 +93,16 @@ class InMemoryEventStore(EventStore):
     def _visible(self, session: MemorySession) -> list[StoredEvent]:
         return [*session.database.events, *session.staged]
 
-    async def current_version(self, session, stream_id: str) -> int:  # noqa: ANN001
+    async def current_version(self, session, stream_id: str) -> int:
         return max((e.version for e in self._visible(session) if e.stream_id == stream_id), default=0)
 
     async def _insert(
-        self, session, stream_id: str, expected_version: int, rows: list[dict[str, Any]], publish: bool  # noqa: ANN001
+        self,
+        session,
+        stream_id: str,
+        expected_version: int,
+        rows: list[dict[str, Any]],
+        publish: bool,
     ) -> list[StoredEvent]:
         if not session.writable:
             raise RuntimeError("append outside a transaction")
@@ -103,11 +112,11 @@ class InMemoryEventStore(EventStore):
             session.staged_outbox.extend(e.position for e in stored)
         return stored
 
-    async def read_stream(self, session, stream_id: str, *, after_version: int = 0) -> list[StoredEvent]:  # noqa: ANN001
+    async def read_stream(self, session, stream_id: str, *, after_version: int = 0) -> list[StoredEvent]:
         found = [e for e in self._visible(session) if e.stream_id == stream_id and e.version > after_version]
         return sorted(found, key=lambda e: e.version)
 
-    async def read_streams(self, session, stream_ids) -> dict[str, list[StoredEvent]]:  # noqa: ANN001
+    async def read_streams(self, session, stream_ids) -> dict[str, list[StoredEvent]]:
         wanted = set(stream_ids)
         found: dict[str, list[StoredEvent]] = {}
         for e in sorted(self._visible(session), key=lambda e: (e.stream_id, e.version)):
@@ -115,11 +124,13 @@ class InMemoryEventStore(EventStore):
                 found.setdefault(e.stream_id, []).append(e)
         return found
 
-    async def read_all(self, session, *, after_position: int = 0, limit: int = 1000) -> list[StoredEvent]:  # noqa: ANN001
-        found = sorted((e for e in self._visible(session) if e.position > after_position), key=lambda e: e.position)
+    async def read_all(self, session, *, after_position: int = 0, limit: int = 1000) -> list[StoredEvent]:
+        found = sorted(
+            (e for e in self._visible(session) if e.position > after_position), key=lambda e: e.position
+        )
         return found[:limit]
 
-    async def get(self, session, event_id: str) -> StoredEvent | None:  # noqa: ANN001
+    async def get(self, session, event_id: str) -> StoredEvent | None:
         return next((e for e in self._visible(session) if e.event_id == event_id), None)
 
 
@@ -133,8 +144,18 @@ class InMemoryIdempotencyKeys:
         session.database.idempotency_keys.pop((scope, key), None)
 
     async def remember(
-        self, session: MemorySession, scope: str, key: str, request_hash: str, status: int, body: dict, at: datetime
+        self,
+        session: MemorySession,
+        scope: str,
+        key: str,
+        request_hash: str,
+        status: int,
+        body: dict,
+        at: datetime,
     ) -> None:
         session.staged_keys[(scope, key)] = {
-            "request_hash": request_hash, "status_code": status, "response": body, "created_at": at,
+            "request_hash": request_hash,
+            "status_code": status,
+            "response": body,
+            "created_at": at,
         }

@@ -15,7 +15,9 @@ class ServiceMetrics:
         self.service = service
         self.registry = CollectorRegistry()
         r = self.registry
-        self.http_requests = Counter("care_http_requests", "HTTP requests", ["method", "route", "status"], registry=r)
+        self.http_requests = Counter(
+            "care_http_requests", "HTTP requests", ["method", "route", "status"], registry=r
+        )
         self.http_latency = Histogram(
             "care_http_request_duration_seconds",
             "HTTP request latency",
@@ -23,12 +25,30 @@ class ServiceMetrics:
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
             registry=r,
         )
-        self.events_appended = Counter("care_events_appended", "Events appended to this service's store", ["type"], registry=r)
-        self.events_published = Counter("care_events_published", "Events the outbox relay published", ["type"], registry=r)
-        self.events_consumed = Counter("care_events_consumed", "Events handled and acknowledged", ["consumer", "type"], registry=r)
-        self.events_duplicate = Counter("care_events_duplicate", "Events skipped by the inbox as already handled", ["consumer"], registry=r)
-        self.events_conflicts = Counter("care_events_conflicts", "Handlings retried at once after losing a race to another replica", ["consumer"], registry=r)
-        self.events_redelivered = Counter("care_events_redelivered", "Failed handlings sent back for redelivery", ["consumer"], registry=r)
+        self.events_appended = Counter(
+            "care_events_appended", "Events appended to this service's store", ["type"], registry=r
+        )
+        self.events_published = Counter(
+            "care_events_published", "Events the outbox relay published", ["type"], registry=r
+        )
+        self.events_consumed = Counter(
+            "care_events_consumed", "Events handled and acknowledged", ["consumer", "type"], registry=r
+        )
+        self.events_duplicate = Counter(
+            "care_events_duplicate",
+            "Events skipped by the inbox as already handled",
+            ["consumer"],
+            registry=r,
+        )
+        self.events_conflicts = Counter(
+            "care_events_conflicts",
+            "Handlings retried at once after losing a race to another replica",
+            ["consumer"],
+            registry=r,
+        )
+        self.events_redelivered = Counter(
+            "care_events_redelivered", "Failed handlings sent back for redelivery", ["consumer"], registry=r
+        )
         self.events_refused = Counter(
             "care_events_refused",
             "Events refused for where they came from: a forged origin, or a stream position held by another event",
@@ -37,15 +57,40 @@ class ServiceMetrics:
         )
         # Alerted on (deploy/): kind is one of care_shared.transient.KINDS.
         self.consumer_transient_failures = Counter(
-            "care_consumer_transient_failures", "Handlings that met a transient failure and are retried uncounted", ["consumer", "kind"], registry=r
+            "care_consumer_transient_failures",
+            "Handlings that met a transient failure and are retried uncounted",
+            ["consumer", "kind"],
+            registry=r,
         )
-        self.events_dead_lettered = Counter("care_events_dead_lettered", "Events sent to the dead-letter subject", ["consumer"], registry=r)
+        self.events_dead_lettered = Counter(
+            "care_events_dead_lettered", "Events sent to the dead-letter subject", ["consumer"], registry=r
+        )
         self.outbox_backlog = Gauge("care_outbox_backlog", "Events stored but not yet published", registry=r)
-        self.consumer_pending = Gauge("care_consumer_lag", "Messages not yet delivered to a durable consumer", ["consumer"], registry=r)
-        self.outbox_set_aside = Gauge("care_outbox_set_aside", "Outbox rows set aside: they can never become a message (carectl outbox)", registry=r)
-        self.access_events_failed = Counter("care_access_events_failed", "Key events (clinic keys) whose handling failed here", ["type"], registry=r)
-        self.access_events_unapplied = Gauge("care_access_events_unapplied", "Key events this service could not apply (an old key may still work here)", registry=r)
-        self.consumer_ack_pending = Gauge("care_consumer_ack_pending", "Messages delivered and not yet acknowledged", ["consumer"], registry=r)
+        self.consumer_pending = Gauge(
+            "care_consumer_lag", "Messages not yet delivered to a durable consumer", ["consumer"], registry=r
+        )
+        self.outbox_set_aside = Gauge(
+            "care_outbox_set_aside",
+            "Outbox rows set aside: they can never become a message (carectl outbox)",
+            registry=r,
+        )
+        self.access_events_failed = Counter(
+            "care_access_events_failed",
+            "Key events (clinic keys) whose handling failed here",
+            ["type"],
+            registry=r,
+        )
+        self.access_events_unapplied = Gauge(
+            "care_access_events_unapplied",
+            "Key events this service could not apply (an old key may still work here)",
+            registry=r,
+        )
+        self.consumer_ack_pending = Gauge(
+            "care_consumer_ack_pending",
+            "Messages delivered and not yet acknowledged",
+            ["consumer"],
+            registry=r,
+        )
         # Refreshers run at scrape time (backlog, lag): they ask the database and JetStream.
         self.refreshers: list[Callable[[], Awaitable[None]]] = []
         self._event_counters: list[tuple[Counter, dict[str, str]]] = []
@@ -74,7 +119,7 @@ class ServiceMetrics:
         for refresh in self.refreshers:
             try:
                 await refresh()
-            except Exception:  # noqa: BLE001 - a scrape must answer even when NATS is away
+            except Exception:
                 pass
 
 

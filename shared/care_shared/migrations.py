@@ -109,7 +109,7 @@ def head_revision(script_location: Path) -> str | None:
 
 
 async def migrate(db: Database, script_location: Path) -> None:
-    def upgrade(sync_conn) -> None:  # noqa: ANN001
+    def upgrade(sync_conn) -> None:
         cfg = _config(script_location)
         cfg.attributes["connection"] = sync_conn
         command.upgrade(cfg, "head")

@@ -217,7 +217,9 @@ def server_conf(
 # --- the client side ----------------------------------------------------------------------
 
 
-def ssl_context(ca_file: str | None, cert_file: str | None = None, key_file: str | None = None) -> ssl.SSLContext | None:
+def ssl_context(
+    ca_file: str | None, cert_file: str | None = None, key_file: str | None = None
+) -> ssl.SSLContext | None:
     if not ca_file:
         return None
     context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=ca_file)
@@ -236,14 +238,16 @@ def connect_options(user: str, nkey_file: str | None, tls: ssl.SSLContext | None
     return options
 
 
-def client_options(settings) -> dict:  # noqa: ANN001 - a care_shared.settings.ServiceSettings
+def client_options(settings) -> dict:
     """nats-py `connect()` keyword arguments from a service's settings."""
     tls = ssl_context(settings.nats_ca_file, settings.nats_cert_file, settings.nats_key_file)
     return connect_options(settings.nats_user_name, settings.nats_nkey_file, tls)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m care_shared.nats_auth", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m care_shared.nats_auth", description=__doc__.split("\n")[0]
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     gen = sub.add_parser("generate", help="write DIR/auth.conf and a seed per user (existing seeds kept)")
     gen.add_argument("--dir", required=True, type=Path)

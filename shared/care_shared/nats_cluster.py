@@ -22,7 +22,9 @@ def routes_conf(password: str, members: Iterable[str]) -> str:
     """The body included in the `cluster {}` block: the route user and a route to every
     member (`host:port`), each with the route password."""
     routes = ", ".join(f'"nats-route://{ROUTE_USER}:{password}@{m}"' for m in members)
-    return f'authorization {{ user: "{ROUTE_USER}", password: "{password}", timeout: 2 }}\nroutes: [{routes}]\n'
+    return (
+        f'authorization {{ user: "{ROUTE_USER}", password: "{password}", timeout: 2 }}\nroutes: [{routes}]\n'
+    )
 
 
 def member_conf(
@@ -43,12 +45,17 @@ def member_conf(
     def rel(p: Path) -> str:
         return json.dumps(os.path.relpath(p, conf_dir))
 
-    return "\n".join([
-        f"server_name: {json.dumps(name)}",
-        f"host: {json.dumps(host)}",
-        f"port: {port}",
-        f"http_port: {monitor_port}",
-        f"include {rel(auth_conf)}",
-        f"jetstream {{\n  store_dir: {json.dumps(str(store_dir))}\n  max_file_store: {MAX_FILE_STORE}\n}}",
-        f"cluster {{\n  name: {CLUSTER_NAME}\n  host: {json.dumps(host)}\n  port: {cluster_port}\n  include {rel(cluster_conf)}\n}}",
-    ]) + "\n"
+    return (
+        "\n".join(
+            [
+                f"server_name: {json.dumps(name)}",
+                f"host: {json.dumps(host)}",
+                f"port: {port}",
+                f"http_port: {monitor_port}",
+                f"include {rel(auth_conf)}",
+                f"jetstream {{\n  store_dir: {json.dumps(str(store_dir))}\n  max_file_store: {MAX_FILE_STORE}\n}}",
+                f"cluster {{\n  name: {CLUSTER_NAME}\n  host: {json.dumps(host)}\n  port: {cluster_port}\n  include {rel(cluster_conf)}\n}}",
+            ]
+        )
+        + "\n"
+    )

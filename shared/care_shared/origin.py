@@ -51,7 +51,9 @@ def verify_origin(envelope: Envelope, stream: str, subject: str, now: datetime |
         raise ForgedEvent(f"stream {stream} has no producer in the topology")
     producer = envelope.event_type.service
     if producer != owner:
-        raise ForgedEvent(f"{envelope.type} belongs to {producer}, but arrived on {stream} ({owner}'s stream)")
+        raise ForgedEvent(
+            f"{envelope.type} belongs to {producer}, but arrived on {stream} ({owner}'s stream)"
+        )
     if envelope.source != f"/{owner}":
         raise ForgedEvent(f"source {envelope.source!r} is not /{owner}, the producer of {stream}")
     tokens = subject.split(".")

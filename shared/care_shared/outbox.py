@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 FAULT_ENV = "CARE_RELAY_FAULT"
 
 
-def envelope_bytes(source: str, row) -> bytes:  # noqa: ANN001
+def envelope_bytes(source: str, row) -> bytes:
     recorded_at: datetime = row.recorded_at
     env = to_envelope(
         event_id=row.event_id,
@@ -126,7 +126,7 @@ class OutboxRelay:
         with suppress_instrumentation():
             return await self._publish_batch()
 
-    def _pending_query(self):  # noqa: ANN202
+    def _pending_query(self):
         return (
             select(outbox.c.position, events)
             .join(events, events.c.position == outbox.c.position)
@@ -162,7 +162,7 @@ class OutboxRelay:
             raise RuntimeError(f"{len(failed)} of {len(rows)} publishes failed")
         return len(rows)
 
-    async def _publish(self, rows) -> tuple[list[int], list[tuple], list[tuple]]:  # noqa: ANN001
+    async def _publish(self, rows) -> tuple[list[int], list[tuple], list[tuple]]:
         """Publish a batch to JetStream; which positions it acknowledged, which failed, and
         which can never become a message (set aside, with why)."""
         js = self._jetstream()
@@ -173,15 +173,25 @@ class OutboxRelay:
             # published from here (its consumers would refuse it as forged anyway).
             if EventType(row.type).service != self.service:
                 poisoned.append((row, f"ForeignEvent: {row.type} is not a {self.service} event"))
-                log.error("outbox row of another service's type set aside", extra={"position": row.position, "type": row.type})
+                log.error(
+                    "outbox row of another service's type set aside",
+                    extra={"position": row.position, "type": row.type},
+                )
                 continue
             try:
                 subject = nats_subject(row.type, row.subject)
                 message = envelope_bytes(self.source, row)
-            except Exception as exc:  # noqa: BLE001 - deterministic: the same row fails every time
+            except Exception as exc:
                 poisoned.append((row, unpublishable_reason(exc)))
-                log.error("outbox row set aside: it cannot become a message",
-                          extra={"position": row.position, "event_id": row.event_id, "type": row.type, "error": type(exc).__name__})
+                log.error(
+                    "outbox row set aside: it cannot become a message",
+                    extra={
+                        "position": row.position,
+                        "event_id": row.event_id,
+                        "type": row.type,
+                        "error": type(exc).__name__,
+                    },
+                )
                 continue
             span = self._tracer.start_span(
                 f"send {subject.split('.', 2)[0]}.{subject.split('.', 2)[1]}",
@@ -199,10 +209,14 @@ class OutboxRelay:
             propagate.inject(headers, context=trace.set_span_in_context(span))
             future = await js.publish_async(subject, message, headers=headers)
             pending.append((row, span, future))
-        results = await asyncio.wait_for(
-            asyncio.gather(*(f for _, _, f in pending), return_exceptions=True),
-            timeout=self.ack_timeout,
-        ) if pending else []
+        results = (
+            await asyncio.wait_for(
+                asyncio.gather(*(f for _, _, f in pending), return_exceptions=True),
+                timeout=self.ack_timeout,
+            )
+            if pending
+            else []
+        )
         done, failed = [], []
         for (row, span, _), result in zip(pending, results, strict=True):
             if isinstance(result, BaseException):
@@ -217,7 +231,7 @@ class OutboxRelay:
             os.kill(os.getpid(), signal.SIGKILL)
         return done, failed, poisoned
 
-    async def _forget(self, session, done: list[int], failed: list[tuple]) -> None:  # noqa: ANN001
+    async def _forget(self, session, done: list[int], failed: list[tuple]) -> None:
         if done:
             await session.execute(delete(outbox).where(outbox.c.position.in_(done)))
         for row, error in failed:
@@ -227,7 +241,7 @@ class OutboxRelay:
                 .values(attempts=outbox.c.attempts + 1, last_error=type(error).__name__)
             )
 
-    async def _set_aside(self, session, poisoned: list[tuple]) -> None:  # noqa: ANN001
+    async def _set_aside(self, session, poisoned: list[tuple]) -> None:
         for row, reason in poisoned:
             await session.execute(
                 update(outbox)
@@ -241,7 +255,11 @@ class OutboxRelay:
         """Rows waiting to be published (set-aside rows are counted apart)."""
         async with self.db.read() as session:
             return int(
-                (await session.execute(select(func.count()).select_from(outbox).where(outbox.c.set_aside_at.is_(None)))).scalar_one()
+                (
+                    await session.execute(
+                        select(func.count()).select_from(outbox).where(outbox.c.set_aside_at.is_(None))
+                    )
+                ).scalar_one()
             )
 
 
@@ -257,12 +275,22 @@ def unpublishable_reason(exc: Exception) -> str:
 async def set_aside_rows(db: Database) -> list[dict]:
     async with db.read() as session:
         rows = (
-            await session.execute(
-                select(outbox.c.position, outbox.c.set_aside_at, outbox.c.last_error, events.c.event_id, events.c.type, events.c.stream_id)
-                .join(events, events.c.position == outbox.c.position)
-                .where(outbox.c.set_aside_at.is_not(None))
-                .order_by(outbox.c.position)
+            (
+                await session.execute(
+                    select(
+                        outbox.c.position,
+                        outbox.c.set_aside_at,
+                        outbox.c.last_error,
+                        events.c.event_id,
+                        events.c.type,
+                        events.c.stream_id,
+                    )
+                    .join(events, events.c.position == outbox.c.position)
+                    .where(outbox.c.set_aside_at.is_not(None))
+                    .order_by(outbox.c.position)
+                )
             )
-        ).mappings().all()
+            .mappings()
+            .all()
+        )
     return [dict(r) for r in rows]
-

@@ -48,7 +48,10 @@ _PROBLEM_SCHEMA = {
         "field": {"type": "string"},
         "errors": {
             "type": "array",
-            "items": {"type": "object", "properties": {"field": {"type": "string"}, "detail": {"type": "string"}}},
+            "items": {
+                "type": "object",
+                "properties": {"field": {"type": "string"}, "detail": {"type": "string"}},
+            },
         },
     },
     "required": ["type", "title", "status"],
@@ -66,11 +69,15 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
     404: _problem("No such resource for this clinic"),
     409: _problem("Conflicts with the current state"),
     422: _problem("A field failed validation; `field` names it"),
-    503: _problem("Briefly unavailable (the database busy or its connection lost): retry with the same Idempotency-Key"),
+    503: _problem(
+        "Briefly unavailable (the database busy or its connection lost): retry with the same Idempotency-Key"
+    ),
 }
 
 
-def problem_response(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> JSONResponse:
+def problem_response(
+    status: int, body: dict[str, Any], headers: dict[str, str] | None = None
+) -> JSONResponse:
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
@@ -117,8 +124,7 @@ def install_problem_handlers(app: FastAPI) -> None:
                 },
             )
         fields = [
-            {"field": _field_name(tuple(e.get("loc", ()))), "detail": e.get("msg", "invalid")}
-            for e in errors
+            {"field": _field_name(tuple(e.get("loc", ()))), "detail": e.get("msg", "invalid")} for e in errors
         ]
         return problem_response(
             422,

@@ -59,8 +59,12 @@ async def refold_streams(
     rebuilt: dict[str, Any] = {}
     named = events.c.stream_id.like(f"{prefix}%")
     async with db.read() as session:
-        stream_ids = sorted((await session.execute(sa.select(events.c.stream_id).where(named).distinct())).scalars())
-        n_events = (await session.execute(sa.select(sa.func.count()).select_from(events).where(named))).scalar_one()
+        stream_ids = sorted(
+            (await session.execute(sa.select(events.c.stream_id).where(named).distinct())).scalars()
+        )
+        n_events = (
+            await session.execute(sa.select(sa.func.count()).select_from(events).where(named))
+        ).scalar_one()
         for i, stream_id in enumerate(stream_ids, 1):
             key = stream_id.removeprefix(prefix)
             row = await project(session, key)
@@ -84,11 +88,16 @@ def as_json(value: Any) -> Any:
     return json.loads(json.dumps(value, default=iso))
 
 
-def progress_bar(label: str):  # noqa: ANN201
+def progress_bar(label: str):
     def draw(done: int, total: int) -> None:
         width = 40
         filled = width * done // max(total, 1)
-        print(f"\r{label} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}", end="", file=sys.stderr, flush=True)
+        print(
+            f"\r{label} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}",
+            end="",
+            file=sys.stderr,
+            flush=True,
+        )
         if done >= total:
             print(file=sys.stderr)
 

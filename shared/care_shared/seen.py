@@ -64,25 +64,29 @@ async def record_seen(
     )
 
 
-async def position_holder(session: AsyncSession, consumer: str, patient_id: str, envelope: Envelope) -> str | None:
+async def position_holder(
+    session: AsyncSession, consumer: str, patient_id: str, envelope: Envelope
+) -> str | None:
     """The id of another event this consumer already took at the same position of the same
     producer's patient stream, if any: two events cannot both be version N of one stream."""
     if envelope.sequence is None:
         return None
     held = await session.scalar(
-        sa.select(seen_events.c.event_id).where(
+        sa.select(seen_events.c.event_id)
+        .where(
             seen_events.c.consumer == consumer,
             seen_events.c.patient_id == patient_id,
             seen_events.c.source == envelope.source,
             seen_events.c.type.like(f"care.{envelope.event_type.service}.%"),
             seen_events.c.sequence == envelope.sequence,
             seen_events.c.event_id != envelope.id,
-        ).limit(1)
+        )
+        .limit(1)
     )
     return held
 
 
-def seen_router(current_clinic, runtime_of) -> APIRouter:  # noqa: ANN001
+def seen_router(current_clinic, runtime_of) -> APIRouter:
     router = APIRouter(prefix="/v1", tags=["flow"])
 
     @router.get(

@@ -121,7 +121,7 @@ class _AccessGuardedConsumers(EventConsumers):
         return super().subscribe(purpose, stream, subject, self._guarded(durable, handler))
 
     def _guarded(self, durable: str, handler: Handler) -> Handler:
-        async def guarded(session, envelope: Envelope, payload: EventData) -> None:  # noqa: ANN001
+        async def guarded(session, envelope: Envelope, payload: EventData) -> None:
             if not isinstance(payload, KEY_EVENTS):
                 await handler(session, envelope, payload)
                 return
@@ -131,7 +131,12 @@ class _AccessGuardedConsumers(EventConsumers):
                 self.metrics.access_events_failed.labels(envelope.type).inc()
                 log.error(
                     "key event not applied",
-                    extra={"consumer": durable, "event_id": envelope.id, "type": envelope.type, "error": type(exc).__name__},
+                    extra={
+                        "consumer": durable,
+                        "event_id": envelope.id,
+                        "type": envelope.type,
+                        "error": type(exc).__name__,
+                    },
                 )
                 # After this transaction rolls back (SQLite has one writer, and it is ours).
                 task = asyncio.get_running_loop().create_task(
@@ -140,11 +145,13 @@ class _AccessGuardedConsumers(EventConsumers):
                 _background.add(task)
                 task.add_done_callback(_background.discard)
                 raise
-            await session.execute(sa.delete(access_event_failures).where(access_event_failures.c.event_id == envelope.id))
+            await session.execute(
+                sa.delete(access_event_failures).where(access_event_failures.c.event_id == envelope.id)
+            )
 
         return guarded
 
-    async def _dead_letter(self, msg, durable: str, reason: str, *args, **kwargs) -> None:  # noqa: ANN001, ANN002, ANN003
+    async def _dead_letter(self, msg, durable: str, reason: str, *args, **kwargs) -> None:
         """A key event dead-lettered before any handler saw it (its data failed the schema, say)
         is recorded too: whatever the path, an unapplied key event is never silent."""
         await super()._dead_letter(msg, durable, reason, *args, **kwargs)
@@ -154,20 +161,27 @@ class _AccessGuardedConsumers(EventConsumers):
         try:
             parsed = json.loads(raw.data)
             event_id, event_type = str(parsed["id"])[:36], str(parsed["type"])
-        except Exception:  # noqa: BLE001 - not an envelope at all: the dead letter says so
+        except Exception:
             return
         if not any(event_type.startswith(e.event_type.rsplit(".", 1)[0] + ".") for e in KEY_EVENTS):
             return
         self.metrics.access_events_failed.labels(event_type[:160]).inc()
-        log.error("key event dead-lettered: not applied", extra={"consumer": durable, "event_id": event_id, "type": event_type[:160]})
-        task = asyncio.get_running_loop().create_task(self._record(durable, event_id, event_type[:160], None, "dead-lettered"))
+        log.error(
+            "key event dead-lettered: not applied",
+            extra={"consumer": durable, "event_id": event_id, "type": event_type[:160]},
+        )
+        task = asyncio.get_running_loop().create_task(
+            self._record(durable, event_id, event_type[:160], None, "dead-lettered")
+        )
         _background.add(task)
         task.add_done_callback(_background.discard)
 
     async def _record_failure(self, durable: str, envelope: Envelope, payload: EventData, error: str) -> None:
         await self._record(durable, envelope.id, envelope.type, getattr(payload, "clinic_id", None), error)
 
-    async def _record(self, durable: str, event_id: str, event_type: str, clinic_id: str | None, error: str) -> None:
+    async def _record(
+        self, durable: str, event_id: str, event_type: str, clinic_id: str | None, error: str
+    ) -> None:
         values = {
             "event_id": event_id,
             "consumer": durable,
@@ -180,10 +194,14 @@ class _AccessGuardedConsumers(EventConsumers):
             try:
                 with suppress_instrumentation():
                     async with self.db.transaction() as session:
-                        await session.execute(sa.delete(access_event_failures).where(access_event_failures.c.event_id == event_id))
+                        await session.execute(
+                            sa.delete(access_event_failures).where(
+                                access_event_failures.c.event_id == event_id
+                            )
+                        )
                         await session.execute(sa.insert(access_event_failures).values(**values))
                 return
-            except Exception:  # noqa: BLE001 - the database may be what failed: try again
+            except Exception:
                 await asyncio.sleep(0.5)
         log.error("could not record an unapplied key event", extra={"event_id": event_id})
 
@@ -273,10 +291,18 @@ def build_runtime(
     async def refresh_edges() -> None:
         async with db.read() as session:
             metrics.outbox_set_aside.set(
-                (await session.execute(sa.select(sa.func.count()).select_from(outbox).where(outbox.c.set_aside_at.is_not(None)))).scalar_one()
+                (
+                    await session.execute(
+                        sa.select(sa.func.count())
+                        .select_from(outbox)
+                        .where(outbox.c.set_aside_at.is_not(None))
+                    )
+                ).scalar_one()
             )
             metrics.access_events_unapplied.set(
-                (await session.execute(sa.select(sa.func.count()).select_from(access_event_failures))).scalar_one()
+                (
+                    await session.execute(sa.select(sa.func.count()).select_from(access_event_failures))
+                ).scalar_one()
             )
 
     metrics.refreshers += [refresh_backlog, refresh_edges, consumers.refresh_lag]
@@ -389,7 +415,9 @@ async def start_in_background(runtime: Runtime) -> None:
     await until_done(
         "streams",
         lambda: ensure_own_stream(
-            runtime.broker.connection.jetstream(), runtime.settings.service_name, runtime.settings.nats_stream_replicas
+            runtime.broker.connection.jetstream(),
+            runtime.settings.service_name,
+            runtime.settings.nats_stream_replicas,
         ),
         state.blocked.set,
     )
@@ -414,11 +442,20 @@ class StartupGate:
         self.runtime = runtime
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and not self.runtime.startup.migrated.is_set() and scope.get("path", "").startswith(self.NEEDS_SCHEMA):
+        if (
+            scope["type"] == "http"
+            and not self.runtime.startup.migrated.is_set()
+            and scope.get("path", "").startswith(self.NEEDS_SCHEMA)
+        ):
             response = problem_response(
                 503,
-                {"type": "about:blank", "title": "Starting", "status": 503, "detail": "The service is starting: retry shortly.",
-                 "instance": scope.get("path")},
+                {
+                    "type": "about:blank",
+                    "title": "Starting",
+                    "status": 503,
+                    "detail": "The service is starting: retry shortly.",
+                    "instance": scope.get("path"),
+                },
                 {"Retry-After": "1"},
             )
             await response(scope, receive, send)
@@ -435,7 +472,7 @@ async def purge_idempotency_keys(runtime: Runtime, every_seconds: float = 3600.0
                 purged = await purge_expired_keys(runtime.db, ttl)
             if purged:
                 log.info("expired Idempotency-Keys purged", extra={"purged": purged})
-        except Exception as exc:  # noqa: BLE001 - try again next time
+        except Exception as exc:
             log.warning("Idempotency-Key purge failed", extra={"error": type(exc).__name__})
         await asyncio.sleep(every_seconds)
 
@@ -456,7 +493,9 @@ def create_service_app(
             if not task.cancelled() and task.exception() is not None:
                 # After HTTP is up, a real failure (not a wait) leaves /readyz at 503 on this step.
                 state.step = f"{state.step} (failed: {type(task.exception()).__name__})"
-                log.error("start-up failed", extra={"step": state.step, "error": type(task.exception()).__name__})
+                log.error(
+                    "start-up failed", extra={"step": state.step, "error": type(task.exception()).__name__}
+                )
 
         starting.add_done_callback(failed)
         # Wait while start-up makes progress (everything is up: the usual case, and what
@@ -468,7 +507,10 @@ def create_service_app(
         if starting.done() and starting.exception():
             raise starting.exception()  # a real failure (a broken migration) fails the start
         if not starting.done():
-            log.warning("serving HTTP while start-up waits", extra={"step": state.step, "nats_error": state.nats_error})
+            log.warning(
+                "serving HTTP while start-up waits",
+                extra={"step": state.step, "nats_error": state.nats_error},
+            )
         relay_task = None
 
         async def relay_when_started() -> None:
@@ -495,14 +537,19 @@ def create_service_app(
                 if task:
                     try:
                         await task
-                    except (asyncio.CancelledError, Exception):  # noqa: BLE001 - stopping anyway
+                    except (asyncio.CancelledError, Exception):
                         pass
             await runtime.broker.stop()
             await runtime.db.dispose()
             runtime.tracer_provider.shutdown()
 
     app = FastAPI(
-        title=title, description=description, version="1.0.0", lifespan=lifespan, docs_url=None, redoc_url=None
+        title=title,
+        description=description,
+        version="1.0.0",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.runtime = runtime
     install_problem_handlers(app)
@@ -512,7 +559,7 @@ def create_service_app(
         return {"status": "ok"}
 
     @app.get("/readyz", tags=["operations"], summary="Database, NATS and migrations are ready")
-    async def readyz():  # noqa: ANN202
+    async def readyz():
         checks: dict[str, str] = {}
         state = runtime.startup
         if not state.started.is_set():  # shown only while it is not done
@@ -535,8 +582,16 @@ def create_service_app(
                 try:
                     async with runtime.db.read() as session:
                         unapplied = (
-                            await session.execute(sa.select(access_event_failures.c.type).order_by(access_event_failures.c.failed_at))
-                        ).scalars().all()
+                            (
+                                await session.execute(
+                                    sa.select(access_event_failures.c.type).order_by(
+                                        access_event_failures.c.failed_at
+                                    )
+                                )
+                            )
+                            .scalars()
+                            .all()
+                        )
                     if unapplied:  # shown only when there are some
                         checks["key events"] = (
                             f"{len(unapplied)} not applied ({unapplied[0]}): an old key may still work here; see carectl dlq list"
@@ -594,7 +649,9 @@ def create_service_app(
     # Outermost last: headers on every answer; metrics see every status; no /v1/ route
     # before the schema exists; the key, then the body limit; the audit around the routes.
     app.add_middleware(AuditMiddleware, db=runtime.db)
-    app.add_middleware(EdgeMiddleware, authenticate=authenticate, body_limit=runtime.settings.http_body_limit_bytes)
+    app.add_middleware(
+        EdgeMiddleware, authenticate=authenticate, body_limit=runtime.settings.http_body_limit_bytes
+    )
     app.add_middleware(StartupGate, runtime=runtime)
     app.add_middleware(HttpMetricsMiddleware, metrics=runtime.metrics)
     app.add_middleware(SecurityHeadersMiddleware, page_csp={"/docs": DOCS_CSP})
@@ -624,7 +681,7 @@ async def current_clinic(request: Request) -> Clinic:
     return clinic
 
 
-async def project_access(session, envelope: Envelope, payload: EventData) -> None:  # noqa: ANN001
+async def project_access(session, envelope: Envelope, payload: EventData) -> None:
     """Keep this service's copy of clinic keys and patient ownership from intake's events."""
     if isinstance(payload, ClinicRegistered):
         await record_clinic_key(session, payload.clinic_id, payload.key_sha256)

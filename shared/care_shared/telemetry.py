@@ -121,7 +121,7 @@ class RedactingSpanProcessor(SpanProcessor):
     def __init__(self, inner: SpanProcessor) -> None:
         self.inner = inner
 
-    def on_start(self, span, parent_context=None) -> None:  # noqa: ANN001
+    def on_start(self, span, parent_context=None) -> None:
         self.inner.on_start(span, parent_context=parent_context)
 
     def on_end(self, span: ReadableSpan) -> None:
@@ -140,11 +140,15 @@ def build_tracer_provider(settings: ServiceSettings) -> TracerProvider:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
         endpoint = settings.otel_exporter_otlp_endpoint.rstrip("/") + "/v1/traces"
-        provider.add_span_processor(RedactingSpanProcessor(BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint))))
+        provider.add_span_processor(
+            RedactingSpanProcessor(BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint)))
+        )
     if settings.care_trace_file:
         # Simple (synchronous) so a span is on disk the moment it ends: operators and tests
         # read the file while the service runs.
-        provider.add_span_processor(RedactingSpanProcessor(SimpleSpanProcessor(JsonLinesSpanExporter(settings.care_trace_file))))
+        provider.add_span_processor(
+            RedactingSpanProcessor(SimpleSpanProcessor(JsonLinesSpanExporter(settings.care_trace_file)))
+        )
     return provider
 
 

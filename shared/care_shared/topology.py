@@ -87,7 +87,9 @@ def durable_for(service: str, purpose: str, stream: str, filter_subject: str) ->
     start-up (its permissions were never generated, so it could only fail quietly)."""
     wanted = Durable(service, purpose, stream, filter_subject)
     if wanted not in DURABLES:
-        raise LookupError(f"{wanted.name} on {stream} ({filter_subject}) is not in care_shared.topology.DURABLES")
+        raise LookupError(
+            f"{wanted.name} on {stream} ({filter_subject}) is not in care_shared.topology.DURABLES"
+        )
     return wanted
 
 
@@ -108,7 +110,9 @@ ACK_WAIT_SECONDS = 60.0
 MAX_ACK_PENDING = 1000
 
 
-def durable_config(name: str, filter_subject: str, ack_wait_seconds: float = ACK_WAIT_SECONDS) -> ConsumerConfig:
+def durable_config(
+    name: str, filter_subject: str, ack_wait_seconds: float = ACK_WAIT_SECONDS
+) -> ConsumerConfig:
     return ConsumerConfig(
         durable_name=name,
         name=name,
@@ -148,6 +152,7 @@ def task_stream_config(replicas: int = 1) -> StreamConfig:
         ],
     )
 
+
 # Server-side dedupe by Nats-Msg-Id covers a relay that republishes after a crash; past this
 # window the consumers' inbox still recognises a duplicate.
 DUPLICATE_WINDOW_SECONDS = 600.0
@@ -183,7 +188,9 @@ def stream_configs(replicas: int = 1) -> list[StreamConfig]:
     return configs
 
 
-async def ensure_topology(js: JetStreamContext, replicas: int = 1, clinics: list[str] | tuple[str, ...] = ()) -> None:
+async def ensure_topology(
+    js: JetStreamContext, replicas: int = 1, clinics: list[str] | tuple[str, ...] = ()
+) -> None:
     """Ops: every stream, then every durable (services' and receiving clinics'), created or
     brought up to date."""
     await ensure_streams(js, replicas)

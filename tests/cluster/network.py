@@ -34,7 +34,9 @@ class ClusterNetwork(FaultNetwork):
         for name in (*SERVICES, "relay"):
             first = self.relay if name == "relay" else self.services[name]
             assert first is not None
-            svc = ServiceProcess(first.name, copy.deepcopy(first.env), self.workdir / f"{name}-2", command=first.command)
+            svc = ServiceProcess(
+                first.name, copy.deepcopy(first.env), self.workdir / f"{name}-2", command=first.command
+            )
             self.second[name] = svc.start()
         for name, svc in self.second.items():
             if name != "relay":
@@ -92,7 +94,12 @@ class ClusterNetwork(FaultNetwork):
             began = time.monotonic()
             code = await asyncio.to_thread(svc.stop)
             svc.start()
-            entry = {"t": round(began - self.faults.started, 1), "fault": "sigterm", "target": name, "exit": code}
+            entry = {
+                "t": round(began - self.faults.started, 1),
+                "fault": "sigterm",
+                "target": name,
+                "exit": code,
+            }
             self.faults.entries.append(entry)
             # A container whose start-up fails exits and is started again by Kubernetes; so
             # here, a few times, each one counted in the report (a finding, not hidden).
@@ -110,7 +117,9 @@ class ClusterNetwork(FaultNetwork):
                         self.recovery_failures.append(f"{name} did not come back after SIGTERM: {exc}")
                         break
                     entry["start_failures"] += 1
-                    self.log(f"rolling restart: {name} start-up failed ({str(exc).splitlines()[0]}); started again")
+                    self.log(
+                        f"rolling restart: {name} start-up failed ({str(exc).splitlines()[0]}); started again"
+                    )
                     svc.start()
 
     async def settle_restarts(self) -> None:
@@ -131,7 +140,7 @@ class ClusterNetwork(FaultNetwork):
                     seq = (await js.stream_info("INTAKE")).state.last_seq
                     floor = (await js.consumer_info("INTAKE", "pathway-intake")).ack_floor.stream_seq
                     self.progress.append((time.monotonic() - self.faults.started, seq, floor))
-                except Exception:  # noqa: BLE001 - no answer is itself no progress
+                except Exception:
                     pass
                 await asyncio.sleep(0.25)
         finally:
@@ -140,6 +149,7 @@ class ClusterNetwork(FaultNetwork):
     def longest_pauses(self, until: float) -> dict[str, float]:
         """Seconds without progress, the longest of the traffic window: of the relay (INTAKE's
         last sequence) and of a consumer (pathway-intake's ack floor)."""
+
         def longest(index: int) -> float:
             samples = [p for p in self.progress if p[0] <= until]
             worst, last_move, last_value = 0.0, None, None

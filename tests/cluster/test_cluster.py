@@ -39,20 +39,28 @@ def test_every_cluster_fault_was_injected_and_everything_came_back(fault_run: Ou
     assert restarted == {n for n, _ in net.replicas()}, restarted
     # SIGTERM is a clean stop within the grace period (uvicorn re-raises the signal once it
     # has shut down: -15 is that; a kill after the grace period would be -9).
-    assert all(e["exit"] in (0, -15) for e in entries if e["fault"] == "sigterm"), [e for e in entries if e["fault"] == "sigterm"]
+    assert all(e["exit"] in (0, -15) for e in entries if e["fault"] == "sigterm"), [
+        e for e in entries if e["fault"] == "sigterm"
+    ]
     assert all(m.running for m in net.nats.members)
     for name, svc in net.replicas():
         assert svc.process and svc.process.poll() is None, f"{name} is not running:\n{svc.log_tail()}"
 
 
-def test_summary_nothing_lost_nothing_duplicated_across_the_cluster(fault_run: Outcome, request: pytest.FixtureRequest) -> None:
+def test_summary_nothing_lost_nothing_duplicated_across_the_cluster(
+    fault_run: Outcome, request: pytest.FixtureRequest
+) -> None:
     summary = fault_run.summary()
     headline = {
         "events_sent": summary["events_sent"],
         "intake_stream_messages": summary["intake_stream_messages"],
-        "cluster_faults": [e for e in fault_run.net.faults.entries if e["fault"] in {"nats-sigkill", "nats-back"}],
+        "cluster_faults": [
+            e for e in fault_run.net.faults.entries if e["fault"] in {"nats-sigkill", "nats-back"}
+        ],
         "rolling_restart": len([e for e in fault_run.net.faults.entries if e["fault"] == "sigterm"]),
-        "start_failures_in_rolling_restart": sum(e.get("start_failures", 0) for e in fault_run.net.faults.entries),
+        "start_failures_in_rolling_restart": sum(
+            e.get("start_failures", 0) for e in fault_run.net.faults.entries
+        ),
         "lost": summary["lost"],
         "duplicated": summary["duplicated"],
         "email_resent_after_crash": summary["email_resent_after_crash"],

@@ -121,9 +121,15 @@ def exposed_names(text: str) -> set[str]:
     return names
 
 
-async def test_every_metric_named_is_on_a_running_services_metrics(own_nats: NatsServer, tmp_path: Path) -> None:
+async def test_every_metric_named_is_on_a_running_services_metrics(
+    own_nats: NatsServer, tmp_path: Path
+) -> None:
     processes = [
-        ServiceProcess(name, {"DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/{name}.sqlite", **own_nats.env(name)}, tmp_path / name)
+        ServiceProcess(
+            name,
+            {"DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/{name}.sqlite", **own_nats.env(name)},
+            tmp_path / name,
+        )
         for name in SERVICES
     ]
     exposed: set[str] = set()

@@ -61,7 +61,12 @@ def test_the_tested_member_config_has_the_same(tmp_path: Path) -> None:
         # The generated route settings: one route per member, all with the route user.
         routes = (tmp_path / "cluster.conf").read_text()
         assert routes.count(f"nats-route://{ROUTE_USER}:") == len(cluster.members)
-        result = subprocess.run([nats_server_binary(), "-t", "-c", str(member.config_file)], capture_output=True, text=True, timeout=30)
+        result = subprocess.run(
+            [nats_server_binary(), "-t", "-c", str(member.config_file)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
         assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -83,12 +88,20 @@ def test_compose_helm_and_streams_job_run_three_members_at_three_replicas() -> N
     values = yaml.safe_load((ROOT / "deploy/nats/values.yaml").read_text())
     assert values["config"]["cluster"]["replicas"] == REPLICAS
     job = (ROOT / "deploy/k8s/streams-job.yaml").read_text()
-    assert re.search(rf'"--replicas",\s*"{REPLICAS}"|--replicas[", ]+{REPLICAS}', job), "streams job not at three replicas"
+    assert re.search(rf'"--replicas",\s*"{REPLICAS}"|--replicas[", ]+{REPLICAS}', job), (
+        "streams job not at three replicas"
+    )
 
 
 def test_member_conf_is_what_a_member_gets(tmp_path: Path) -> None:
     text = member_conf(
-        name="n1", port=1, monitor_port=2, cluster_port=3, store_dir=tmp_path / "js",
-        auth_conf=tmp_path / "auth.conf", cluster_conf=tmp_path / "cluster.conf", conf_dir=tmp_path,
+        name="n1",
+        port=1,
+        monitor_port=2,
+        cluster_port=3,
+        store_dir=tmp_path / "js",
+        auth_conf=tmp_path / "auth.conf",
+        cluster_conf=tmp_path / "cluster.conf",
+        conf_dir=tmp_path,
     )
     assert 'server_name: "n1"' in text and 'include "auth.conf"' in text and 'include "cluster.conf"' in text

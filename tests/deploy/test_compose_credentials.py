@@ -16,11 +16,15 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES = ("intake", "pathway", "referral", "notify")
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="hands directories to other uids: needs root, as in its container")
+pytestmark = pytest.mark.skipif(
+    os.geteuid() != 0, reason="hands directories to other uids: needs root, as in its container"
+)
 
 
-def load():  # noqa: ANN201
-    spec = importlib.util.spec_from_file_location("compose_credentials", ROOT / "scripts/compose-credentials.py")
+def load():
+    spec = importlib.util.spec_from_file_location(
+        "compose_credentials", ROOT / "scripts/compose-credentials.py"
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -58,7 +62,7 @@ def test_the_layout_matches_the_compose_mounts(tmp_path: Path, monkeypatch: pyte
                 assert (root / mount["volume"]["subpath"]).is_dir(), (name, mount)
                 for value in svc.get("environment", {}).values():
                     if str(value).startswith(mount["target"] + "/"):
-                        relative = str(value)[len(mount["target"]) + 1:]
+                        relative = str(value)[len(mount["target"]) + 1 :]
                         assert (root / mount["volume"]["subpath"] / relative).is_file(), (name, value)
         command = svc.get("command") or []
         for arg in command:
@@ -67,7 +71,13 @@ def test_the_layout_matches_the_compose_mounts(tmp_path: Path, monkeypatch: pyte
 
     for service in SERVICES:
         own = root / "service" / service
-        assert sorted(p.name for p in own.iterdir()) == ["ca.crt", "client.crt", "client.key", "db.password", "nats.nk"]
+        assert sorted(p.name for p in own.iterdir()) == [
+            "ca.crt",
+            "client.crt",
+            "client.key",
+            "db.password",
+            "nats.nk",
+        ]
         assert (own / "db.password").read_bytes() == (root / "postgres" / f"{service}.password").read_bytes()
         assert (own / "nats.nk").read_bytes() == (root / "nats" / f"{service}.nk").read_bytes()
         for path in (own, *own.iterdir()):
@@ -77,12 +87,22 @@ def test_the_layout_matches_the_compose_mounts(tmp_path: Path, monkeypatch: pyte
         assert stat.S_IMODE(own.stat().st_mode) == 0o700
     for path in (root / "postgres").iterdir():
         assert path.stat().st_uid == module.POSTGRES_UID
-    assert sorted(p.name for p in (root / "nats-server").iterdir()) == ["auth.conf", "ca.crt", "cluster.conf", "server.crt", "server.key"]
+    assert sorted(p.name for p in (root / "nats-server").iterdir()) == [
+        "auth.conf",
+        "ca.crt",
+        "cluster.conf",
+        "server.crt",
+        "server.key",
+    ]
     # Routes authenticate with a generated password of their own, to each member.
     cluster = (root / "nats-server" / "cluster.conf").read_text()
     password = (root / "nats-route.password").read_text().strip()
     assert len(password) >= 40 and f'password: "{password}"' in cluster
-    assert [m for m in ("nats1", "nats2", "nats3") if f"route:{password}@{m}:6222" in cluster] == ["nats1", "nats2", "nats3"]
+    assert [m for m in ("nats1", "nats2", "nats3") if f"route:{password}@{m}:6222" in cluster] == [
+        "nats1",
+        "nats2",
+        "nats3",
+    ]
     assert stat.S_IMODE((root / "nats-server" / "cluster.conf").stat().st_mode) == 0o600
     assert (root / "clinic" / "clinic-c1" / "nats.nk").exists() and (root / "ops" / "nats.nk").exists()
     passwords = {(root / "pg" / f"{r}.password").read_text() for r in ("postgres", *SERVICES)}
@@ -96,7 +116,9 @@ def test_the_layout_matches_the_compose_mounts(tmp_path: Path, monkeypatch: pyte
     assert (root / "clinic" / "clinic-c2" / "client.crt").exists()
     # A plain `docker compose up` (no CARE_CLINIC_IDS) keeps the clinics added before.
     calls = []
-    monkeypatch.setattr(module.subprocess, "run", lambda cmd, check: (calls.append(cmd), fake_generator(cmd, check)))
+    monkeypatch.setattr(
+        module.subprocess, "run", lambda cmd, check: (calls.append(cmd), fake_generator(cmd, check))
+    )
     monkeypatch.delenv("CARE_CLINIC_IDS")
     assert module.main(["compose-credentials.py", str(root)]) == 0
     [cmd] = calls

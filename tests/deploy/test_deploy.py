@@ -30,7 +30,7 @@ TOOLS = {"credentials", "streams", "carectl"}
 NATS_AUTH_ENV = {"NATS_NKEY_FILE", "NATS_CA_FILE", "NATS_CERT_FILE", "NATS_KEY_FILE"}
 
 
-def settings_of(service: str):  # noqa: ANN201
+def settings_of(service: str):
     module = importlib.import_module(f"{service}.settings")
     cls = next(v for k, v in vars(module).items() if k.endswith("Settings") and k != "ServiceSettings")
     return cls
@@ -48,7 +48,9 @@ def compose() -> dict:
 
 
 def test_compose_file_meets_the_compose_specification() -> None:
-    schema = json.loads(files("check_jsonschema.builtin_schemas.vendor").joinpath("compose-spec.json").read_text())
+    schema = json.loads(
+        files("check_jsonschema.builtin_schemas.vendor").joinpath("compose-spec.json").read_text()
+    )
     jsonschema.validate(compose(), schema)
 
 
@@ -89,7 +91,9 @@ def test_compose_names_only_services_ports_and_variables_the_code_has() -> None:
     assert streams["command"] == ["bus", "ensure", "--replicas", "3"] and streams["entrypoint"] == ["carectl"]
     assert streams["volumes"][0]["volume"]["subpath"] == "ops"
     # The routes (with their password) come from the generated secrets/cluster.conf.
-    cluster = re.search(r"^cluster \{(.*?)^\}", (ROOT / "deploy/nats/nats.conf").read_text(), re.M | re.S).group(1)
+    cluster = re.search(
+        r"^cluster \{(.*?)^\}", (ROOT / "deploy/nats/nats.conf").read_text(), re.M | re.S
+    ).group(1)
     assert "include ./secrets/cluster.conf" in cluster and "routes" not in cluster.replace("# Routes", "")
 
 
@@ -145,13 +149,19 @@ def test_nats_and_postgres_values() -> None:
     cluster = yaml.safe_load((ROOT / "deploy/postgres/cluster.yaml").read_text())
     assert cluster["kind"] == "Cluster" and cluster["spec"]["instances"] == 3
     init = cluster["spec"]["bootstrap"]["initdb"]
-    created = {init["database"]} | {s.split()[2] for s in init["postInitSQL"] if s.startswith("CREATE DATABASE")}
+    created = {init["database"]} | {
+        s.split()[2] for s in init["postInitSQL"] if s.startswith("CREATE DATABASE")
+    }
     assert created == set(SERVICES)
     # Each database is owned by its service's role, and no other role may connect to it.
     assert init["owner"] == init["database"] == "intake"
     owners = {s.split()[2]: s.split()[4] for s in init["postInitSQL"] if s.startswith("CREATE DATABASE")}
     assert owners == {name: name for name in SERVICES if name != "intake"}
-    revoked = {s.split()[4] for s in init["postInitSQL"] + init["postInitApplicationSQL"] if s.startswith("REVOKE ALL ON DATABASE")}
+    revoked = {
+        s.split()[4]
+        for s in init["postInitSQL"] + init["postInitApplicationSQL"]
+        if s.startswith("REVOKE ALL ON DATABASE")
+    }
     assert revoked == set(SERVICES)
     # Each role's password is its own Secret (scripts/k8s-secrets.py): intake's as the initdb
     # owner's, the others' as managed roles; the operator's CA verifies the server.
@@ -159,12 +169,19 @@ def test_nats_and_postgres_values() -> None:
     roles = {r["name"]: r for r in cluster["spec"]["managed"]["roles"]}
     assert set(roles) == set(SERVICES) - {"intake"}
     for name, role in roles.items():
-        assert role["passwordSecret"] == {"name": f"care-pg-{name}"} and role["login"] and role["ensure"] == "present"
+        assert (
+            role["passwordSecret"] == {"name": f"care-pg-{name}"}
+            and role["login"]
+            and role["ensure"] == "present"
+        )
     for service in SERVICES:
         dep = next(d for d in manifests() if d["kind"] == "Deployment" and d["metadata"]["name"] == service)
         volumes = dep["spec"]["template"]["spec"]["volumes"]
         refs = {v["secret"]["secretName"] for v in volumes if "secret" in v}
-        assert refs == {f"care-nats-{service}", f"care-pg-{service}", f"{cluster['metadata']['name']}-ca"}, (service, refs)
+        assert refs == {f"care-nats-{service}", f"care-pg-{service}", f"{cluster['metadata']['name']}-ca"}, (
+            service,
+            refs,
+        )
         manifest = (ROOT / f"deploy/k8s/{service}.yaml").read_text()
         assert "secretKeyRef" not in manifest
 

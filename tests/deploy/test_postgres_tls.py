@@ -41,7 +41,7 @@ def as_postgres_user() -> list[str]:
     return ["runuser", "-u", "nobody", "--"]
 
 
-def load_dev_certs():  # noqa: ANN201
+def load_dev_certs():
     spec = importlib.util.spec_from_file_location("dev_certs", ROOT / "scripts/dev-certs.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -82,29 +82,60 @@ def server() -> Iterator[dict]:
     shutil.copyfile(ROOT / "deploy/postgres/pg_hba.conf", hba)
     if prefix:
         os.chown(hba, nobody.pw_uid, nobody.pw_gid)
-    settings = [s.replace("/run/care", str(care)).replace("/etc/postgresql/pg_hba.conf", str(hba)) for s in settings]
+    settings = [
+        s.replace("/run/care", str(care)).replace("/etc/postgresql/pg_hba.conf", str(hba)) for s in settings
+    ]
     port = free_port()
     data = base / "data"
     initdb_args = pg["environment"]["POSTGRES_INITDB_ARGS"].split()
     subprocess.run(
-        [*prefix, "initdb", "-D", str(data), "-U", "postgres", f"--pwfile={care / 'postgres.password'}", *initdb_args],
-        check=True, capture_output=True, cwd=base,
+        [
+            *prefix,
+            "initdb",
+            "-D",
+            str(data),
+            "-U",
+            "postgres",
+            f"--pwfile={care / 'postgres.password'}",
+            *initdb_args,
+        ],
+        check=True,
+        capture_output=True,
+        cwd=base,
     )
     options = " ".join(
-        [f"-p {port}", f"-k {base}", "-c listen_addresses='127.0.0.1,127.0.0.2'", *(f"-c {s}" for s in settings)]
+        [
+            f"-p {port}",
+            f"-k {base}",
+            "-c listen_addresses='127.0.0.1,127.0.0.2'",
+            *(f"-c {s}" for s in settings),
+        ]
     )
-    subprocess.run([*prefix, "pg_ctl", "-D", str(data), "-w", "-l", str(base / "log"), "-o", options, "start"],
-                   check=True, capture_output=True, cwd=base)
+    subprocess.run(
+        [*prefix, "pg_ctl", "-D", str(data), "-w", "-l", str(base / "log"), "-o", options, "start"],
+        check=True,
+        capture_output=True,
+        cwd=base,
+    )
     try:
         script = (ROOT / "deploy/postgres/init-roles.sh").read_text().replace("/run/care", str(care))
         (base / "init-roles.sh").write_text(script)
-        env = {**os.environ, "POSTGRES_USER": "postgres", "PGHOST": str(base), "PGPORT": str(port),
-               "PGPASSWORD": (care / "postgres.password").read_text().strip()}
-        done = subprocess.run([*prefix, "bash", str(base / "init-roles.sh")], env=env, capture_output=True, text=True, cwd=base)
+        env = {
+            **os.environ,
+            "POSTGRES_USER": "postgres",
+            "PGHOST": str(base),
+            "PGPORT": str(port),
+            "PGPASSWORD": (care / "postgres.password").read_text().strip(),
+        }
+        done = subprocess.run(
+            [*prefix, "bash", str(base / "init-roles.sh")], env=env, capture_output=True, text=True, cwd=base
+        )
         assert done.returncode == 0, done.stderr
         yield {"port": port, "care": care, "ca": certs / "ca.crt", "env": env, "prefix": prefix}
     finally:
-        subprocess.run([*prefix, "pg_ctl", "-D", str(data), "-w", "-m", "fast", "stop"], capture_output=True, cwd=base)
+        subprocess.run(
+            [*prefix, "pg_ctl", "-D", str(data), "-w", "-m", "fast", "stop"], capture_output=True, cwd=base
+        )
         shutil.rmtree(base, ignore_errors=True)
 
 
@@ -112,11 +143,13 @@ async def connect(url: str, **kwargs: object) -> str:
     db = Database(url, **kwargs)
     try:
         async with db.engine.connect() as conn:
-            row = (await conn.execute(text(
-                "SELECT current_user, ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()"
-            ))).one()
+            row = (
+                await conn.execute(
+                    text("SELECT current_user, ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+                )
+            ).one()
             return f"{row[0]} ssl={row[1]}"
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         return f"refused: {exc}"
     finally:
         await db.dispose()
@@ -128,33 +161,61 @@ def test_a_service_connects_with_its_password_file_over_verified_tls_and_nothing
         password = care.parent / f"{service}.pw"
         shutil.copyfile(care / f"{service}.password", password)
         url = f"postgresql+asyncpg://{service}@localhost:{port}/{service}"
-        assert asyncio.run(connect(url, password_file=str(password), ssl_root_cert=ca)) == f"{service} ssl=True"
+        assert (
+            asyncio.run(connect(url, password_file=str(password), ssl_root_cert=ca)) == f"{service} ssl=True"
+        )
     password = str(care.parent / "intake.pw")
-    plaintext = asyncio.run(connect(f"postgresql+asyncpg://intake@127.0.0.1:{port}/intake?ssl=disable", password_file=password))
+    plaintext = asyncio.run(
+        connect(f"postgresql+asyncpg://intake@127.0.0.1:{port}/intake?ssl=disable", password_file=password)
+    )
     assert "no encryption" in plaintext
-    other = asyncio.run(connect(f"postgresql+asyncpg://intake@localhost:{port}/notify", password_file=password, ssl_root_cert=ca))
+    other = asyncio.run(
+        connect(
+            f"postgresql+asyncpg://intake@localhost:{port}/notify", password_file=password, ssl_root_cert=ca
+        )
+    )
     assert "permission denied for database" in other
     # The development certificate names localhost and 127.0.0.1, not 127.0.0.2 (where the
     # server listens too), and another CA does not vouch for it.
-    wrong_host = asyncio.run(connect(
-        f"postgresql+asyncpg://intake@127.0.0.2:{port}/intake", password_file=password, ssl_root_cert=ca
-    ))
+    wrong_host = asyncio.run(
+        connect(
+            f"postgresql+asyncpg://intake@127.0.0.2:{port}/intake", password_file=password, ssl_root_cert=ca
+        )
+    )
     assert "certificate" in wrong_host.lower() and wrong_host.startswith("refused"), wrong_host
     other_ca = care.parent / "other-ca"
     load_dev_certs().generate(other_ca)
-    wrong_ca = asyncio.run(connect(
-        f"postgresql+asyncpg://intake@localhost:{port}/intake", password_file=password, ssl_root_cert=str(other_ca / "ca.crt")
-    ))
+    wrong_ca = asyncio.run(
+        connect(
+            f"postgresql+asyncpg://intake@localhost:{port}/intake",
+            password_file=password,
+            ssl_root_cert=str(other_ca / "ca.crt"),
+        )
+    )
     assert "certificate verify failed" in wrong_ca, wrong_ca
     wrong_password = care.parent / "wrong.pw"
     wrong_password.write_text("not-it")
     assert "password authentication failed" in asyncio.run(
-        connect(f"postgresql+asyncpg://intake@localhost:{port}/intake", password_file=str(wrong_password), ssl_root_cert=ca)
+        connect(
+            f"postgresql+asyncpg://intake@localhost:{port}/intake",
+            password_file=str(wrong_password),
+            ssl_root_cert=ca,
+        )
     )
     stored = subprocess.run(
-        [*server["prefix"], "psql", "-U", "postgres", "-Atc",
-         "SELECT rolname || ' ' || left(rolpassword, 14) FROM pg_authid WHERE rolname IN ('intake','pathway','referral','notify') ORDER BY 1",
-         "postgres"],
-        env=server["env"], capture_output=True, text=True, check=True, cwd=care.parent,
+        [
+            *server["prefix"],
+            "psql",
+            "-U",
+            "postgres",
+            "-Atc",
+            "SELECT rolname || ' ' || left(rolpassword, 14) FROM pg_authid WHERE rolname IN ('intake','pathway','referral','notify') ORDER BY 1",
+            "postgres",
+        ],
+        env=server["env"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=care.parent,
     ).stdout.split("\n")
     assert [line for line in stored if line] == [f"{s} SCRAM-SHA-256$" for s in sorted(SERVICES)]

@@ -48,7 +48,7 @@ def k8s_docs() -> list[dict]:  # read-only: parsed once for the many policy ques
     return docs
 
 
-def load_script(name: str):  # noqa: ANN201
+def load_script(name: str):
     spec = importlib.util.spec_from_file_location(name.replace("-", "_"), ROOT / "scripts" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -67,7 +67,7 @@ def conf_blocks(text: str) -> dict[str, str]:
         if match.group(0) == "}":
             depth -= 1
             if depth == 0 and name:
-                blocks[name] = text[start:match.start()]
+                blocks[name] = text[start : match.start()]
                 name = None
         else:
             if depth == 0:
@@ -177,14 +177,18 @@ def test_helm_values_require_tls_and_include_auth_from_a_secret() -> None:
     [volume] = [p["value"] for p in values["podTemplate"]["patch"] if p["path"] == "/spec/volumes/-"]
     assert mount["name"] == volume["name"] and volume["secret"]["secretName"] == "nats-auth"
     assert mount["readOnly"]
-    assert posixpath.normpath(posixpath.join("/etc/nats-config", include)) == f"{mount['mountPath']}/auth.conf"
+    assert (
+        posixpath.normpath(posixpath.join("/etc/nats-config", include)) == f"{mount['mountPath']}/auth.conf"
+    )
     assert not values["natsBox"]["enabled"]
     configmap = next(d for d in k8s_docs() if d["kind"] == "ConfigMap")
     assert configmap["data"]["NATS_URL"].startswith("tls://")
 
 
 @pytest.mark.skipif(NATS_SERVER is None, reason="no nats-server binary")
-def test_nats_server_runs_the_compose_config_routes_over_tls_and_refuses_anonymous_clients(tmp_path: Path) -> None:
+def test_nats_server_runs_the_compose_config_routes_over_tls_and_refuses_anonymous_clients(
+    tmp_path: Path,
+) -> None:
     """Two members from the compose server config (paths moved under tmp_path, routes to
     each other on localhost) with a stand-in auth.conf: nats-server accepts the config, the
     members route to each other over mutual TLS with the one server certificate, and a
@@ -194,9 +198,15 @@ def test_nats_server_runs_the_compose_config_routes_over_tls_and_refuses_anonymo
     certs = tmp_path / "certs"
     load_script("dev-certs").generate(certs)
     secrets.mkdir()
-    for src, dest in (("nats-server.crt", "server.crt"), ("nats-server.key", "server.key"), ("ca.crt", "ca.crt")):
+    for src, dest in (
+        ("nats-server.crt", "server.crt"),
+        ("nats-server.key", "server.key"),
+        ("ca.crt", "ca.crt"),
+    ):
         shutil.copyfile(certs / src, secrets / dest)
-    (secrets / "auth.conf").write_text('authorization { users: [ {user: probe, password: "probe-password"} ] }\n')
+    (secrets / "auth.conf").write_text(
+        'authorization { users: [ {user: probe, password: "probe-password"} ] }\n'
+    )
     route_password = "route-password-for-the-test"
 
     def free_port() -> int:
@@ -206,7 +216,9 @@ def test_nats_server_runs_the_compose_config_routes_over_tls_and_refuses_anonymo
 
     members = [{"name": f"m{i}", "port": free_port(), "route": free_port()} for i in (1, 2)]
     routes = ", ".join(f'"nats-route://route:{route_password}@localhost:{m["route"]}"' for m in members)
-    (secrets / "cluster.conf").write_text(f'authorization {{ user: "route", password: "{route_password}", timeout: 2 }}\nroutes: [{routes}]\n')
+    (secrets / "cluster.conf").write_text(
+        f'authorization {{ user: "route", password: "{route_password}", timeout: 2 }}\nroutes: [{routes}]\n'
+    )
     servers = []
     try:
         for member in members:
@@ -221,7 +233,11 @@ def test_nats_server_runs_the_compose_config_routes_over_tls_and_refuses_anonymo
             check = subprocess.run([NATS_SERVER, "-c", str(path), "-t"], capture_output=True, text=True)
             assert check.returncode == 0, check.stderr + check.stdout
             member["log"] = tmp_path / f"{member['name']}.log"
-            servers.append(subprocess.Popen([NATS_SERVER, "-c", str(path), "--name", member["name"], "-l", str(member["log"])]))
+            servers.append(
+                subprocess.Popen(
+                    [NATS_SERVER, "-c", str(path), "--name", member["name"], "-l", str(member["log"])]
+                )
+            )
 
         def logs() -> str:
             return "".join(m["log"].read_text() for m in members if m["log"].exists())
@@ -242,16 +258,22 @@ def test_nats_server_runs_the_compose_config_routes_over_tls_and_refuses_anonymo
         async def attempt(**kwargs: object) -> str:
             try:
                 nc = await nats.connect(
-                    f"tls://127.0.0.1:{port}", connect_timeout=3, allow_reconnect=False, max_reconnect_attempts=0, **kwargs
+                    f"tls://127.0.0.1:{port}",
+                    connect_timeout=3,
+                    allow_reconnect=False,
+                    max_reconnect_attempts=0,
+                    **kwargs,
                 )
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 return f"refused: {exc!r}"
             await nc.close()
             return "connected"
 
         assert asyncio.run(attempt(tls=context(True), user="probe", password="probe-password")) == "connected"
         assert "Authorization Violation" in asyncio.run(attempt(tls=context(True)))
-        assert asyncio.run(attempt(tls=context(False), user="probe", password="probe-password")).startswith("refused")
+        assert asyncio.run(attempt(tls=context(False), user="probe", password="probe-password")).startswith(
+            "refused"
+        )
         text = logs()
         assert text.count("TLS required for client connections") == 2
         assert "route handshake error" not in text.lower() and "[FTL]" not in text, text
@@ -264,10 +286,12 @@ def test_nats_server_runs_the_compose_config_routes_over_tls_and_refuses_anonymo
         rogue_conf.write_text(
             f"port: {free_port()}\nhost: 127.0.0.1\n"
             f"cluster {{ name: care, port: {free_port()}, routes: [nats-route://localhost:{members[0]['route']}]\n"
-            f"  tls {{ cert_file: \"{certs / 'intake.crt'}\", key_file: \"{certs / 'intake.key'}\", ca_file: \"{certs / 'ca.crt'}\", verify: true, timeout: 2 }} }}\n"
+            f'  tls {{ cert_file: "{certs / "intake.crt"}", key_file: "{certs / "intake.key"}", ca_file: "{certs / "ca.crt"}", verify: true, timeout: 2 }} }}\n'
         )
         rogue_log = rogue_dir / "rogue.log"
-        rogue = subprocess.Popen([NATS_SERVER, "-c", str(rogue_conf), "--name", "rogue", "-l", str(rogue_log)])
+        rogue = subprocess.Popen(
+            [NATS_SERVER, "-c", str(rogue_conf), "--name", "rogue", "-l", str(rogue_log)]
+        )
         servers.append(rogue)
         deadline = time.monotonic() + 10
         while "Router connection closed: Authentication Failure" not in members[0]["log"].read_text():
@@ -292,8 +316,12 @@ def test_compose_postgres_takes_only_tls_with_scram_and_a_password_from_a_file()
     command = pg["command"]
     settings = dict(command[i + 1].split("=", 1) for i, arg in enumerate(command) if arg == "-c")
     assert settings["ssl"] == "on" and settings["password_encryption"] == "scram-sha-256"
-    assert settings["ssl_cert_file"].startswith("/run/care/") and settings["ssl_key_file"].startswith("/run/care/")
-    hba_mount = next(v for v in pg["volumes"] if isinstance(v, str) and v.split(":")[1] == settings["hba_file"])
+    assert settings["ssl_cert_file"].startswith("/run/care/") and settings["ssl_key_file"].startswith(
+        "/run/care/"
+    )
+    hba_mount = next(
+        v for v in pg["volumes"] if isinstance(v, str) and v.split(":")[1] == settings["hba_file"]
+    )
     hba = (ROOT / hba_mount.split(":")[0]).read_text().splitlines()
     rules = hba_rules(hba)
     assert rules, "an empty pg_hba.conf"
@@ -308,8 +336,8 @@ def test_compose_postgres_takes_only_tls_with_scram_and_a_password_from_a_file()
     assert mount["volume"]["subpath"] == "postgres" and mount["target"] == "/run/care" and mount["read_only"]
     init = (ROOT / "deploy/postgres/init-roles.sh").read_text()
     assert "CREATE ROLE :\"role\" LOGIN PASSWORD :'password'" in init
-    assert "REVOKE ALL ON DATABASE :\"role\" FROM PUBLIC" in init
-    assert "password_file=\"/run/care/$service.password\"" in init
+    assert 'REVOKE ALL ON DATABASE :"role" FROM PUBLIC' in init
+    assert 'password_file="/run/care/$service.password"' in init
 
 
 def test_cloudnativepg_takes_only_tls_with_scram() -> None:
@@ -396,9 +424,11 @@ def test_the_secrets_script_makes_every_secret_the_manifests_name(tmp_path: Path
                 if "secret" in volume:
                     referenced.add((doc["metadata"]["namespace"], volume["secret"]["secretName"]))
     values = yaml.safe_load((ROOT / "deploy/nats/values.yaml").read_text())
-    referenced |= {("nats", values["config"]["nats"]["tls"]["secretName"]),
-                   ("nats", values["config"]["cluster"]["tls"]["secretName"]),
-                   ("nats", values["tlsCA"]["secretName"])}
+    referenced |= {
+        ("nats", values["config"]["nats"]["tls"]["secretName"]),
+        ("nats", values["config"]["cluster"]["tls"]["secretName"]),
+        ("nats", values["tlsCA"]["secretName"]),
+    }
     referenced |= {("nats", p["value"]["secret"]["secretName"]) for p in values["podTemplate"]["patch"]}
     cluster = yaml.safe_load((ROOT / "deploy/postgres/cluster.yaml").read_text())
     namespace = cluster["metadata"]["namespace"]
@@ -409,8 +439,16 @@ def test_the_secrets_script_makes_every_secret_the_manifests_name(tmp_path: Path
     assert set(made) - referenced == {("trd-care", "care-nats-ops")}  # for ops pods (carectl)
     for service in SERVICES:
         secret = made[("trd-care", f"care-pg-{service}")]
-        assert secret["type"] == "kubernetes.io/basic-auth" and set(secret["data"]) == {"username", "password"}
-        assert set(made[("trd-care", f"care-nats-{service}")]["data"]) == {"nats.nk", "tls.crt", "tls.key", "ca.crt"}
+        assert secret["type"] == "kubernetes.io/basic-auth" and set(secret["data"]) == {
+            "username",
+            "password",
+        }
+        assert set(made[("trd-care", f"care-nats-{service}")]["data"]) == {
+            "nats.nk",
+            "tls.crt",
+            "tls.key",
+            "ca.crt",
+        }
     assert made[("nats", "nats-server-tls")]["type"] == "kubernetes.io/tls"
 
     ca = x509.load_pem_x509_certificate((out / "tls" / "ca.crt").read_bytes())
@@ -431,7 +469,9 @@ def make_url_host(url: str) -> str:
 def test_no_secret_material_is_tracked_by_git() -> None:
     if shutil.which("git") is None or not (ROOT / ".git").exists():
         pytest.skip("not a git checkout")
-    tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
+    tracked = subprocess.run(
+        ["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.split()
     for name in tracked:
         assert not re.search(r"\.(nk|key|pem|password)$", name), name
         path = ROOT / name
@@ -441,7 +481,9 @@ def test_no_secret_material_is_tracked_by_git() -> None:
             assert not re.search(r"\bSU[A-Z2-7]{56}\b", text), f"{name} holds an nkey seed"
     ignored = subprocess.run(
         ["git", "check-ignore", "var/k8s-secrets/secrets.yaml", "var/certs/ca.key", "x/intake.nk"],
-        cwd=ROOT, capture_output=True, text=True,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
     ).stdout.split()
     assert len(ignored) == 3
 
@@ -450,7 +492,11 @@ def test_no_secret_material_is_tracked_by_git() -> None:
 
 
 def policies() -> dict[tuple[str, str], dict]:
-    return {(d["metadata"]["namespace"], d["metadata"]["name"]): d for d in k8s_docs() if d["kind"] == "NetworkPolicy"}
+    return {
+        (d["metadata"]["namespace"], d["metadata"]["name"]): d
+        for d in k8s_docs()
+        if d["kind"] == "NetworkPolicy"
+    }
 
 
 def selects(selector: dict, labels: dict) -> bool:
@@ -485,7 +531,11 @@ def reaches(peers: list[dict], namespace: str, labels: dict, own_namespace: str)
     ns_labels = {"kubernetes.io/metadata.name": namespace}
     for peer in peers:
         assert "ipBlock" not in peer, peer
-        ns_ok = selects(peer["namespaceSelector"], ns_labels) if "namespaceSelector" in peer else namespace == own_namespace
+        ns_ok = (
+            selects(peer["namespaceSelector"], ns_labels)
+            if "namespaceSelector" in peer
+            else namespace == own_namespace
+        )
         pod_ok = selects(peer["podSelector"], labels) if "podSelector" in peer else True
         if ns_ok and pod_ok:
             return True
@@ -539,7 +589,11 @@ def test_only_the_services_reach_postgresql() -> None:
 
 
 def test_only_the_services_and_ops_reach_the_nats_client_port() -> None:
-    nats_labels = {"app.kubernetes.io/name": "nats", "app.kubernetes.io/component": "nats", "app.kubernetes.io/instance": "nats"}
+    nats_labels = {
+        "app.kubernetes.io/name": "nats",
+        "app.kubernetes.io/component": "nats",
+        "app.kubernetes.io/instance": "nats",
+    }
     clients = allowed("nats", nats_labels, 4222)
     for name in SERVICES:
         assert reaches(clients, "trd-care", pod_labels(name), "nats"), name

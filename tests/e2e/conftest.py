@@ -18,14 +18,20 @@ SERVICES = ("intake", "pathway", "referral", "notify")
 
 
 class Network:
-    def __init__(self, nats: NatsServer, workdir: Path, extra_env: dict[str, dict[str, str]] | None = None) -> None:
+    def __init__(
+        self, nats: NatsServer, workdir: Path, extra_env: dict[str, dict[str, str]] | None = None
+    ) -> None:
         self.nats = nats
         self.workdir = workdir
         extra_env = extra_env or {}
         self.services = {
             name: ServiceProcess(
                 name,
-                {"DATABASE_URL": sqlite_url_for(workdir / f"{name}.db"), **nats.env(name), **extra_env.get(name, {})},
+                {
+                    "DATABASE_URL": sqlite_url_for(workdir / f"{name}.db"),
+                    **nats.env(name),
+                    **extra_env.get(name, {}),
+                },
                 workdir,
             )
             for name in SERVICES
@@ -60,7 +66,9 @@ class Network:
         found = []
         for svc in self.services.values():
             if svc.trace_file.exists():
-                found += [json.loads(line) for line in svc.trace_file.read_text().splitlines() if line.strip()]
+                found += [
+                    json.loads(line) for line in svc.trace_file.read_text().splitlines() if line.strip()
+                ]
         return found
 
 
@@ -71,5 +79,3 @@ def network(own_nats: NatsServer, tmp_path: Path) -> Iterator[Network]:
         yield net.start()
     finally:
         net.stop()
-
-

@@ -14,7 +14,16 @@ from care_shared.testing.polling import eventually
 from tests.e2e.conftest import SERVICES, Network
 
 pytestmark = pytest.mark.e2e
-OPEN = {"/healthz", "/readyz", "/metrics", "/asyncapi.json", "/openapi.json", "/docs", "/redoc", "/docs/oauth2-redirect"}
+OPEN = {
+    "/healthz",
+    "/readyz",
+    "/metrics",
+    "/asyncapi.json",
+    "/openapi.json",
+    "/docs",
+    "/redoc",
+    "/docs/oauth2-redirect",
+}
 MARKER = "mrn-AUTH-MATRIX-4471"
 
 # Bodies valid for the endpoint, so the answer to another clinic is about the patient, not
@@ -22,15 +31,41 @@ MARKER = "mrn-AUTH-MATRIX-4471"
 VALID_BODIES = {
     "/v1/patients/{patient_id}/episodes": {"onset_date": "2026-01-05"},
     "/v1/patients/{patient_id}/episodes/{episode_id}": {"diagnosis": "bipolar"},
-    "/v1/patients/{patient_id}/trials": {"kind": "antidepressant", "agent": "sertraline", "dose_mg_per_day": 100, "started_on": "2026-02-01"},
+    "/v1/patients/{patient_id}/trials": {
+        "kind": "antidepressant",
+        "agent": "sertraline",
+        "dose_mg_per_day": 100,
+        "started_on": "2026-02-01",
+    },
     "/v1/patients/{patient_id}/trials/{trial_id}/completion": {"ended_on": "2026-03-01"},
     "/v1/patients/{patient_id}/assessments": {"instrument": "PHQ-9", "score": 3, "taken_on": "2026-03-01"},
-    "/v1/patients/{patient_id}/contact": {"email": "someone@example.org", "channel": "email", "reminders": True},
+    "/v1/patients/{patient_id}/contact": {
+        "email": "someone@example.org",
+        "channel": "email",
+        "reminders": True,
+    },
     # trd-rules 2026.12 records (DESIGN.md 6)
-    "/v1/patients/{patient_id}/comorbidities": {"condition": "chronic_pain", "present": True, "recorded_on": "2026-03-01"},
-    "/v1/patients/{patient_id}/workup": {"check": "thyroid_function", "result": "normal", "done_on": "2026-03-01"},
-    "/v1/patients/{patient_id}/preferences": {"strategy": "ect", "declined": True, "recorded_on": "2026-03-01"},
-    "/v1/patients/{patient_id}/journal": {"entry_on": "2026-03-01", "mood": 4, "side_effects": ["nausea"], "triggers": ["poor_sleep"]},
+    "/v1/patients/{patient_id}/comorbidities": {
+        "condition": "chronic_pain",
+        "present": True,
+        "recorded_on": "2026-03-01",
+    },
+    "/v1/patients/{patient_id}/workup": {
+        "check": "thyroid_function",
+        "result": "normal",
+        "done_on": "2026-03-01",
+    },
+    "/v1/patients/{patient_id}/preferences": {
+        "strategy": "ect",
+        "declined": True,
+        "recorded_on": "2026-03-01",
+    },
+    "/v1/patients/{patient_id}/journal": {
+        "entry_on": "2026-03-01",
+        "mood": 4,
+        "side_effects": ["nausea"],
+        "triggers": ["poor_sleep"],
+    },
 }
 
 
@@ -48,12 +83,29 @@ async def test_no_key_wrong_key_and_another_clinics_key_never_see_data(network: 
     async with httpx.AsyncClient(timeout=10) as http:
         intake = network.url("intake")
         created = await eventually(
-            lambda: _try(http, f"{intake}/v1/patients", key_a, {"external_id": MARKER, "birth_year": 1980, "sex": "female", "timezone": "UTC"}),
+            lambda: _try(
+                http,
+                f"{intake}/v1/patients",
+                key_a,
+                {"external_id": MARKER, "birth_year": 1980, "sex": "female", "timezone": "UTC"},
+            ),
             what="intake to accept clinic A",
         )
         pid = created["id"]
-        episode = (await http.post(f"{intake}/v1/patients/{pid}/episodes", json={"onset_date": "2026-01-05"}, headers=_auth(key_a))).json()
-        trial = (await http.post(f"{intake}/v1/patients/{pid}/trials", json=VALID_BODIES["/v1/patients/{patient_id}/trials"], headers=_auth(key_a))).json()
+        episode = (
+            await http.post(
+                f"{intake}/v1/patients/{pid}/episodes",
+                json={"onset_date": "2026-01-05"},
+                headers=_auth(key_a),
+            )
+        ).json()
+        trial = (
+            await http.post(
+                f"{intake}/v1/patients/{pid}/trials",
+                json=VALID_BODIES["/v1/patients/{patient_id}/trials"],
+                headers=_auth(key_a),
+            )
+        ).json()
         ids = {"patient_id": pid, "episode_id": episode["id"], "trial_id": trial["id"]}
 
         async def everywhere() -> bool:  # both clinics and the patient known to every service
@@ -64,6 +116,7 @@ async def test_no_key_wrong_key_and_another_clinics_key_never_see_data(network: 
                 if (await http.get(f"{network.url(s)}{path}", headers=_auth(key_b))).status_code != 404:
                     return False
             return True
+
         await eventually(everywhere, timeout=30, what="every service to know both clinics and the patient")
 
         # A suicidality answer makes the assessment urgent, and urgent always advises referral
@@ -76,10 +129,14 @@ async def test_no_key_wrong_key_and_another_clinics_key_never_see_data(network: 
         assert r.status_code == 201, r.text
 
         async def referred() -> str | None:
-            got = await http.get(f"{network.url('referral')}/v1/referrals", params={"patient_id": pid}, headers=_auth(key_a))
+            got = await http.get(
+                f"{network.url('referral')}/v1/referrals", params={"patient_id": pid}, headers=_auth(key_a)
+            )
             return got.json()[0]["id"] if got.status_code == 200 and got.json() else None
 
-        ids["referral_id"] = ids["task_id"] = await eventually(referred, timeout=30, what="referral to open the patient's referral")
+        ids["referral_id"] = ids["task_id"] = await eventually(
+            referred, timeout=30, what="referral to open the patient's referral"
+        )
         contact = await http.put(
             f"{network.url('notify')}/v1/patients/{pid}/contact",
             json=VALID_BODIES["/v1/patients/{patient_id}/contact"],
@@ -110,17 +167,34 @@ async def test_no_key_wrong_key_and_another_clinics_key_never_see_data(network: 
                 if method == "GET" and names:
                     # The owner does see it: the 404s above are about the key, not the URL.
                     own = await http.get(url, headers=_auth(key_a))
-                    assert own.status_code == 200, f"{service} GET {template} for its own clinic: {own.status_code} {own.text[:200]}"
-                for headers, expected in (({}, {401}), (_auth("trd_not-a-key"), {401}), (_auth(key_b), other)):
+                    assert own.status_code == 200, (
+                        f"{service} GET {template} for its own clinic: {own.status_code} {own.text[:200]}"
+                    )
+                for headers, expected in (
+                    ({}, {401}),
+                    (_auth("trd_not-a-key"), {401}),
+                    (_auth(key_b), other),
+                ):
                     r = await http.request(method, url, json=body, headers=headers, params=params)
-                    where = f"{service} {method} {template} with {headers.get('Authorization', 'no key')[:16]}"
+                    where = (
+                        f"{service} {method} {template} with {headers.get('Authorization', 'no key')[:16]}"
+                    )
                     if expected is not None:
                         assert r.status_code in expected, f"{where}: {r.status_code} {r.text[:300]}"
                     assert r.status_code < 500, where
                     if headers and headers.get("Authorization") == f"Bearer {key_b}":
                         assert r.status_code not in range(200, 300) or not names, where
-                    leaked = r.text.replace(r.json().get("instance", "") if r.headers.get("content-type", "").endswith("json") and isinstance(r.json(), dict) else "", "")
-                    assert MARKER not in leaked and (pid not in leaked or r.status_code < 300 and headers.get("Authorization") == f"Bearer {key_a}"), where
+                    leaked = r.text.replace(
+                        r.json().get("instance", "")
+                        if r.headers.get("content-type", "").endswith("json") and isinstance(r.json(), dict)
+                        else "",
+                        "",
+                    )
+                    assert MARKER not in leaked and (
+                        pid not in leaked
+                        or r.status_code < 300
+                        and headers.get("Authorization") == f"Bearer {key_a}"
+                    ), where
                     checked += 1
         assert checked >= 3 * 12
 

@@ -35,14 +35,23 @@ def schemathesis_binary() -> str:
 def run_schemathesis(url: str, key: str, max_examples: int, workdir: Path) -> tuple[int, str]:
     out = subprocess.run(
         [
-            schemathesis_binary(), "run", f"{url}/openapi.json",
-            "-H", f"Authorization: Bearer {key}",
-            "--checks", CHECKS,
-            "--max-examples", str(max_examples),
-            "--seed", "1",
+            schemathesis_binary(),
+            "run",
+            f"{url}/openapi.json",
+            "-H",
+            f"Authorization: Bearer {key}",
+            "--checks",
+            CHECKS,
+            "--max-examples",
+            str(max_examples),
+            "--seed",
+            "1",
             "--no-color",
         ],
-        capture_output=True, text=True, timeout=600, cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=workdir,
     )
     return out.returncode, out.stdout + out.stderr
 
@@ -62,9 +71,21 @@ async def test_generated_requests_never_break_a_service(quiet_network: Network) 
     network = quiet_network
     key = network.add_clinic("Fuzz clinic")
     async with httpx.AsyncClient() as http:
+
         async def everyone_knows_the_key() -> bool:
-            codes = [(await http.get(f"{network.url(s)}/v1/patients/x/seen" if s != "intake" else f"{network.url(s)}/v1/patients/x", headers={"Authorization": f"Bearer {key}"})).status_code for s in SERVICES]
+            codes = [
+                (
+                    await http.get(
+                        f"{network.url(s)}/v1/patients/x/seen"
+                        if s != "intake"
+                        else f"{network.url(s)}/v1/patients/x",
+                        headers={"Authorization": f"Bearer {key}"},
+                    )
+                ).status_code
+                for s in SERVICES
+            ]
             return all(c == 404 for c in codes)
+
         await eventually(everyone_knows_the_key, timeout=30, what="every service to know the clinic's key")
 
         examples = {}
@@ -78,12 +99,17 @@ async def test_generated_requests_never_break_a_service(quiet_network: Network) 
     await non_finite_and_oversized(network, key)
 
     results = await asyncio.gather(
-        *(asyncio.to_thread(run_schemathesis, network.url(s), key, examples[s], network.workdir) for s in SERVICES)
+        *(
+            asyncio.to_thread(run_schemathesis, network.url(s), key, examples[s], network.workdir)
+            for s in SERVICES
+        )
     )
     for service, (code, output) in zip(SERVICES, results, strict=True):
         generated = re.search(r"(\d+) generated", output)
         assert code == 0, f"{service}:\n{output[-4000:]}"
-        assert generated and int(generated.group(1)) >= MIN_REQUESTS, f"{service}: {generated and generated.group(0)}\n{output[-1500:]}"
+        assert generated and int(generated.group(1)) >= MIN_REQUESTS, (
+            f"{service}: {generated and generated.group(0)}\n{output[-1500:]}"
+        )
 
 
 NONFINITE = ("1e400", "-1e400", "NaN", "Infinity", "-Infinity")
@@ -138,24 +164,54 @@ async def non_finite_and_oversized(network: Network, key: str) -> None:
                         continue
                     # Past the body limit: 401 without a key (before the body), 413 with one.
                     big = b"[" + b"0," * 40_000 + b"0]"
-                    r = await http.request(method.upper(), base + path, content=big, headers={"Content-Type": "application/json"})
+                    r = await http.request(
+                        method.upper(), base + path, content=big, headers={"Content-Type": "application/json"}
+                    )
                     assert r.status_code == 401, (s, method, template, r.status_code)
                     r = await http.request(method.upper(), base + path, content=big, headers=auth)
-                    assert r.status_code == 413 and r.json()["field"] == "body", (s, method, template, r.status_code)
+                    assert r.status_code == 413 and r.json()["field"] == "body", (
+                        s,
+                        method,
+                        template,
+                        r.status_code,
+                    )
                     for field_path in numeric_paths(spec, content["schema"]):
                         name = ".".join(str(p) for p in field_path)
                         for token in NONFINITE:
-                            r = await http.request(method.upper(), base + path, content=body_with(field_path, token), headers=auth)
+                            r = await http.request(
+                                method.upper(),
+                                base + path,
+                                content=body_with(field_path, token),
+                                headers=auth,
+                            )
                             tried += 1
                             # A coordinator-only route refuses a clinic's key first (403).
-                            assert r.status_code in (422, 403), (s, method, template, name, token, r.status_code, r.text)
+                            assert r.status_code in (422, 403), (
+                                s,
+                                method,
+                                template,
+                                name,
+                                token,
+                                r.status_code,
+                                r.text,
+                            )
                             if r.status_code == 422:
                                 fields = [e["field"] for e in r.json()["errors"]]
-                                assert any(f == name or f.startswith(name + ".") for f in fields), (s, template, name, token, fields)
+                                assert any(f == name or f.startswith(name + ".") for f in fields), (
+                                    s,
+                                    template,
+                                    name,
+                                    token,
+                                    fields,
+                                )
         assert tried >= 50, tried  # intake's numbers, referral's, at least
         for s in SERVICES:
-            assert _appended((await http.get(f"{network.url(s)}/metrics")).text) == appended_before[s], s  # nothing stored
+            assert _appended((await http.get(f"{network.url(s)}/metrics")).text) == appended_before[s], (
+                s
+            )  # nothing stored
 
 
 def _appended(metrics: str) -> float:
-    return sum(float(v) for v in re.findall(r"^care_events_appended_total\{[^}]*\} ([0-9.e+]+)$", metrics, re.M))
+    return sum(
+        float(v) for v in re.findall(r"^care_events_appended_total\{[^}]*\} ([0-9.e+]+)$", metrics, re.M)
+    )

@@ -118,10 +118,18 @@ def test_make_run_starts_everything_moves_a_busy_port_and_stops_cleanly(tmp_path
         streams = subprocess.run([*carectl, "streams"], env=env, capture_output=True, text=True, timeout=60)
         assert streams.returncode == 0, streams.stderr
         assert "INTAKE" in streams.stdout
-        consumers = subprocess.run([*carectl, "consumers", "--interval", "0.2"], env=env, capture_output=True, text=True, timeout=60)
-        assert consumers.returncode == 0 and "pathway-intake" in consumers.stdout and "ack rate" in consumers.stdout
+        consumers = subprocess.run(
+            [*carectl, "consumers", "--interval", "0.2"], env=env, capture_output=True, text=True, timeout=60
+        )
+        assert (
+            consumers.returncode == 0
+            and "pathway-intake" in consumers.stdout
+            and "ack rate" in consumers.stdout
+        )
         for service in ("pathway", "referral", "notify"):  # databases found through run.json
-            rebuilt = subprocess.run([*carectl, "rebuild", service], env=env, capture_output=True, text=True, timeout=120)
+            rebuilt = subprocess.run(
+                [*carectl, "rebuild", service], env=env, capture_output=True, text=True, timeout=120
+            )
             assert rebuilt.returncode == 0, f"{service}: {rebuilt.stdout}{rebuilt.stderr}"
         deadline = time.monotonic() + 30
         while True:  # the span files are flushed in batches

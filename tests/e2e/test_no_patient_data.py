@@ -25,11 +25,26 @@ EMAIL = "zebediah.quartermaine@example.org"
 PHONE = "+447700900461"
 SMS_NAME = "Ottoline Featherstonehaugh"
 SMS_PHONE = "+447700900987"
-NEEDLES = [NAME, EMAIL, PHONE, PHONE.lstrip("+"), SMS_NAME, SMS_PHONE, SMS_PHONE.lstrip("+"), "Quartermaine", "Featherstonehaugh"]
+NEEDLES = [
+    NAME,
+    EMAIL,
+    PHONE,
+    PHONE.lstrip("+"),
+    SMS_NAME,
+    SMS_PHONE,
+    SMS_PHONE.lstrip("+"),
+    "Quartermaine",
+    "Featherstonehaugh",
+]
 
 
 @pytest.fixture
-def delivering_network(own_nats: NatsServer, tmp_path: Path, mailbox, gateway: Gateway) -> Iterator[tuple[Network, Path]]:  # noqa: ANN001, F811
+def delivering_network(
+    own_nats: NatsServer,
+    tmp_path: Path,
+    mailbox,  # noqa: F811
+    gateway: Gateway,  # noqa: F811
+) -> Iterator[tuple[Network, Path]]:
     _box, smtp_port = mailbox
     clock = tmp_path / "now.txt"
     clock.write_text("2026-03-01T12:00:00+00:00")
@@ -42,7 +57,11 @@ def delivering_network(own_nats: NatsServer, tmp_path: Path, mailbox, gateway: G
     }
     # Every service at DEBUG: the most a troubleshooting operator would turn on.
     debug = {"LOG_LEVEL": "DEBUG"}
-    net = Network(own_nats, tmp_path, {"intake": debug, "pathway": debug, "referral": debug, "notify": {**notify_env, **debug}})
+    net = Network(
+        own_nats,
+        tmp_path,
+        {"intake": debug, "pathway": debug, "referral": debug, "notify": {**notify_env, **debug}},
+    )
     try:
         yield net.start(), clock
     finally:
@@ -50,7 +69,9 @@ def delivering_network(own_nats: NatsServer, tmp_path: Path, mailbox, gateway: G
 
 
 async def test_a_full_flow_with_fake_identities_leaves_none_in_spans_or_logs(
-    delivering_network: tuple[Network, Path], mailbox: tuple[Mailbox, int], gateway: Gateway  # noqa: F811
+    delivering_network: tuple[Network, Path],
+    mailbox: tuple[Mailbox, int],  # noqa: F811
+    gateway: Gateway,  # noqa: F811
 ) -> None:
     network, clock = delivering_network
     box, _ = mailbox
@@ -58,31 +79,64 @@ async def test_a_full_flow_with_fake_identities_leaves_none_in_spans_or_logs(
     auth = {"Authorization": f"Bearer {key}"}
     intake, notify = network.url("intake"), network.url("notify")
     async with httpx.AsyncClient(timeout=10) as http:
+
         async def post(path: str, body: dict, **headers: str) -> dict:
             r = await http.post(f"{intake}{path}", json=body, headers={**auth, **headers})
             assert r.status_code == 201, r.text
             return r.json()
 
         patients = []
-        for who, contact in ((NAME, {"email": EMAIL, "phone": PHONE, "channel": "email"}), (SMS_NAME, {"phone": SMS_PHONE, "channel": "sms"})):
+        for who, contact in (
+            (NAME, {"email": EMAIL, "phone": PHONE, "channel": "email"}),
+            (SMS_NAME, {"phone": SMS_PHONE, "channel": "sms"}),
+        ):
             # A clinic that (wrongly) puts a name in its own reference, and in an idempotency key.
             patient = await eventually(
-                lambda who=who: _try(http, f"{intake}/v1/patients", auth, {"external_id": who, "birth_year": 1984, "sex": "female", "timezone": "Europe/London"}),
+                lambda who=who: _try(
+                    http,
+                    f"{intake}/v1/patients",
+                    auth,
+                    {"external_id": who, "birth_year": 1984, "sex": "female", "timezone": "Europe/London"},
+                ),
                 what="intake to accept the clinic",
             )
             pid = patient["id"]
             patients.append(pid)
 
             async def contact_saved(pid: str = pid, contact: dict = contact) -> bool:
-                r = await http.put(f"{notify}/v1/patients/{pid}/contact", json={**contact, "reminders": True, "adherence_reminders": "off"}, headers=auth)
+                r = await http.put(
+                    f"{notify}/v1/patients/{pid}/contact",
+                    json={**contact, "reminders": True, "adherence_reminders": "off"},
+                    headers=auth,
+                )
                 return r.status_code in (200, 201)
+
             await eventually(contact_saved, timeout=30, what="notify to know the patient")
 
-            await post(f"/v1/patients/{pid}/episodes", {"onset_date": "2026-01-05", "severity": "severe", "diagnosis": "mdd"})
-            await post(f"/v1/patients/{pid}/trials", {"kind": "antidepressant", "agent": "sertraline", "dose_mg_per_day": 100, "started_on": "2026-02-25"}, **{"Idempotency-Key": f"{who}-trial"})
-            await post(f"/v1/patients/{pid}/assessments", {"instrument": "PHQ-9", "score": 19, "item9": 2, "taken_on": "2026-02-25"})
+            await post(
+                f"/v1/patients/{pid}/episodes",
+                {"onset_date": "2026-01-05", "severity": "severe", "diagnosis": "mdd"},
+            )
+            await post(
+                f"/v1/patients/{pid}/trials",
+                {
+                    "kind": "antidepressant",
+                    "agent": "sertraline",
+                    "dose_mg_per_day": 100,
+                    "started_on": "2026-02-25",
+                },
+                **{"Idempotency-Key": f"{who}-trial"},
+            )
+            await post(
+                f"/v1/patients/{pid}/assessments",
+                {"instrument": "PHQ-9", "score": 19, "item9": 2, "taken_on": "2026-02-25"},
+            )
             # Invalid input echoing the name back must not be logged either.
-            await http.post(f"{intake}/v1/patients/{pid}/assessments", json={"instrument": who, "score": 1, "taken_on": "2026-02-25"}, headers=auth)
+            await http.post(
+                f"{intake}/v1/patients/{pid}/assessments",
+                json={"instrument": who, "score": 1, "taken_on": "2026-02-25"},
+                headers=auth,
+            )
 
         async def scheduled(pid: str) -> list | None:
             r = await http.get(f"{notify}/v1/patients/{pid}/reminders", headers=auth)
@@ -93,7 +147,11 @@ async def test_a_full_flow_with_fake_identities_leaves_none_in_spans_or_logs(
             await eventually(lambda pid=pid: scheduled(pid), timeout=30, what="reminders to be scheduled")
 
         clock.write_text("2026-03-30T12:00:00+00:00")  # weeks 1 and 4 are due now
-        await eventually(lambda: _true(len(box.messages) >= 2 and len(gateway.sms) >= 2), timeout=30, what="e-mails and SMS to go out")
+        await eventually(
+            lambda: _true(len(box.messages) >= 2 and len(gateway.sms) >= 2),
+            timeout=30,
+            what="e-mails and SMS to go out",
+        )
 
     async with httpx.AsyncClient() as http:
         metrics = (await http.get(f"{network.url('notify')}/metrics")).text
@@ -101,8 +159,15 @@ async def test_a_full_flow_with_fake_identities_leaves_none_in_spans_or_logs(
     assert sent >= 4  # two e-mails and two SMS at least
 
     # Each delivery continues the trace of a clinic request that led to its reminder.
-    spans = [json.loads(line) for svc in network.services.values() for line in svc.trace_file.read_text().splitlines() if line]
-    request_traces = {s["trace_id"] for s in spans if s["kind"] == "SERVER" and s["service"] in {"intake", "notify"}}
+    spans = [
+        json.loads(line)
+        for svc in network.services.values()
+        for line in svc.trace_file.read_text().splitlines()
+        if line
+    ]
+    request_traces = {
+        s["trace_id"] for s in spans if s["kind"] == "SERVER" and s["service"] in {"intake", "notify"}
+    }
     deliveries = [s for s in spans if s["service"] == "notify" and s["name"].startswith("deliver ")]
     assert len(deliveries) >= 4
     assert all(d["trace_id"] in request_traces and d["parent_span_id"] for d in deliveries)
@@ -116,7 +181,10 @@ async def test_a_full_flow_with_fake_identities_leaves_none_in_spans_or_logs(
     await asyncio.sleep(0)  # spans are written synchronously as they end
     leaks = []
     for svc in network.services.values():
-        for path, text in ((svc.trace_file, svc.trace_file.read_text()), (svc.log_path, svc.log_path.read_text(errors="replace"))):
+        for path, text in (
+            (svc.trace_file, svc.trace_file.read_text()),
+            (svc.log_path, svc.log_path.read_text(errors="replace")),
+        ):
             for needle in NEEDLES:
                 if needle in text:
                     leaks.append(f"{needle!r} in {path.name}")

@@ -28,10 +28,29 @@ async def test_a_trial_completion_reaches_pathway_referral_and_notify_in_one_tra
             return r.json()
 
         # The clinic's key reaches intake at once; the patient record is where the flow starts.
-        patient = await eventually(lambda: _try_post(http, f"{intake}/v1/patients", auth, {"external_id": marker, "birth_year": 1979, "sex": "female", "timezone": "America/New_York"}), what="intake to accept the new clinic")
+        patient = await eventually(
+            lambda: _try_post(
+                http,
+                f"{intake}/v1/patients",
+                auth,
+                {"external_id": marker, "birth_year": 1979, "sex": "female", "timezone": "America/New_York"},
+            ),
+            what="intake to accept the new clinic",
+        )
         pid = patient["id"]
-        await post(f"/v1/patients/{pid}/episodes", {"onset_date": "2025-06-01", "severity": "severe", "diagnosis": "mdd"})
-        trial = await post(f"/v1/patients/{pid}/trials", {"kind": "antidepressant", "agent": "escitalopram", "dose_mg_per_day": 20, "started_on": "2025-07-01"})
+        await post(
+            f"/v1/patients/{pid}/episodes",
+            {"onset_date": "2025-06-01", "severity": "severe", "diagnosis": "mdd"},
+        )
+        trial = await post(
+            f"/v1/patients/{pid}/trials",
+            {
+                "kind": "antidepressant",
+                "agent": "escitalopram",
+                "dose_mg_per_day": 20,
+                "started_on": "2025-07-01",
+            },
+        )
 
         async def assessment() -> dict | None:
             r = await http.get(f"{network.url('pathway')}/v1/patients/{pid}/assessment", headers=auth)
@@ -43,46 +62,79 @@ async def test_a_trial_completion_reaches_pathway_referral_and_notify_in_one_tra
 
         # A clinic's next step comes after pathway has taken in the last one, as in practice,
         # so the completion's own trace carries pathway's reaction to it.
-        await eventually(lambda: assessment_as_of(trial["event_id"]), timeout=30, what="pathway to take in the trial")
+        await eventually(
+            lambda: assessment_as_of(trial["event_id"]), timeout=30, what="pathway to take in the trial"
+        )
         r = await http.post(
             f"{intake}/v1/patients/{pid}/trials/{trial['id']}/completion",
-            json={"ended_on": "2025-09-01", "max_dose_mg_per_day": 20, "adherence_pct": 95, "outcome": "no_response"},
+            json={
+                "ended_on": "2025-09-01",
+                "max_dose_mg_per_day": 20,
+                "adherence_pct": 95,
+                "outcome": "no_response",
+            },
             headers=auth,
         )
         assert r.status_code == 201, r.text
         completed = r.json()["event_id"]
-        first = await eventually(lambda: assessment_as_of(completed), timeout=30, what="pathway's assessment of the completion")
+        first = await eventually(
+            lambda: assessment_as_of(completed), timeout=30, what="pathway's assessment of the completion"
+        )
         assert first["status"] == "inadequate_response"
 
         async def seen(service: str) -> list[dict]:
             r = await http.get(f"{network.url(service)}/v1/patients/{pid}/seen", headers=auth)
             return r.json() if r.status_code == 200 else []
 
-        async def has(service: str, predicate) -> list[dict] | None:  # noqa: ANN001
+        async def has(service: str, predicate) -> list[dict] | None:
             rows = await seen(service)
             return rows if any(predicate(e) for e in rows) else None
 
-        await eventually(lambda: has("pathway", lambda e: e["event_id"] == completed), timeout=30, what="pathway to see trial-completed")
-        await eventually(lambda: has("notify", lambda e: e["event_id"] == completed), timeout=30, what="notify to see trial-completed")
+        await eventually(
+            lambda: has("pathway", lambda e: e["event_id"] == completed),
+            timeout=30,
+            what="pathway to see trial-completed",
+        )
+        await eventually(
+            lambda: has("notify", lambda e: e["event_id"] == completed),
+            timeout=30,
+            what="notify to see trial-completed",
+        )
         referral_rows = await eventually(
-            lambda: has("referral", lambda e: e["caused_by"] == completed), timeout=30, what="referral to see pathway's assessment for it"
+            lambda: has("referral", lambda e: e["caused_by"] == completed),
+            timeout=30,
+            what="referral to see pathway's assessment for it",
         )
         changed = next(e for e in referral_rows if e["caused_by"] == completed)
         assert changed["type"] == "care.pathway.assessment-changed.v2"
-        await eventually(lambda: has("notify", lambda e: e["event_id"] == changed["event_id"]), timeout=30, what="notify to see pathway's event")
+        await eventually(
+            lambda: has("notify", lambda e: e["event_id"] == changed["event_id"]),
+            timeout=30,
+            what="notify to see pathway's event",
+        )
 
         # Another clinic sees none of it.
         other = network.add_clinic("Other clinic")
+
         async def other_is_refused() -> bool:
-            r = await http.get(f"{network.url('pathway')}/v1/patients/{pid}/seen", headers={"Authorization": f"Bearer {other}"})
+            r = await http.get(
+                f"{network.url('pathway')}/v1/patients/{pid}/seen",
+                headers={"Authorization": f"Bearer {other}"},
+            )
             return r.status_code == 404
+
         await eventually(other_is_refused, timeout=30, what="pathway to know the other clinic and refuse it")
 
     # One trace: the completion request, the relay's publish, each consumer, pathway's own
     # event and its publish, and the consumers of that.
     def request_trace() -> str | None:
         for s in network.spans():
-            if s["service"] == "intake" and s["kind"] == "SERVER" and s["name"].startswith("POST") and "completion" in s["name"]:
+            if (
+                s["service"] == "intake"
+                and s["kind"] == "SERVER"
+                and s["name"].startswith("POST")
+                and "completion" in s["name"]
+            ):
                 return s["trace_id"]
         return None
 
@@ -111,7 +163,11 @@ async def test_a_trial_completion_reaches_pathway_referral_and_notify_in_one_tra
 
     # Background work (start-up migrations, the relay's, notify's and referral's polls) makes
     # no root traces of its own: every trace an operator sees starts with a request or a message.
-    stray = [(s["service"], s["name"]) for s in network.spans() if s["parent_span_id"] is None and s["kind"] == "CLIENT"]
+    stray = [
+        (s["service"], s["name"])
+        for s in network.spans()
+        if s["parent_span_id"] is None and s["kind"] == "CLIENT"
+    ]
     assert not stray, f"root traces made of bare database work: {sorted(set(stray))[:10]}"
 
     for svc in network.services.values():
@@ -124,25 +180,63 @@ async def _try_post(http: httpx.AsyncClient, url: str, auth: dict, body: dict) -
     return r.json() if r.status_code == 201 else None
 
 
-async def test_two_failed_adequate_trials_of_different_classes_make_trd_with_stages_and_referral(network: Network) -> None:
+async def test_two_failed_adequate_trials_of_different_classes_make_trd_with_stages_and_referral(
+    network: Network,
+) -> None:
     """Issue 3, done when: status trd, Thase-Rush II, the Maudsley score and band, the MGH score
     and an advised referral, on real servers, within a deadline."""
     key = network.add_clinic("TRD clinic")
     auth = {"Authorization": f"Bearer {key}"}
     async with httpx.AsyncClient(timeout=10) as http:
         intake, pathway = network.url("intake"), network.url("pathway")
-        patient = await eventually(lambda: _try_post(http, f"{intake}/v1/patients", auth, {"external_id": "trd-1", "birth_year": 1970, "sex": "male", "timezone": "Europe/London"}), what="intake to accept the new clinic")
+        patient = await eventually(
+            lambda: _try_post(
+                http,
+                f"{intake}/v1/patients",
+                auth,
+                {"external_id": "trd-1", "birth_year": 1970, "sex": "male", "timezone": "Europe/London"},
+            ),
+            what="intake to accept the new clinic",
+        )
         pid = patient["id"]
         steps = [
             ("episodes", {"onset_date": "2024-01-10", "severity": "severe", "diagnosis": "mdd"}),
-            ("trials", {"kind": "antidepressant", "agent": "sertraline", "dose_mg_per_day": 100, "started_on": "2024-02-01"}),
+            (
+                "trials",
+                {
+                    "kind": "antidepressant",
+                    "agent": "sertraline",
+                    "dose_mg_per_day": 100,
+                    "started_on": "2024-02-01",
+                },
+            ),
             ("complete", {"ended_on": "2024-03-15", "adherence_pct": 90, "outcome": "no_response"}),
-            ("trials", {"kind": "antidepressant", "agent": "venlafaxine", "dose_mg_per_day": 150, "started_on": "2024-03-20"}),
-            ("complete", {"ended_on": "2024-05-20", "max_dose_mg_per_day": 225, "adherence_pct": 85, "outcome": "partial_response"}),
+            (
+                "trials",
+                {
+                    "kind": "antidepressant",
+                    "agent": "venlafaxine",
+                    "dose_mg_per_day": 150,
+                    "started_on": "2024-03-20",
+                },
+            ),
+            (
+                "complete",
+                {
+                    "ended_on": "2024-05-20",
+                    "max_dose_mg_per_day": 225,
+                    "adherence_pct": 85,
+                    "outcome": "partial_response",
+                },
+            ),
         ]
         trial_id = None
         for kind, body in steps:
-            path = f"/v1/patients/{pid}/trials/{trial_id}/completion" if kind == "complete" else f"/v1/patients/{pid}/{kind}"
+            path = (
+                f"/v1/patients/{pid}/trials/{trial_id}/completion"
+                if kind == "complete"
+                else f"/v1/patients/{pid}/{kind}"
+            )
             r = await http.post(f"{intake}{path}", json=body, headers=auth)
             assert r.status_code == 201, r.text
             if kind == "trials":
@@ -162,11 +256,20 @@ async def test_two_failed_adequate_trials_of_different_classes_make_trd_with_sta
         assert a["stages"]["mgh"]["score"] == 2.5  # 1 + 1, + 0.5 for venlafaxine raised to 225 mg
         assert a["referral"]["advised"] is True
         assert "mood_disorder_clinic" in a["referral"]["capabilities"]
-        assert {r["strategy"] for r in a["recommendations"]} >= {"augment", "combine", "esketamine_or_ketamine", "rtms", "ect"}
+        assert {r["strategy"] for r in a["recommendations"]} >= {
+            "augment",
+            "combine",
+            "esketamine_or_ketamine",
+            "rtms",
+            "ect",
+        }
 
         metrics = (await http.get(f"{pathway}/metrics")).text
         assert 'care_consumer_lag{consumer="pathway-intake"} 0.0' in metrics
-        assert 'care_events_consumed_total{consumer="pathway-intake",type="care.intake.trial-completed.v2"}' in metrics
+        assert (
+            'care_events_consumed_total{consumer="pathway-intake",type="care.intake.trial-completed.v2"}'
+            in metrics
+        )
         assert 'care_events_appended_total{type="care.pathway.assessment-changed.v2"}' in metrics
 
         history = (await http.get(f"{pathway}/v1/patients/{pid}/assessment/history", headers=auth)).json()
@@ -178,20 +281,46 @@ async def test_carectl_shows_streams_consumers_dead_letters_and_the_last_trace(n
     key = network.add_clinic("Ops clinic")
     auth = {"Authorization": f"Bearer {key}"}
     async with httpx.AsyncClient(timeout=10) as http:
-        patient = await eventually(lambda: _try_post(http, f"{network.url('intake')}/v1/patients", auth, {"external_id": "ops-1", "birth_year": 1990, "sex": "female", "timezone": "UTC"}), what="intake to accept the clinic")
+        patient = await eventually(
+            lambda: _try_post(
+                http,
+                f"{network.url('intake')}/v1/patients",
+                auth,
+                {"external_id": "ops-1", "birth_year": 1990, "sex": "female", "timezone": "UTC"},
+            ),
+            what="intake to accept the clinic",
+        )
         pid = patient["id"]
 
         async def pathway_saw() -> bool:
             r = await http.get(f"{network.url('pathway')}/v1/patients/{pid}/seen", headers=auth)
             return r.status_code == 200 and len(r.json()) == 1
+
         await eventually(pathway_saw, what="pathway to see the patient")
 
     nc = await network.nats.connect()  # as ops: the one user that may publish anything
-    await nc.jetstream().publish(f"intake.patient-registered.{pid}", b"{not json", headers={"Nats-Msg-Id": "poison-1"})
+    await nc.jetstream().publish(
+        f"intake.patient-registered.{pid}", b"{not json", headers={"Nats-Msg-Id": "poison-1"}
+    )
     await nc.close()
 
     def carectl(*args: str) -> str:
-        out = subprocess.run([sys.executable, "-m", "care_shared.ops.carectl", "--nats", network.nats.url, "--creds", str(network.nats.seed_file("ops")), *args], capture_output=True, text=True, timeout=60, cwd=network.workdir)
+        out = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "care_shared.ops.carectl",
+                "--nats",
+                network.nats.url,
+                "--creds",
+                str(network.nats.seed_file("ops")),
+                *args,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=network.workdir,
+        )
         assert out.returncode == 0, out.stderr
         return out.stdout
 

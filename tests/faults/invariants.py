@@ -75,7 +75,10 @@ async def read_stream(server: NatsServer, stream: str, subject: str) -> list[Str
         if not last:
             return found
         sub = await js.pull_subscribe(
-            subject, durable=None, stream=stream, config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL, ack_policy=AckPolicy.NONE)
+            subject,
+            durable=None,
+            stream=stream,
+            config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL, ack_policy=AckPolicy.NONE),
         )
         seq = 0
         while seq < last:
@@ -103,7 +106,7 @@ async def consumer_backlog(server: NatsServer) -> dict[str, tuple[int, int]]:
         await nc.close()
 
 
-async def count_rows(url: str, table: sa.Table, *where) -> int:  # noqa: ANN002
+async def count_rows(url: str, table: sa.Table, *where) -> int:
     db = Database(url)
     try:
         async with db.read() as s:
@@ -118,7 +121,9 @@ async def outbox_backlogs(net: FaultNetwork) -> dict[str, int]:
 
 async def due_unsent(net: FaultNetwork) -> int:
     now = net.now()
-    return await count_rows(net.db_urls["notify"], reminders, reminders.c.status == "scheduled", reminders.c.deliver_at <= now)
+    return await count_rows(
+        net.db_urls["notify"], reminders, reminders.c.status == "scheduled", reminders.c.deliver_at <= now
+    )
 
 
 @dataclass
@@ -134,7 +139,14 @@ async def quiesce(net: FaultNetwork, timeout: float) -> Quiet:
     loop = asyncio.get_running_loop()
     began = loop.time()
     last: dict = {}
-    expected_durables = {"pathway-intake", "referral-access", "referral-pathway", "notify-intake", "notify-pathway", "notify-referral"}
+    expected_durables = {
+        "pathway-intake",
+        "referral-access",
+        "referral-pathway",
+        "notify-intake",
+        "notify-pathway",
+        "notify-referral",
+    }
     while True:
         try:
             last = {
@@ -155,7 +167,7 @@ async def quiesce(net: FaultNetwork, timeout: float) -> Quiet:
                 again = await outbox_backlogs(net), await consumer_backlog(net.nats)
                 if not any(again[0].values()) and not any(p or a for p, a in again[1].values()):
                     return Quiet(True, round(loop.time() - began, 1), last)
-        except Exception as exc:  # noqa: BLE001 - a server may still be coming back
+        except Exception as exc:
             last = {**last, "error": repr(exc)}
         if loop.time() - began > timeout:
             return Quiet(False, round(loop.time() - began, 1), last)
@@ -199,16 +211,22 @@ def accepted_posts_in_store(accepted_event_ids: dict[str, str], intake_rows: lis
     doubled = [e for e, n in counts.items() if n > 1]
     c.counts.update(lost=len(missing), unexplained=len(extra), duplicated=len(doubled))
     if missing:
-        c.problems.append(f"{len(missing)} accepted POSTs have no event in intake's store, e.g. {sorted(missing)[:3]}")
+        c.problems.append(
+            f"{len(missing)} accepted POSTs have no event in intake's store, e.g. {sorted(missing)[:3]}"
+        )
     if extra:
         sample = [(r.event_id, r.type, r.stream_id) for r in intake_rows if r.event_id in extra][:5]
-        c.problems.append(f"{len(extra)} events in intake's store that no accepted POST answered with (doubled by a retry?): {sample}")
+        c.problems.append(
+            f"{len(extra)} events in intake's store that no accepted POST answered with (doubled by a retry?): {sample}"
+        )
     if doubled:
         c.problems.append(f"{len(doubled)} event ids stored more than once: {doubled[:3]}")
     return c
 
 
-def stream_matches_store(stream_name: str, store_rows: list, messages: list[StreamMessage], poison_seqs: set[int]) -> Check:
+def stream_matches_store(
+    stream_name: str, store_rows: list, messages: list[StreamMessage], poison_seqs: set[int]
+) -> Check:
     """Each stored event is in the service's stream exactly once, and the stream holds nothing
     else but the poison messages the suite injected."""
     c = Check(f"{stream_name}: every stored event in JetStream exactly once")
@@ -218,18 +236,30 @@ def stream_matches_store(stream_name: str, store_rows: list, messages: list[Stre
     doubled = {e: n for e, n in ids.items() if n > 1}
     missing = stored - ids.keys()
     extra = ids.keys() - stored
-    c.counts = {"stored": len(stored), "stream_messages": len(messages), "poison": len(messages) - len(real),
-                "lost": len(missing), "duplicated": sum(n - 1 for n in doubled.values()), "unknown": len(extra)}
+    c.counts = {
+        "stored": len(stored),
+        "stream_messages": len(messages),
+        "poison": len(messages) - len(real),
+        "lost": len(missing),
+        "duplicated": sum(n - 1 for n in doubled.values()),
+        "unknown": len(extra),
+    }
     if missing:
-        c.problems.append(f"{len(missing)} stored events never reached {stream_name}, e.g. {sorted(missing)[:3]}")
+        c.problems.append(
+            f"{len(missing)} stored events never reached {stream_name}, e.g. {sorted(missing)[:3]}"
+        )
     if doubled:
-        c.problems.append(f"{len(doubled)} events in {stream_name} more than once (dedupe window missed them): {list(doubled.items())[:3]}")
+        c.problems.append(
+            f"{len(doubled)} events in {stream_name} more than once (dedupe window missed them): {list(doubled.items())[:3]}"
+        )
     if extra:
-        c.problems.append(f"{len(extra)} messages in {stream_name} with ids not in the store: {sorted(map(str, extra))[:3]}")
+        c.problems.append(
+            f"{len(extra)} messages in {stream_name} with ids not in the store: {sorted(map(str, extra))[:3]}"
+        )
     return c
 
 
-def _published(row) -> bool:  # noqa: ANN001
+def _published(row) -> bool:
     # Events appended with publish=False (referral's coordinator keys) never go to NATS.
     return not row.type.startswith("care.referral.coordinator-")
 
@@ -240,8 +270,14 @@ async def pathway_matches_rebuild(net: FaultNetwork, intake_rows: list) -> Check
     c = Check("pathway's assessments equal a rebuild from intake's events")
     env = {**net.services["pathway"].env_for_cli(), **net.nats.env("ops")}  # an operator's replay
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "pathway", "rebuild", env=env, cwd=net.workdir,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        sys.executable,
+        "-m",
+        "pathway",
+        "rebuild",
+        env=env,
+        cwd=net.workdir,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     out, err = await asyncio.wait_for(proc.communicate(), 120)
     try:
@@ -251,15 +287,25 @@ async def pathway_matches_rebuild(net: FaultNetwork, intake_rows: list) -> Check
     c.counts["cli_exit"] = proc.returncode
     c.counts["cli_report"] = {k: v if not isinstance(v, list) else len(v) for k, v in report.items()}
     if proc.returncode != 0 or not report.get("identical_to_live"):
-        c.problems.append(f"`python -m pathway rebuild` exited {proc.returncode}: {json.dumps(report)[:1500]}")
+        c.problems.append(
+            f"`python -m pathway rebuild` exited {proc.returncode}: {json.dumps(report)[:1500]}"
+        )
 
     envelopes = [
         parse_envelope(
             to_envelope(
-                event_id=r.event_id, source="/intake", type=r.type, subject=r.subject,
+                event_id=r.event_id,
+                source="/intake",
+                type=r.type,
+                subject=r.subject,
                 time=r.recorded_at if r.recorded_at.tzinfo else r.recorded_at.replace(tzinfo=UTC),
-                data=r.data, sequence=r.version, traceparent=None, clinicid=r.meta.get("clinicid"),
-            ).model_dump_json(exclude_none=True).encode()
+                data=r.data,
+                sequence=r.version,
+                traceparent=None,
+                clinicid=r.meta.get("clinicid"),
+            )
+            .model_dump_json(exclude_none=True)
+            .encode()
         )
         for r in intake_rows
     ]
@@ -272,7 +318,12 @@ async def pathway_matches_rebuild(net: FaultNetwork, intake_rows: list) -> Check
     different = [p for p in rebuilt if p in live and live[p] != rebuilt[p]]
     missing = sorted(set(rebuilt) - set(live))
     only_live = sorted(set(live) - set(rebuilt))
-    c.counts.update(patients_rebuilt_from_store=len(rebuilt), live=len(live), different=len(different), missing_in_live=len(missing))
+    c.counts.update(
+        patients_rebuilt_from_store=len(rebuilt),
+        live=len(live),
+        different=len(different),
+        missing_in_live=len(missing),
+    )
     if different or missing or only_live:
         c.problems.append(
             f"projection of intake's store vs live: {len(different)} different {different[:3]}, "
@@ -281,7 +332,9 @@ async def pathway_matches_rebuild(net: FaultNetwork, intake_rows: list) -> Check
     return c
 
 
-async def referrals_one_per_need(net: FaultNetwork, clinics, pathway_rows: list, referral_rows: list, referral_stream: list[StreamMessage]) -> Check:  # noqa: ANN001
+async def referrals_one_per_need(
+    net: FaultNetwork, clinics, pathway_rows: list, referral_rows: list, referral_stream: list[StreamMessage]
+) -> Check:
     c = Check("referral: exactly one referral and one task per need")
     async with httpx.AsyncClient(timeout=10) as http:
         spec = (await http.get(f"{net.url('referral')}/openapi.json")).json()
@@ -295,22 +348,34 @@ async def referrals_one_per_need(net: FaultNetwork, clinics, pathway_rows: list,
             ref = (r.data.get("assessment") or {}).get("referral") or {}
             if ref.get("advised"):
                 advised.add((r.data["patient_id"], need_of(ref.get("capabilities") or [])))
-    opened = Counter(r.data["referral_id"] for r in referral_rows if r.type == "care.referral.referral-opened.v2")
-    opened_needs = Counter((r.data["patient_id"], r.data["need"]) for r in referral_rows if r.type == "care.referral.referral-opened.v2")
+    opened = Counter(
+        r.data["referral_id"] for r in referral_rows if r.type == "care.referral.referral-opened.v2"
+    )
+    opened_needs = Counter(
+        (r.data["patient_id"], r.data["need"])
+        for r in referral_rows
+        if r.type == "care.referral.referral-opened.v2"
+    )
     in_stream = Counter(
         json.loads(m.data)["data"]["referral_id"] for m in referral_stream if b"referral-opened" in m.data
     )
     db = Database(net.db_urls["referral"])
     try:
         async with db.read() as s:
-            task_rows = (await s.execute(sa.text("SELECT referral_id, patient_id, need, status FROM referral_tasks"))).all()
-            need_rows = (await s.execute(sa.text("SELECT patient_id, need, referral_id FROM referral_needs"))).all()
+            task_rows = (
+                await s.execute(sa.text("SELECT referral_id, patient_id, need, status FROM referral_tasks"))
+            ).all()
+            need_rows = (
+                await s.execute(sa.text("SELECT patient_id, need, referral_id FROM referral_needs"))
+            ).all()
     finally:
         await db.dispose()
     tasks_per_need = Counter((t.patient_id, t.need) for t in task_rows)
     # Independent of referral's tables: what clinics would pull from the work queue.
     dispatched = Counter(json.loads(m.data)["data"]["referral_id"] for m in await read_work_queue(net.nats))
-    routed = {json.loads(m.data)["data"]["referral_id"] for m in referral_stream if b"referral-routed" in m.data}
+    routed = {
+        json.loads(m.data)["data"]["referral_id"] for m in referral_stream if b"referral-routed" in m.data
+    }
     c.counts = {
         "needs_advised_by_pathway": len(advised),
         "referrals_opened": len(opened),
@@ -321,23 +386,35 @@ async def referrals_one_per_need(net: FaultNetwork, clinics, pathway_rows: list,
     if not advised:
         c.problems.append("pathway advised no referral at all: this check would prove nothing")
     if [k for k, n in dispatched.items() if n > 1]:
-        c.problems.append(f"a task dispatched to clinics more than once: {[k for k, n in dispatched.items() if n > 1][:3]}")
+        c.problems.append(
+            f"a task dispatched to clinics more than once: {[k for k, n in dispatched.items() if n > 1][:3]}"
+        )
     if set(dispatched) != routed:
         c.problems.append(
             f"routed referrals ({len(routed)}) and tasks in the clinics' work queues ({len(dispatched)}) differ: "
             f"{sorted(routed ^ set(dispatched))[:3]}"
         )
     if [k for k, n in opened.items() if n > 1] or [k for k, n in opened_needs.items() if n > 1]:
-        c.problems.append(f"referral-opened more than once: {[k for k, n in opened.items() if n > 1][:3]} {[k for k, n in opened_needs.items() if n > 1][:3]}")
+        c.problems.append(
+            f"referral-opened more than once: {[k for k, n in opened.items() if n > 1][:3]} {[k for k, n in opened_needs.items() if n > 1][:3]}"
+        )
     if [k for k, n in in_stream.items() if n > 1]:
-        c.problems.append(f"referral-opened in REFERRAL stream more than once: {[k for k, n in in_stream.items() if n > 1][:3]}")
+        c.problems.append(
+            f"referral-opened in REFERRAL stream more than once: {[k for k, n in in_stream.items() if n > 1][:3]}"
+        )
     if [k for k, n in tasks_per_need.items() if n > 1]:
-        c.problems.append(f"more than one task for a need: {[k for k, n in tasks_per_need.items() if n > 1][:3]}")
+        c.problems.append(
+            f"more than one task for a need: {[k for k, n in tasks_per_need.items() if n > 1][:3]}"
+        )
     have = set(opened_needs)
     if advised - have:
-        c.problems.append(f"{len(advised - have)} needs pathway advised have no referral, e.g. {sorted(advised - have)[:3]}")
+        c.problems.append(
+            f"{len(advised - have)} needs pathway advised have no referral, e.g. {sorted(advised - have)[:3]}"
+        )
     if have - advised:
-        c.problems.append(f"{len(have - advised)} referrals for needs pathway never advised, e.g. {sorted(have - advised)[:3]}")
+        c.problems.append(
+            f"{len(have - advised)} referrals for needs pathway never advised, e.g. {sorted(have - advised)[:3]}"
+        )
     if set(tasks_per_need) != have or {(n.patient_id, n.need) for n in need_rows} != have:
         c.problems.append(
             f"tasks ({len(tasks_per_need)}), referral_needs ({len(need_rows)}) and opened referrals ({len(have)}) disagree"
@@ -348,17 +425,27 @@ async def referrals_one_per_need(net: FaultNetwork, clinics, pathway_rows: list,
         for clinic in clinics:
             want: Counter = Counter(p for p, _ in have if p in set(clinic.patients))
             for pid, n in list(want.items())[:60]:
-                r = await http.get(f"{net.url('referral')}/v1/referrals", params={"patient_id": pid}, headers={"Authorization": f"Bearer {clinic.key}"})
+                r = await http.get(
+                    f"{net.url('referral')}/v1/referrals",
+                    params={"patient_id": pid},
+                    headers={"Authorization": f"Bearer {clinic.key}"},
+                )
                 got = r.json() if r.status_code == 200 else None
-                if got is None or len(got) != n or len({x['need'] for x in got}) != n:
+                if got is None or len(got) != n or len({x["need"] for x in got}) != n:
                     api_problems.append((pid, n, r.status_code, len(got) if got is not None else None))
-    c.counts["api_patients_checked"] = sum(min(60, len({p for p, _ in have if p in set(cl.patients)})) for cl in clinics)
+    c.counts["api_patients_checked"] = sum(
+        min(60, len({p for p, _ in have if p in set(cl.patients)})) for cl in clinics
+    )
     if api_problems:
-        c.problems.append(f"GET /v1/referrals disagrees with the store for {len(api_problems)} patients: {api_problems[:3]}")
+        c.problems.append(
+            f"GET /v1/referrals disagrees with the store for {len(api_problems)} patients: {api_problems[:3]}"
+        )
     return c
 
 
-async def reminders_delivered_once(net: FaultNetwork, clinics, notify_rows: list, notify_stream: list[StreamMessage]) -> Check:  # noqa: ANN001
+async def reminders_delivered_once(
+    net: FaultNetwork, clinics, notify_rows: list, notify_stream: list[StreamMessage]
+) -> Check:
     c = Check("every due reminder delivered exactly once (SMTP and SMS gateway)")
     now = net.now()
     db = Database(net.db_urls["notify"])
@@ -398,9 +485,13 @@ async def reminders_delivered_once(net: FaultNetwork, clinics, notify_rows: list
         "failed": len(failed),
     }
     if due_not_sent:
-        c.problems.append(f"{len(due_not_sent)} reminders due (deliver_at <= {now.isoformat()}) still scheduled: {[r.reminder_id for r in due_not_sent][:3]}")
+        c.problems.append(
+            f"{len(due_not_sent)} reminders due (deliver_at <= {now.isoformat()}) still scheduled: {[r.reminder_id for r in due_not_sent][:3]}"
+        )
     if failed:
-        c.problems.append(f"{len(failed)} reminders failed: {[(r.reminder_id, r.last_error) for r in failed][:3]}")
+        c.problems.append(
+            f"{len(failed)} reminders failed: {[(r.reminder_id, r.last_error) for r in failed][:3]}"
+        )
     if mail_ids != sent_email:
         c.problems.append(
             f"SMTP server has {len(mail_ids)} messages, notify recorded {len(sent_email)} e-mails sent: "
@@ -412,11 +503,17 @@ async def reminders_delivered_once(net: FaultNetwork, clinics, notify_rows: list
             f"only at gateway {sorted(set(net.gateway.sms) - sent_sms)[:3]}, only recorded {sorted(sent_sms - set(net.gateway.sms))[:3]}"
         )
     if net.gateway.requests != len(net.gateway.sms):
-        c.problems.append(f"gateway got {net.gateway.requests} POSTs for {len(net.gateway.sms)} distinct Idempotency-Keys (a resend)")
+        c.problems.append(
+            f"gateway got {net.gateway.requests} POSTs for {len(net.gateway.sms)} distinct Idempotency-Keys (a resend)"
+        )
     if [k for k, n in sent_events.items() if n > 1]:
-        c.problems.append(f"reminder-sent stored more than once: {[k for k, n in sent_events.items() if n > 1][:3]}")
+        c.problems.append(
+            f"reminder-sent stored more than once: {[k for k, n in sent_events.items() if n > 1][:3]}"
+        )
     if [k for k, n in stream_sent.items() if n > 1]:
-        c.problems.append(f"reminder-sent in NOTIFY stream more than once: {[k for k, n in stream_sent.items() if n > 1][:3]}")
+        c.problems.append(
+            f"reminder-sent in NOTIFY stream more than once: {[k for k, n in stream_sent.items() if n > 1][:3]}"
+        )
     if len(sent_email) + len(sent_sms) == 0:
         c.problems.append("no reminder fell due: the scenario did not exercise delivery")
     # Independent of notify's own records: every patient who gave a contact started a trial
@@ -427,19 +524,26 @@ async def reminders_delivered_once(net: FaultNetwork, clinics, notify_rows: list
     # (A week-1 review that notify could only plan after the clock jumped to week 2 is a week
     # late, and is rightly skipped, so week-1 patients are not counted here.)
     addresses = {p: a for cl in clinics for p, a in cl.addresses.items() if p in cl.week_2_first}
-    received = {str(m["To"]) for m in box.messages.values()} | {body.get("to") for body in net.gateway.sms.values()}
+    received = {str(m["To"]) for m in box.messages.values()} | {
+        body.get("to") for body in net.gateway.sms.values()
+    }
     unreached = sorted(p for p, a in addresses.items() if a not in received)
     c.counts["patients_expecting_a_review"] = len(addresses)
     c.counts["patients_reached"] = len(addresses) - len(unreached)
     if unreached:
         detail = {
-            p: [(r.kind, r.status, str(r.deliver_at), r.channel) for r in rows if r.patient_id == p] for p in unreached[:3]
+            p: [(r.kind, r.status, str(r.deliver_at), r.channel) for r in rows if r.patient_id == p]
+            for p in unreached[:3]
         }
-        c.problems.append(f"{len(unreached)} patients with a contact and a due first review got nothing, e.g. {detail} (clock now {now})")
+        c.problems.append(
+            f"{len(unreached)} patients with a contact and a due first review got nothing, e.g. {detail} (clock now {now})"
+        )
     return c
 
 
-def dead_letters_only_poison(dlq: list[StreamMessage], poison: dict[int, str], consumers_of_intake: int) -> Check:
+def dead_letters_only_poison(
+    dlq: list[StreamMessage], poison: dict[int, str], consumers_of_intake: int
+) -> Check:
     c = Check("dead letters: only the poison messages the suite injected")
     by_reason: Counter = Counter()
     unexpected = []
@@ -451,13 +555,22 @@ def dead_letters_only_poison(dlq: list[StreamMessage], poison: dict[int, str], c
             by_reason[poison[seq]] += 1
         else:
             unexpected.append(entry)
-    c.counts = {"dlq_entries": len(dlq), "poison_injected": len(poison), "expected_entries": len(poison) * consumers_of_intake,
-                "by_poison": dict(by_reason), "unexpected": len(unexpected)}
+    c.counts = {
+        "dlq_entries": len(dlq),
+        "poison_injected": len(poison),
+        "expected_entries": len(poison) * consumers_of_intake,
+        "by_poison": dict(by_reason),
+        "unexpected": len(unexpected),
+    }
     if unexpected:
         c.problems.append(f"{len(unexpected)} dead letters the suite did not cause: {unexpected[:5]}")
     per = Counter((m.headers.get(DLQ_CONSUMER), m.headers.get(DLQ_STREAM_SEQ)) for m in dlq)
     if [k for k, n in per.items() if n > 1]:
-        c.problems.append(f"a message dead-lettered twice by one consumer: {[k for k, n in per.items() if n > 1][:3]}")
+        c.problems.append(
+            f"a message dead-lettered twice by one consumer: {[k for k, n in per.items() if n > 1][:3]}"
+        )
     if len(dlq) - len(unexpected) != len(poison) * consumers_of_intake:
-        c.problems.append(f"expected each of {len(poison)} poison messages dead-lettered by each of {consumers_of_intake} consumers, got {dict(by_reason)}")
+        c.problems.append(
+            f"expected each of {len(poison)} poison messages dead-lettered by each of {consumers_of_intake} consumers, got {dict(by_reason)}"
+        )
     return c

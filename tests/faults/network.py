@@ -41,7 +41,9 @@ class FaultLog:
     entries: list[dict] = field(default_factory=list)
 
     def add(self, kind: str, target: str, **details: object) -> None:
-        self.entries.append({"t": round(time.monotonic() - self.started, 1), "fault": kind, "target": target, **details})
+        self.entries.append(
+            {"t": round(time.monotonic() - self.started, 1), "fault": kind, "target": target, **details}
+        )
 
     def count(self, kind: str | None = None) -> int:
         return sum(1 for e in self.entries if kind is None or e["fault"] == kind)
@@ -127,7 +129,11 @@ class FaultNetwork:
         for svc in self.services.values():
             await self.wait_ready(svc)
         self.relay.start()
-        self.log("network ready: " + ", ".join(f"{n} {s.url}" for n, s in self.services.items()) + f", NATS {self.nats.url}")
+        self.log(
+            "network ready: "
+            + ", ".join(f"{n} {s.url}" for n, s in self.services.items())
+            + f", NATS {self.nats.url}"
+        )
         return self
 
     async def stop(self) -> None:
@@ -155,9 +161,17 @@ class FaultNetwork:
 
     async def add_clinic(self, name: str) -> tuple[str, str]:
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "intake", "clinic", "add", "--name", name,
-            env=self.services["intake"].env_for_cli(), cwd=self.workdir,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            sys.executable,
+            "-m",
+            "intake",
+            "clinic",
+            "add",
+            "--name",
+            name,
+            env=self.services["intake"].env_for_cli(),
+            cwd=self.workdir,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
         )
         out, err = await asyncio.wait_for(proc.communicate(), 60)
         assert proc.returncode == 0, err.decode()
@@ -205,7 +219,12 @@ class FaultNetwork:
         svc.kill()
         svc.env[variable] = value
         svc.start()
-        entry = {"t": round(time.monotonic() - self.faults.started, 1), "fault": "sigkill", "target": name, "at": value}
+        entry = {
+            "t": round(time.monotonic() - self.faults.started, 1),
+            "fault": "sigkill",
+            "target": name,
+            "at": value,
+        }
         self.faults.entries.append(entry)
         self.log(f"{name} restarted with {variable}={value}")
 
@@ -222,7 +241,9 @@ class FaultNetwork:
                 svc.kill()
             svc.env.pop(variable, None)
             svc.start()
-            self.log(f"{name} {'killed itself at ' + value if code == -9 else 'never reached ' + value + ': killed'}; restarted")
+            self.log(
+                f"{name} {'killed itself at ' + value if code == -9 else 'never reached ' + value + ': killed'}; restarted"
+            )
             try:
                 if name != "relay":
                     entry["ready_after_s"] = round(await self.wait_ready(svc), 1)

@@ -70,10 +70,18 @@ class Outcome:
     def summary(self) -> dict:
         intake = self.checks["intake_store"].counts
         stream = self.checks["intake_stream"].counts
-        lost = sum(c.counts.get("lost", 0) for c in self.checks.values()) + self.checks["reminders"].counts.get("due_not_sent", 0)
-        duplicated = sum(c.counts.get("duplicated", 0) for c in self.checks.values()) + len(self.stats.resend_mismatches) + (
-            self.checks["reminders"].counts.get("sms_gateway_posts", 0) - self.checks["reminders"].counts.get("sms_gateway_distinct_keys", 0)
-        ) + self.checks["intake_store"].counts.get("unexplained", 0)
+        lost = sum(c.counts.get("lost", 0) for c in self.checks.values()) + self.checks[
+            "reminders"
+        ].counts.get("due_not_sent", 0)
+        duplicated = (
+            sum(c.counts.get("duplicated", 0) for c in self.checks.values())
+            + len(self.stats.resend_mismatches)
+            + (
+                self.checks["reminders"].counts.get("sms_gateway_posts", 0)
+                - self.checks["reminders"].counts.get("sms_gateway_distinct_keys", 0)
+            )
+            + self.checks["intake_store"].counts.get("unexplained", 0)
+        )
         return {
             "events_sent": intake.get("accepted_posts"),
             "posts_http_attempts": self.stats.attempts,
@@ -83,18 +91,27 @@ class Outcome:
             "patients": sum(len(c.patients) for c in self.clinics),
             "intake_stream_messages": stream.get("stream_messages"),
             # Clock moves (to make reminders due) are logged beside the faults but are none.
-            "faults_injected": sum(self.net.faults.count(k) for k in ("sigkill", "nats-restart", "pg-terminate", "poison")),
-            "faults": {k: self.net.faults.count(k) for k in ("sigkill", "nats-restart", "pg-terminate", "poison")},
+            "faults_injected": sum(
+                self.net.faults.count(k) for k in ("sigkill", "nats-restart", "pg-terminate", "poison")
+            ),
+            "faults": {
+                k: self.net.faults.count(k) for k in ("sigkill", "nats-restart", "pg-terminate", "poison")
+            },
             "fault_log": self.net.faults.entries,
             "lost": lost,
             "duplicated": duplicated,
             # Not counted above, and not hidden: SMTP cannot be asked whether it took a message,
             # so a crash between its 250 and notify's record resends the e-mail (same Message-ID).
-            "email_resent_after_crash": self.checks["reminders"].counts.get("smtp_resends_same_message_id", 0),
+            "email_resent_after_crash": self.checks["reminders"].counts.get(
+                "smtp_resends_same_message_id", 0
+            ),
             "quiescent": self.quiet.reached,
             "settled_after_s": self.quiet.waited_s,
             "durations_s": self.durations,
-            "checks": {k: ("skipped: " + c.skipped) if c.skipped else ("ok" if c.ok else "FAILED") for k, c in self.checks.items()},
+            "checks": {
+                k: ("skipped: " + c.skipped) if c.skipped else ("ok" if c.ok else "FAILED")
+                for k, c in self.checks.items()
+            },
             "counts": {k: c.counts for k, c in self.checks.items()},
         }
 
@@ -112,13 +129,25 @@ async def inject_poison(net: FaultNetwork, kind: str) -> int:
         if kind == "invalid-json":
             subject, data = f"intake.poison.{pid}", b'{"specversion": "1.0", "id": '
         else:
-            type_ = "care.intake.poison-pill.v1" if kind == "unknown-type" else "care.intake.assessment-recorded.v99"
+            type_ = (
+                "care.intake.poison-pill.v1"
+                if kind == "unknown-type"
+                else "care.intake.assessment-recorded.v99"
+            )
             subject = f"intake.{type_.split('.')[2]}.{pid}"
-            data = json.dumps({
-                "specversion": "1.0", "id": event_id, "source": "/intake", "type": type_, "subject": pid,
-                "time": datetime.now(UTC).isoformat(), "datacontenttype": "application/json", "sequence": 1,
-                "data": {"patient_id": pid},
-            }).encode()
+            data = json.dumps(
+                {
+                    "specversion": "1.0",
+                    "id": event_id,
+                    "source": "/intake",
+                    "type": type_,
+                    "subject": pid,
+                    "time": datetime.now(UTC).isoformat(),
+                    "datacontenttype": "application/json",
+                    "sequence": 1,
+                    "data": {"patient_id": pid},
+                }
+            ).encode()
         ack = await js.publish(subject, data, headers={"Nats-Msg-Id": f"poison-{event_id}"}, stream="INTAKE")
         net.faults.add("poison", kind, seq=ack.seq)
         return ack.seq
@@ -143,7 +172,11 @@ async def run_scenario(net: FaultNetwork, plan: Plan, *, seed: int = 7) -> Outco
     try:
         for i in range(2):
             clinic_id, key = await net.add_clinic(f"Fault clinic {i}")
-            clinics.append(Clinic(net.url("intake"), net.url("notify"), clinic_id, key, stats, random.Random(rng.random())))
+            clinics.append(
+                Clinic(
+                    net.url("intake"), net.url("notify"), clinic_id, key, stats, random.Random(rng.random())
+                )
+            )
 
         stop = asyncio.Event()
         numbers = itertools.count()
@@ -179,14 +212,16 @@ async def run_scenario(net: FaultNetwork, plan: Plan, *, seed: int = 7) -> Outco
                     net.log(f"notify's clock moved to {clock_steps[target].isoformat()}")
                 else:  # a network's own faults (the cluster's: tests/cluster/network.py)
                     await net.inject(kind, target)
-            except Exception as exc:  # noqa: BLE001 - reported as a finding, the run goes on
+            except Exception as exc:
                 fault_errors.append(f"{kind} {target}: {exc!r}"[:2000])
                 net.log(f"fault {kind} {target} raised {exc!r}")
         await asyncio.sleep(max(0.0, t0 + plan.traffic_seconds - time.monotonic()))
         stop.set()
         await asyncio.gather(*workers)
         durations["traffic"] = round(time.monotonic() - t0, 1)
-        net.log(f"traffic stopped: {stats.posts} POSTs accepted, {stats.retries} retries; waiting for contacts and restarts")
+        net.log(
+            f"traffic stopped: {stats.posts} POSTs accepted, {stats.retries} retries; waiting for contacts and restarts"
+        )
         results = await asyncio.gather(*contact_tasks, return_exceptions=True)
         await net.settle_restarts()
         stats.errors += [repr(r) for r in results if isinstance(r, BaseException)]
@@ -211,15 +246,24 @@ async def run_scenario(net: FaultNetwork, plan: Plan, *, seed: int = 7) -> Outco
             "intake_store": inv.accepted_posts_in_store(accepted, intake_rows),
             "intake_stream": inv.stream_matches_store("INTAKE", intake_rows, streams["INTAKE"], set(poison)),
             "pathway_stream": inv.stream_matches_store("PATHWAY", pathway_rows, streams["PATHWAY"], set()),
-            "referral_stream": inv.stream_matches_store("REFERRAL", referral_rows, streams["REFERRAL"], set()),
+            "referral_stream": inv.stream_matches_store(
+                "REFERRAL", referral_rows, streams["REFERRAL"], set()
+            ),
             "notify_stream": inv.stream_matches_store("NOTIFY", notify_rows, streams["NOTIFY"], set()),
             "pathway_rebuild": await inv.pathway_matches_rebuild(net, intake_rows),
-            "referrals": await inv.referrals_one_per_need(net, clinics, pathway_rows, referral_rows, streams["REFERRAL"]),
+            "referrals": await inv.referrals_one_per_need(
+                net, clinics, pathway_rows, referral_rows, streams["REFERRAL"]
+            ),
             "reminders": await inv.reminders_delivered_once(net, clinics, notify_rows, streams["NOTIFY"]),
             "dead_letters": inv.dead_letters_only_poison(dlq, poison, INTAKE_CONSUMERS),
         }
         durations["checks"] = round(time.monotonic() - t2, 1)
-        net.log("checks: " + ", ".join(f"{k} {'skipped' if c.skipped else 'ok' if c.ok else 'FAILED'}" for k, c in checks.items()))
+        net.log(
+            "checks: "
+            + ", ".join(
+                f"{k} {'skipped' if c.skipped else 'ok' if c.ok else 'FAILED'}" for k, c in checks.items()
+            )
+        )
         durations["total"] = round(time.monotonic() - began, 1)
         return Outcome(net, clinics, stats, poison, quiet, checks, durations, fault_errors)
     finally:

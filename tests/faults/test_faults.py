@@ -96,7 +96,17 @@ def test_dead_letters_are_only_the_injected_poison(fault_run: Outcome) -> None:
 def test_summary_nothing_lost_nothing_duplicated(fault_run: Outcome, request: pytest.FixtureRequest) -> None:
     summary = fault_run.summary()
     # Past pytest's capture, so CI's log carries the counts.
-    headline = {k: summary[k] for k in ("events_sent", "faults_injected", "faults", "lost", "duplicated", "email_resent_after_crash")}
+    headline = {
+        k: summary[k]
+        for k in (
+            "events_sent",
+            "faults_injected",
+            "faults",
+            "lost",
+            "duplicated",
+            "email_resent_after_crash",
+        )
+    }
     with request.config.pluginmanager.getplugin("capturemanager").global_and_fixture_disabled():
         print("\nfault suite: " + json.dumps(headline), flush=True)
     print("\nfault suite summary: " + fault_run.report())
@@ -110,8 +120,15 @@ def test_summary_nothing_lost_nothing_duplicated(fault_run: Outcome, request: py
 async def test_soak_longer_traffic_and_repeated_faults(tmp_path: Path) -> None:
     base = Plan().faults
     period = 90.0
-    faults = [(t + period * round_, kind, target) for round_ in range(8) for (t, kind, target) in base if kind != "clock" or round_ == 0]
+    faults = [
+        (t + period * round_, kind, target)
+        for round_ in range(8)
+        for (t, kind, target) in base
+        if kind != "clock" or round_ == 0
+    ]
     plan = Plan(traffic_seconds=period * 8 + 10, settle_seconds=240, workers=8, faults=sorted(faults))
     async for outcome in run_world(tmp_path, plan):
         failed = {k: c.problems for k, c in outcome.checks.items() if not c.ok}
-        assert outcome.quiet.reached and not failed and not outcome.stats.errors, outcome.report() + f"\n{failed}"
+        assert outcome.quiet.reached and not failed and not outcome.stats.errors, (
+            outcome.report() + f"\n{failed}"
+        )

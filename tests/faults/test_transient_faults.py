@@ -38,8 +38,14 @@ PATHWAY_DURABLE = "pathway-intake"
 
 
 def add_clinic(svc: ServiceProcess, name: str) -> str:
-    out = subprocess.run([sys.executable, "-m", "intake", "clinic", "add", "--name", name], env=svc.env_for_cli(),
-                         capture_output=True, text=True, check=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-m", "intake", "clinic", "add", "--name", name],
+        env=svc.env_for_cli(),
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])["api_key"]
 
 
@@ -74,7 +80,9 @@ class Lock:
 def handled(path: Path) -> set[str]:
     """Event ids in pathway's inbox (one row per event and consumer: its primary key)."""
     with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as conn:
-        return {r[0] for r in conn.execute("SELECT event_id FROM inbox WHERE consumer = ?", (PATHWAY_DURABLE,))}
+        return {
+            r[0] for r in conn.execute("SELECT event_id FROM inbox WHERE consumer = ?", (PATHWAY_DURABLE,))
+        }
 
 
 async def metric(http: httpx.AsyncClient, svc: ServiceProcess, name: str, **labels: str) -> float:
@@ -87,19 +95,32 @@ async def metric(http: httpx.AsyncClient, svc: ServiceProcess, name: str, **labe
     )
 
 
-async def post_assessments(http: httpx.AsyncClient, intake: ServiceProcess, key: str, pid: str, n: int) -> set[str]:
+async def post_assessments(
+    http: httpx.AsyncClient, intake: ServiceProcess, key: str, pid: str, n: int
+) -> set[str]:
     ids = set()
     for i in range(n):
-        r = await http.post(f"{intake.url}/v1/patients/{pid}/assessments", headers={"Authorization": f"Bearer {key}"},
-                            json={"instrument": "PHQ-9", "score": 10 + i, "taken_on": f"2026-03-{i + 1:02d}"})
+        r = await http.post(
+            f"{intake.url}/v1/patients/{pid}/assessments",
+            headers={"Authorization": f"Bearer {key}"},
+            json={"instrument": "PHQ-9", "score": 10 + i, "taken_on": f"2026-03-{i + 1:02d}"},
+        )
         assert r.status_code == 201, r.text
         ids.add(r.json()["event_id"])
     return ids
 
 
 async def register(http: httpx.AsyncClient, intake: ServiceProcess, key: str) -> dict:
-    r = await http.post(f"{intake.url}/v1/patients", headers={"Authorization": f"Bearer {key}"},
-                        json={"external_id": f"p-{uuid.uuid4().hex[:8]}", "birth_year": 1980, "sex": "female", "timezone": "UTC"})
+    r = await http.post(
+        f"{intake.url}/v1/patients",
+        headers={"Authorization": f"Bearer {key}"},
+        json={
+            "external_id": f"p-{uuid.uuid4().hex[:8]}",
+            "birth_year": 1980,
+            "sex": "female",
+            "timezone": "UTC",
+        },
+    )
     assert r.status_code == 201, r.text
     return r.json()
 
@@ -115,44 +136,86 @@ async def bus_state(server: NatsServer) -> tuple[int, int, int]:
         await nc.close()
 
 
-async def test_a_database_locked_past_the_old_budget_dead_letters_nothing(own_nats: NatsServer, tmp_path: Path) -> None:
+async def test_a_database_locked_past_the_old_budget_dead_letters_nothing(
+    own_nats: NatsServer, tmp_path: Path
+) -> None:
     backoff = [0.5, 1.0, 2.0, 3.0]
     lock_timeout = 0.5
     # What the old consumer took to dead-letter: five locked deliveries and the backoff between.
     old_budget = 5 * lock_timeout + sum(backoff)
     hold = old_budget + 3
     pathway_db = tmp_path / "pathway.db"
-    intake = ServiceProcess("intake", {"DATABASE_URL": sqlite_url_for(tmp_path / "intake.db"), **own_nats.env("intake")}, tmp_path / "intake")
-    pathway = ServiceProcess("pathway", {
-        "DATABASE_URL": sqlite_url_for(pathway_db), **own_nats.env("pathway"),
-        "DATABASE_LOCK_TIMEOUT_SECONDS": str(lock_timeout), "CONSUMER_BACKOFF_SECONDS": json.dumps(backoff),
-        "CONSUMER_TRANSIENT_FIRST_SECONDS": "0.2", "CONSUMER_TRANSIENT_CAP_SECONDS": "1",
-    }, tmp_path / "pathway")
+    intake = ServiceProcess(
+        "intake",
+        {"DATABASE_URL": sqlite_url_for(tmp_path / "intake.db"), **own_nats.env("intake")},
+        tmp_path / "intake",
+    )
+    pathway = ServiceProcess(
+        "pathway",
+        {
+            "DATABASE_URL": sqlite_url_for(pathway_db),
+            **own_nats.env("pathway"),
+            "DATABASE_LOCK_TIMEOUT_SECONDS": str(lock_timeout),
+            "CONSUMER_BACKOFF_SECONDS": json.dumps(backoff),
+            "CONSUMER_TRANSIENT_FIRST_SECONDS": "0.2",
+            "CONSUMER_TRANSIENT_CAP_SECONDS": "1",
+        },
+        tmp_path / "pathway",
+    )
     key = add_clinic(intake, "Locked clinic")
     async with running(intake, pathway), httpx.AsyncClient(timeout=10) as http:
         patient = await register(http, intake, key)
-        await eventually(lambda: asyncio.to_thread(lambda: patient["event_id"] in handled(pathway_db)), what="pathway to take the first event")
+        await eventually(
+            lambda: asyncio.to_thread(lambda: patient["event_id"] in handled(pathway_db)),
+            what="pathway to take the first event",
+        )
 
         lock = Lock(pathway_db)
         try:
             sent = await post_assessments(http, intake, key, patient["id"], 5)
 
             async def many_transient() -> bool:
-                return await metric(http, pathway, "care_consumer_transient_failures_total", consumer=PATHWAY_DURABLE, kind="database_busy") >= 5
+                return (
+                    await metric(
+                        http,
+                        pathway,
+                        "care_consumer_transient_failures_total",
+                        consumer=PATHWAY_DURABLE,
+                        kind="database_busy",
+                    )
+                    >= 5
+                )
+
             await eventually(many_transient, what="pathway to meet the lock again and again", timeout=hold)
-            await asyncio.sleep(max(0.0, hold - (time.monotonic() - lock.taken)))  # the lock outlasts the old budget
+            await asyncio.sleep(
+                max(0.0, hold - (time.monotonic() - lock.taken))
+            )  # the lock outlasts the old budget
         finally:
             held = lock.release()
         assert held > old_budget
 
-        await eventually(lambda: asyncio.to_thread(lambda: sent <= handled(pathway_db)), timeout=30, what="every event handled after the lock")
+        await eventually(
+            lambda: asyncio.to_thread(lambda: sent <= handled(pathway_db)),
+            timeout=30,
+            what="every event handled after the lock",
+        )
         await eventually(lambda: _all_acked(own_nats), what="every event acknowledged")
         dead, redelivered, _ = await bus_state(own_nats)
-        transient = await metric(http, pathway, "care_consumer_transient_failures_total", consumer=PATHWAY_DURABLE)
+        transient = await metric(
+            http, pathway, "care_consumer_transient_failures_total", consumer=PATHWAY_DURABLE
+        )
         duplicates = await metric(http, pathway, "care_events_duplicate_total", consumer=PATHWAY_DURABLE)
-        consumed = await metric(http, pathway, "care_events_consumed_total", consumer=PATHWAY_DURABLE, type="care.intake.assessment-recorded.v2")
-    print(f"\nlocked {held:.1f}s (old budget {old_budget:.1f}s): {transient:.0f} transient failures, "
-          f"dead letters {dead}, redelivered {redelivered}, duplicates {duplicates:.0f}, assessments handled {consumed:.0f}/5")
+        consumed = await metric(
+            http,
+            pathway,
+            "care_events_consumed_total",
+            consumer=PATHWAY_DURABLE,
+            type="care.intake.assessment-recorded.v2",
+        )
+    print(
+        f"\nlocked {held:.1f}s (old budget {old_budget:.1f}s): {transient:.0f} transient failures, "
+        f"dead letters {dead}, redelivered {redelivered}, duplicates {duplicates:.0f}, assessments handled {consumed:.0f}/5"
+    )
     assert (dead, redelivered, duplicates) == (0, 0, 0)
     assert consumed == 5  # lost 0, duplicated 0
 
@@ -170,42 +233,78 @@ async def test_a_handling_slower_than_ack_wait_is_done_once(own_nats: NatsServer
         await nc.close()
     pathway_db = tmp_path / "pathway.db"
     # The lock wait is longer than this ack_wait on purpose: each handling blocks past it.
-    env = {"DATABASE_URL": sqlite_url_for(pathway_db), **own_nats.env("pathway"),
-           "DATABASE_LOCK_TIMEOUT_SECONDS": "10", "CONSUMER_ACK_WAIT_SECONDS": str(ack_wait)}
-    intake = ServiceProcess("intake", {"DATABASE_URL": sqlite_url_for(tmp_path / "intake.db"), **own_nats.env("intake")}, tmp_path / "intake")
+    env = {
+        "DATABASE_URL": sqlite_url_for(pathway_db),
+        **own_nats.env("pathway"),
+        "DATABASE_LOCK_TIMEOUT_SECONDS": "10",
+        "CONSUMER_ACK_WAIT_SECONDS": str(ack_wait),
+    }
+    intake = ServiceProcess(
+        "intake",
+        {"DATABASE_URL": sqlite_url_for(tmp_path / "intake.db"), **own_nats.env("intake")},
+        tmp_path / "intake",
+    )
     replicas = [ServiceProcess("pathway", env, tmp_path / f"pathway-{i}") for i in (1, 2)]
     key = add_clinic(intake, "Slow clinic")
     async with running(intake, *replicas), httpx.AsyncClient(timeout=10) as http:
         patient = await register(http, intake, key)
-        await eventually(lambda: asyncio.to_thread(lambda: patient["event_id"] in handled(pathway_db)), what="pathway to take the first event")
+        await eventually(
+            lambda: asyncio.to_thread(lambda: patient["event_id"] in handled(pathway_db)),
+            what="pathway to take the first event",
+        )
         lock = Lock(pathway_db)
         try:
             sent = await post_assessments(http, intake, key, patient["id"], 3)
             await asyncio.sleep(3 * ack_wait)  # the handlings wait on the lock, past ack_wait thrice
         finally:
             held = lock.release()
-        await eventually(lambda: asyncio.to_thread(lambda: sent <= handled(pathway_db)), timeout=30, what="every event handled after the lock")
+        await eventually(
+            lambda: asyncio.to_thread(lambda: sent <= handled(pathway_db)),
+            timeout=30,
+            what="every event handled after the lock",
+        )
         await eventually(lambda: _all_acked(own_nats), what="every event acknowledged")
         dead, redelivered, _ = await bus_state(own_nats)
-        duplicates = sum([await metric(http, r, "care_events_duplicate_total", consumer=PATHWAY_DURABLE) for r in replicas])
-        consumed = sum([await metric(http, r, "care_events_consumed_total", consumer=PATHWAY_DURABLE, type="care.intake.assessment-recorded.v2") for r in replicas])
-    print(f"\nhandlings blocked {held:.1f}s against ack_wait {ack_wait}s: redelivered {redelivered}, duplicates {duplicates:.0f}, dead letters {dead}, handled {consumed:.0f}/3")
+        duplicates = sum(
+            [await metric(http, r, "care_events_duplicate_total", consumer=PATHWAY_DURABLE) for r in replicas]
+        )
+        consumed = sum(
+            [
+                await metric(
+                    http,
+                    r,
+                    "care_events_consumed_total",
+                    consumer=PATHWAY_DURABLE,
+                    type="care.intake.assessment-recorded.v2",
+                )
+                for r in replicas
+            ]
+        )
+    print(
+        f"\nhandlings blocked {held:.1f}s against ack_wait {ack_wait}s: redelivered {redelivered}, duplicates {duplicates:.0f}, dead letters {dead}, handled {consumed:.0f}/3"
+    )
     assert (dead, redelivered, duplicates) == (0, 0, 0)
     assert consumed == 3
 
 
 async def test_a_post_behind_a_held_lock_is_a_503_database_busy(own_nats: NatsServer, tmp_path: Path) -> None:
     intake_db = tmp_path / "intake.db"
-    intake = ServiceProcess("intake", {"DATABASE_URL": sqlite_url_for(intake_db), **own_nats.env("intake")}, tmp_path / "intake")
+    intake = ServiceProcess(
+        "intake", {"DATABASE_URL": sqlite_url_for(intake_db), **own_nats.env("intake")}, tmp_path / "intake"
+    )
     bound = ServiceSettings().database_lock_timeout_seconds  # the shipped default, not a copy
     key = add_clinic(intake, "Busy clinic")
     body = {"external_id": "busy-1", "birth_year": 1975, "sex": "male", "timezone": "UTC"}
     headers = {"Authorization": f"Bearer {key}", "Idempotency-Key": str(uuid.uuid4())}
     async with running(intake), httpx.AsyncClient(timeout=30) as http:
+
         def stored() -> tuple[int, int]:
             with sqlite3.connect(f"file:{intake_db}?mode=ro", uri=True) as conn:
-                return (conn.execute("SELECT count(*) FROM events").fetchone()[0],
-                        conn.execute("SELECT count(*) FROM outbox").fetchone()[0])
+                return (
+                    conn.execute("SELECT count(*) FROM events").fetchone()[0],
+                    conn.execute("SELECT count(*) FROM outbox").fetchone()[0],
+                )
+
         before = stored()
         lock = Lock(intake_db)
         try:

@@ -55,7 +55,15 @@ class TrafficStats:
 class Clinic:
     """One partner clinic's client."""
 
-    def __init__(self, intake_url: str, notify_url: str, clinic_id: str, key: str, stats: TrafficStats, rng: random.Random) -> None:
+    def __init__(
+        self,
+        intake_url: str,
+        notify_url: str,
+        clinic_id: str,
+        key: str,
+        stats: TrafficStats,
+        rng: random.Random,
+    ) -> None:
         self.intake_url, self.notify_url = intake_url, notify_url
         self.clinic_id = clinic_id
         self.key = key
@@ -76,7 +84,9 @@ class Clinic:
         key = str(uuid.uuid4())
         answer = await self._send(path, body, key)
         event_id = answer.get("event_id")
-        self.accepted[key] = Accepted(key, path, answer["_status"], event_id, patient_id or answer.get("id", ""))
+        self.accepted[key] = Accepted(
+            key, path, answer["_status"], event_id, patient_id or answer.get("id", "")
+        )
         self.stats.posts += 1
         if self.rng.random() < 0.15:  # the client's retry after a lost answer, on purpose
             again = await self._send(path, body, key)
@@ -93,7 +103,9 @@ class Clinic:
         while True:
             self.stats.attempts += 1
             try:
-                r = await self.http.post(f"{self.intake_url}{path}", json=body, headers={"Idempotency-Key": key})
+                r = await self.http.post(
+                    f"{self.intake_url}{path}", json=body, headers={"Idempotency-Key": key}
+                )
             except httpx.TimeoutException:
                 reason = "timeout"
             except httpx.TransportError as exc:
@@ -168,25 +180,57 @@ async def patient_flow(clinic: Clinic, n: int, contact_tasks: list[asyncio.Task]
         channel = "email" if n % 2 == 0 else "sms"
         contact_tasks.append(asyncio.create_task(clinic.put_contact(pid, channel, n)))
     base = f"/v1/patients/{pid}"
-    await clinic.post(f"{base}/episodes", {"onset_date": "2025-10-01", "severity": rng.choice(["moderate", "severe"]), "diagnosis": "mdd"}, pid)
+    await clinic.post(
+        f"{base}/episodes",
+        {"onset_date": "2025-10-01", "severity": rng.choice(["moderate", "severe"]), "diagnosis": "mdd"},
+        pid,
+    )
     if rng.random() < 0.6:
         history = [
             ("sertraline", 100, "2026-01-05", "2026-02-20"),
             ("venlafaxine", 150, "2026-02-25", "2026-04-30"),
         ]
         for agent, dose, start, end in history:
-            trial = await clinic.post(f"{base}/trials", {"kind": "antidepressant", "agent": agent, "dose_mg_per_day": dose, "started_on": start}, pid)
-            await clinic.post(f"{base}/assessments", {"instrument": "PHQ-9", "score": rng.randint(14, 24), "taken_on": start}, pid)
+            trial = await clinic.post(
+                f"{base}/trials",
+                {"kind": "antidepressant", "agent": agent, "dose_mg_per_day": dose, "started_on": start},
+                pid,
+            )
+            await clinic.post(
+                f"{base}/assessments",
+                {"instrument": "PHQ-9", "score": rng.randint(14, 24), "taken_on": start},
+                pid,
+            )
             await clinic.post(
                 f"{base}/trials/{trial['id']}/completion",
                 {"ended_on": end, "adherence_pct": 90, "outcome": "no_response", "max_dose_mg_per_day": dose},
                 pid,
             )
-    await clinic.post(f"{base}/trials", {"kind": "antidepressant", "agent": "mirtazapine", "dose_mg_per_day": 30, "started_on": yesterday.isoformat()}, pid)
-    await clinic.post(f"{base}/assessments", {"instrument": "PHQ-9", "score": rng.randint(10, 22), "taken_on": yesterday.isoformat(), "suicide_risk": risk}, pid)
+    await clinic.post(
+        f"{base}/trials",
+        {
+            "kind": "antidepressant",
+            "agent": "mirtazapine",
+            "dose_mg_per_day": 30,
+            "started_on": yesterday.isoformat(),
+        },
+        pid,
+    )
+    await clinic.post(
+        f"{base}/assessments",
+        {
+            "instrument": "PHQ-9",
+            "score": rng.randint(10, 22),
+            "taken_on": yesterday.isoformat(),
+            "suicide_risk": risk,
+        },
+        pid,
+    )
 
 
-async def clinic_worker(clinic: Clinic, stop: asyncio.Event, numbers, contact_tasks: list[asyncio.Task]) -> None:  # noqa: ANN001
+async def clinic_worker(
+    clinic: Clinic, stop: asyncio.Event, numbers, contact_tasks: list[asyncio.Task]
+) -> None:
     while not stop.is_set():
         try:
             await patient_flow(clinic, next(numbers), contact_tasks)

@@ -17,8 +17,8 @@ class NotInTheUnitTier(RuntimeError):
     pass
 
 
-def _refuse(what: str):  # noqa: ANN202
-    def refuse(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+def _refuse(what: str):
+    def refuse(*args, **kwargs):
         raise NotInTheUnitTier(f"{what} in a unit test: it belongs in tests/integration")
 
     return refuse

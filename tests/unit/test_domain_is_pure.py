@@ -12,8 +12,21 @@ import pytest
 
 # What a domain may never reach: each of these talks to something outside the process.
 IO_MODULES = {
-    "aiosmtplib", "aiosqlite", "asyncpg", "fastapi", "faststream", "httpx", "nats", "psycopg",
-    "smtplib", "socket", "sqlalchemy", "starlette", "subprocess", "uvicorn", "urllib.request",
+    "aiosmtplib",
+    "aiosqlite",
+    "asyncpg",
+    "fastapi",
+    "faststream",
+    "httpx",
+    "nats",
+    "psycopg",
+    "smtplib",
+    "socket",
+    "sqlalchemy",
+    "starlette",
+    "subprocess",
+    "uvicorn",
+    "urllib.request",
 }
 FIRST_PARTY = ("care_shared", "intake", "pathway", "referral", "notify")
 DOMAINS = ["referral.domain", "intake.domain", "pathway.engine", "notify.domain"]

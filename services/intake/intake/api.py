@@ -41,9 +41,9 @@ from intake.tables import patients
 
 router = APIRouter(prefix="/v1", tags=["patients"])
 
-IDEMPOTENCY_NOTE = "Send an `Idempotency-Key` header: a retry returns the first answer and stores nothing again."
-
-
+IDEMPOTENCY_NOTE = (
+    "Send an `Idempotency-Key` header: a retry returns the first answer and stores nothing again."
+)
 
 
 class PatientIn(Strict):
@@ -62,7 +62,9 @@ class EpisodeIn(Strict):
     psychotic_features: bool = False
     diagnosis: Diagnosis = Diagnosis.MDD
     prior_episodes: int | None = Field(default=None, ge=0, le=100, description="Earlier depressive episodes")
-    age_at_first_onset: int | None = Field(default=None, ge=0, le=120, description="Years, at the first episode")
+    age_at_first_onset: int | None = Field(
+        default=None, ge=0, le=120, description="Years, at the first episode"
+    )
 
 
 class EpisodePatch(Strict):
@@ -144,7 +146,9 @@ class AssessmentIn(Strict):
     instrument: Instrument
     score: int | None = Field(default=None, description="The total; for a PHQ-9 with items, optional")
     item9: int | None = None
-    items: Annotated[list[int | None] | None, WithJsonSchema(PHQ9_ITEMS_SCHEMA)] = Field(default=None, max_length=9)
+    items: Annotated[list[int | None] | None, WithJsonSchema(PHQ9_ITEMS_SCHEMA)] = Field(
+        default=None, max_length=9
+    )
     taken_on: date
     suicide_risk: SuicideRisk | None = None
 
@@ -183,7 +187,7 @@ def _created(status: int, body: dict[str, Any]) -> JSONResponse:
     return JSONResponse(body, status_code=status)
 
 
-async def register(session, rt, clinic: Clinic, body: PatientIn) -> dict[str, Any]:  # noqa: ANN001
+async def register(session, rt, clinic: Clinic, body: PatientIn) -> dict[str, Any]:
     """Register a patient in `session`'s transaction: the REST route and the FHIR import share it."""
     existing = (
         await session.execute(
@@ -316,8 +320,15 @@ async def _patient_command(request: Request, clinic: Clinic, patient_id: str, de
     return _created(*await run_command(rt.db, request, clinic.clinic_id, command))
 
 
-@router.post("/patients/{patient_id}/episodes", status_code=201, summary="Record the current depressive episode", description=IDEMPOTENCY_NOTE)
-async def open_episode(patient_id: str, body: EpisodeIn, request: Request, clinic: Clinic = Depends(current_clinic)):
+@router.post(
+    "/patients/{patient_id}/episodes",
+    status_code=201,
+    summary="Record the current depressive episode",
+    description=IDEMPOTENCY_NOTE,
+)
+async def open_episode(
+    patient_id: str, body: EpisodeIn, request: Request, clinic: Clinic = Depends(current_clinic)
+):
     def decide(patient, today):
         episode_id = new_id()
         event = domain.open_episode(
@@ -336,8 +347,16 @@ async def open_episode(patient_id: str, body: EpisodeIn, request: Request, clini
     return await _patient_command(request, clinic, patient_id, decide)
 
 
-@router.patch("/patients/{patient_id}/episodes/{episode_id}", summary="Revise diagnosis, severity or psychotic features")
-async def revise_episode(patient_id: str, episode_id: str, body: EpisodePatch, request: Request, clinic: Clinic = Depends(current_clinic)):
+@router.patch(
+    "/patients/{patient_id}/episodes/{episode_id}", summary="Revise diagnosis, severity or psychotic features"
+)
+async def revise_episode(
+    patient_id: str,
+    episode_id: str,
+    body: EpisodePatch,
+    request: Request,
+    clinic: Clinic = Depends(current_clinic),
+):
     def decide(patient, today):
         event = domain.revise_episode(
             patient,
@@ -356,8 +375,15 @@ async def revise_episode(patient_id: str, episode_id: str, body: EpisodePatch, r
     return response
 
 
-@router.post("/patients/{patient_id}/trials", status_code=201, summary="Start a treatment trial", description=IDEMPOTENCY_NOTE)
-async def start_trial(patient_id: str, body: TrialIn, request: Request, clinic: Clinic = Depends(current_clinic)):
+@router.post(
+    "/patients/{patient_id}/trials",
+    status_code=201,
+    summary="Start a treatment trial",
+    description=IDEMPOTENCY_NOTE,
+)
+async def start_trial(
+    patient_id: str, body: TrialIn, request: Request, clinic: Clinic = Depends(current_clinic)
+):
     def decide(patient, today):
         trial_id = new_id()
         event = domain.start_trial(
@@ -376,8 +402,19 @@ async def start_trial(patient_id: str, body: TrialIn, request: Request, clinic: 
     return await _patient_command(request, clinic, patient_id, decide)
 
 
-@router.post("/patients/{patient_id}/trials/{trial_id}/completion", status_code=201, summary="Complete a trial (emits trial-completed)", description=IDEMPOTENCY_NOTE)
-async def complete_trial(patient_id: str, trial_id: str, body: CompletionIn, request: Request, clinic: Clinic = Depends(current_clinic)):
+@router.post(
+    "/patients/{patient_id}/trials/{trial_id}/completion",
+    status_code=201,
+    summary="Complete a trial (emits trial-completed)",
+    description=IDEMPOTENCY_NOTE,
+)
+async def complete_trial(
+    patient_id: str,
+    trial_id: str,
+    body: CompletionIn,
+    request: Request,
+    clinic: Clinic = Depends(current_clinic),
+):
     def decide(patient, today):
         event = domain.complete_trial(
             patient,
@@ -398,8 +435,15 @@ async def complete_trial(patient_id: str, trial_id: str, body: CompletionIn, req
     return await _patient_command(request, clinic, patient_id, decide)
 
 
-@router.post("/patients/{patient_id}/assessments", status_code=201, summary="Record a symptom assessment", description=IDEMPOTENCY_NOTE)
-async def record_assessment(patient_id: str, body: AssessmentIn, request: Request, clinic: Clinic = Depends(current_clinic)):
+@router.post(
+    "/patients/{patient_id}/assessments",
+    status_code=201,
+    summary="Record a symptom assessment",
+    description=IDEMPOTENCY_NOTE,
+)
+async def record_assessment(
+    patient_id: str, body: AssessmentIn, request: Request, clinic: Clinic = Depends(current_clinic)
+):
     def decide(patient, today):
         assessment_id = new_id()
         event = domain.record_assessment(
@@ -419,44 +463,87 @@ async def record_assessment(patient_id: str, body: AssessmentIn, request: Reques
     return await _patient_command(request, clinic, patient_id, decide)
 
 
-@router.post("/patients/{patient_id}/comorbidities", status_code=201, summary="Record a comorbid condition (present or not)", description=IDEMPOTENCY_NOTE)
-async def record_comorbidity(patient_id: str, body: ComorbidityIn, request: Request, clinic: Clinic = Depends(current_clinic)):
+@router.post(
+    "/patients/{patient_id}/comorbidities",
+    status_code=201,
+    summary="Record a comorbid condition (present or not)",
+    description=IDEMPOTENCY_NOTE,
+)
+async def record_comorbidity(
+    patient_id: str, body: ComorbidityIn, request: Request, clinic: Clinic = Depends(current_clinic)
+):
     def decide(patient, today):
         record_id = new_id()
         event = domain.record_comorbidity(
-            patient, record_id=record_id, condition=body.condition, present=body.present, recorded_on=body.recorded_on, today=today
+            patient,
+            record_id=record_id,
+            condition=body.condition,
+            present=body.present,
+            recorded_on=body.recorded_on,
+            today=today,
         )
         return event, {"id": record_id, **event.to_data()}
 
     return await _patient_command(request, clinic, patient_id, decide)
 
 
-@router.post("/patients/{patient_id}/workup", status_code=201, summary="Record a pseudo-resistance workup check", description=IDEMPOTENCY_NOTE)
-async def record_workup(patient_id: str, body: WorkupIn, request: Request, clinic: Clinic = Depends(current_clinic)):
+@router.post(
+    "/patients/{patient_id}/workup",
+    status_code=201,
+    summary="Record a pseudo-resistance workup check",
+    description=IDEMPOTENCY_NOTE,
+)
+async def record_workup(
+    patient_id: str, body: WorkupIn, request: Request, clinic: Clinic = Depends(current_clinic)
+):
     def decide(patient, today):
         record_id = new_id()
         event = domain.record_workup_check(
-            patient, record_id=record_id, check=body.check, result=body.result, done_on=body.done_on, today=today
+            patient,
+            record_id=record_id,
+            check=body.check,
+            result=body.result,
+            done_on=body.done_on,
+            today=today,
         )
         return event, {"id": record_id, **event.to_data()}
 
     return await _patient_command(request, clinic, patient_id, decide)
 
 
-@router.post("/patients/{patient_id}/preferences", status_code=201, summary="Record a treatment preference (a declined strategy)", description=IDEMPOTENCY_NOTE)
-async def record_preference(patient_id: str, body: PreferenceIn, request: Request, clinic: Clinic = Depends(current_clinic)):
+@router.post(
+    "/patients/{patient_id}/preferences",
+    status_code=201,
+    summary="Record a treatment preference (a declined strategy)",
+    description=IDEMPOTENCY_NOTE,
+)
+async def record_preference(
+    patient_id: str, body: PreferenceIn, request: Request, clinic: Clinic = Depends(current_clinic)
+):
     def decide(patient, today):
         record_id = new_id()
         event = domain.record_preference(
-            patient, record_id=record_id, strategy=body.strategy, declined=body.declined, recorded_on=body.recorded_on, today=today
+            patient,
+            record_id=record_id,
+            strategy=body.strategy,
+            declined=body.declined,
+            recorded_on=body.recorded_on,
+            today=today,
         )
         return event, {"id": record_id, **event.to_data()}
 
     return await _patient_command(request, clinic, patient_id, decide)
 
 
-@router.post("/patients/{patient_id}/journal", status_code=201, summary="Record a mood-journal entry", description=IDEMPOTENCY_NOTE)
-async def record_journal_entry(patient_id: str, body: JournalIn, request: Request, clinic: Clinic = Depends(current_clinic)):
+@router.post(
+    "/patients/{patient_id}/journal",
+    status_code=201,
+    summary="Record a mood-journal entry",
+    description=IDEMPOTENCY_NOTE,
+)
+async def record_journal_entry(
+    patient_id: str, body: JournalIn, request: Request, clinic: Clinic = Depends(current_clinic)
+):
     def decide(patient, today):
         entry_id = new_id()
         event = domain.record_journal_entry(

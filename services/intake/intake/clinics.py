@@ -32,7 +32,14 @@ async def add_clinic(runtime: Runtime, name: str, key: str | None = None) -> dic
             session,
             clinic_stream(clinic_id),
             0,
-            [NewEvent(type=event.event_type, subject=clinic_id, data=event.to_data(), meta={"clinicid": clinic_id})],
+            [
+                NewEvent(
+                    type=event.event_type,
+                    subject=clinic_id,
+                    data=event.to_data(),
+                    meta={"clinicid": clinic_id},
+                )
+            ],
         )
         await record_clinic_key(session, clinic_id, event.key_sha256)
     return {"clinic_id": clinic_id, "name": name, "api_key": api_key}
@@ -46,7 +53,9 @@ async def rotate_key(runtime: Runtime, current_key: str) -> dict[str, str]:
     async with runtime.db.transaction() as session:
         row = (
             await session.execute(
-                select(clinic_keys.c.clinic_id).where(clinic_keys.c.key_sha256 == old_hash, clinic_keys.c.active.is_(True))
+                select(clinic_keys.c.clinic_id).where(
+                    clinic_keys.c.key_sha256 == old_hash, clinic_keys.c.active.is_(True)
+                )
             )
         ).first()
         if row is None:
@@ -59,7 +68,14 @@ async def rotate_key(runtime: Runtime, current_key: str) -> dict[str, str]:
             session,
             stream,
             await runtime.store.current_version(session, stream),
-            [NewEvent(type=event.event_type, subject=clinic_id, data=event.to_data(), meta={"clinicid": clinic_id})],
+            [
+                NewEvent(
+                    type=event.event_type,
+                    subject=clinic_id,
+                    data=event.to_data(),
+                    meta={"clinicid": clinic_id},
+                )
+            ],
         )
         await record_clinic_key(session, clinic_id, event.key_sha256, replaces_sha256=old_hash)
     return {"clinic_id": clinic_id, "api_key": new_key}
@@ -72,11 +88,21 @@ async def revoke_clinic(runtime: Runtime, clinic_id: str) -> dict:
     await migrate(runtime.db, runtime.migrations)
     async with runtime.db.transaction() as session:
         hashes = (
-            await session.execute(
-                select(clinic_keys.c.key_sha256).where(clinic_keys.c.clinic_id == clinic_id, clinic_keys.c.active.is_(True))
+            (
+                await session.execute(
+                    select(clinic_keys.c.key_sha256).where(
+                        clinic_keys.c.clinic_id == clinic_id, clinic_keys.c.active.is_(True)
+                    )
+                )
             )
-        ).scalars().all()
-        known = (await session.execute(select(clinic_keys.c.key_sha256).where(clinic_keys.c.clinic_id == clinic_id))).first()
+            .scalars()
+            .all()
+        )
+        known = (
+            await session.execute(
+                select(clinic_keys.c.key_sha256).where(clinic_keys.c.clinic_id == clinic_id)
+            )
+        ).first()
         if known is None:
             raise LookupError("no such clinic")
         stream = clinic_stream(clinic_id)
@@ -84,7 +110,14 @@ async def revoke_clinic(runtime: Runtime, clinic_id: str) -> dict:
         new = []
         for key_sha256 in hashes:
             event = ClinicKeyRevoked(clinic_id=clinic_id, key_sha256=key_sha256)
-            new.append(NewEvent(type=event.event_type, subject=clinic_id, data=event.to_data(), meta={"clinicid": clinic_id}))
+            new.append(
+                NewEvent(
+                    type=event.event_type,
+                    subject=clinic_id,
+                    data=event.to_data(),
+                    meta={"clinicid": clinic_id},
+                )
+            )
             await revoke_clinic_key(session, clinic_id, key_sha256)
         if new:
             await runtime.store.append(session, stream, version, new)
@@ -102,16 +135,20 @@ async def publish_now(runtime: Runtime, timeout: float = 5.0) -> int:
     try:
         nc = await asyncio.wait_for(
             nats.connect(
-                servers=runtime.settings.nats_servers(), allow_reconnect=False, **client_options(runtime.settings)
+                servers=runtime.settings.nats_servers(),
+                allow_reconnect=False,
+                **client_options(runtime.settings),
             ),
             timeout,
         )
-    except Exception:  # noqa: BLE001
+    except Exception:
         return 0
     try:
-        relay = OutboxRelay(runtime.db, runtime.source, lambda: nc.jetstream(), tracer_provider=runtime.tracer_provider)
+        relay = OutboxRelay(
+            runtime.db, runtime.source, lambda: nc.jetstream(), tracer_provider=runtime.tracer_provider
+        )
         return await asyncio.wait_for(relay.publish_pending(), timeout)
-    except Exception:  # noqa: BLE001
+    except Exception:
         return 0
     finally:
         await nc.close()
@@ -128,7 +165,11 @@ def rotate_key_command(runtime: Runtime, current_key: str) -> int:
 async def clinic_of_key(runtime: Runtime, key: str) -> str | None:
     await migrate(runtime.db, runtime.migrations)
     async with runtime.db.read() as session:
-        row = (await session.execute(select(clinic_keys.c.clinic_id).where(clinic_keys.c.key_sha256 == hash_key(key)))).first()
+        row = (
+            await session.execute(
+                select(clinic_keys.c.clinic_id).where(clinic_keys.c.key_sha256 == hash_key(key))
+            )
+        ).first()
     return row.clinic_id if row else None
 
 

@@ -49,7 +49,7 @@ from care_shared.contracts.intake import (
     WorkupCheckRecorded,
     WorkupResult,
 )
-from care_shared.refusals import Rejected  # noqa: F401 - the domain's refusal, raised here
+from care_shared.refusals import Rejected
 
 EARLIEST_BIRTH_YEAR = 1900
 
@@ -145,13 +145,23 @@ def fold(history: list[EventData]) -> Patient | None:
         match e:
             case PatientRegistered():
                 patient = Patient(
-                    e.patient_id, e.clinic_id, e.external_id, e.birth_year, e.sex, e.timezone,
+                    e.patient_id,
+                    e.clinic_id,
+                    e.external_id,
+                    e.birth_year,
+                    e.sex,
+                    e.timezone,
                     country=e.country,
                 )
             case EpisodeOpened() if patient:
                 patient.episodes[e.episode_id] = Episode(
-                    e.episode_id, e.onset_date, e.diagnosis, e.severity, e.psychotic_features,
-                    e.prior_episodes, e.age_at_first_onset,
+                    e.episode_id,
+                    e.onset_date,
+                    e.diagnosis,
+                    e.severity,
+                    e.psychotic_features,
+                    e.prior_episodes,
+                    e.age_at_first_onset,
                 )
                 patient.current_episode_id = e.episode_id
             case EpisodeRevised() if patient:
@@ -340,7 +350,8 @@ def open_episode(
         raise Rejected("onset_date", "is before the patient's birth year")
     if age_at_first_onset is not None and age_at_first_onset > onset_date.year - patient.birth_year:
         raise Rejected(
-            "age_at_first_onset", "is older than the patient was at this episode's onset (birth year to onset date)"
+            "age_at_first_onset",
+            "is older than the patient was at this episode's onset (birth year to onset date)",
         )
     return EpisodeOpened(
         patient_id=patient.patient_id,
@@ -372,9 +383,7 @@ def revise_episode(
         episode_id=episode_id,
         diagnosis=diagnosis if diagnosis != episode.diagnosis else None,
         severity=severity if severity != episode.severity else None,
-        psychotic_features=(
-            psychotic_features if psychotic_features != episode.psychotic_features else None
-        ),
+        psychotic_features=(psychotic_features if psychotic_features != episode.psychotic_features else None),
     )
 
 
@@ -450,7 +459,9 @@ def _max_doses(
                 "this trial has no agent" if not names else "a combination gives max_doses, one per agent",
             )
         dose = resolve_dose(
-            DoseIn(names[0], max_dose.dose, max_dose.unit), agent_field="agent", dose_field="max_dose_mg_per_day"
+            DoseIn(names[0], max_dose.dose, max_dose.unit),
+            agent_field="agent",
+            dose_field="max_dose_mg_per_day",
         )
         dose = dose.model_copy(update={"entered_as": None})  # the clinic named no agent here
         return dose.dose_mg_per_day, [dose]
@@ -493,7 +504,9 @@ def complete_trial(
         raise Rejected("ended_on", "is before the trial started")
     episode = patient.episodes.get(trial.episode_id)
     if episode is not None and ended_on < episode.onset_date:
-        raise Rejected("ended_on", "is before the episode's onset date: the trial does not belong to this episode")
+        raise Rejected(
+            "ended_on", "is before the episode's onset date: the trial does not belong to this episode"
+        )
     check_not_future("ended_on", ended_on, today)
     if final is not None:
         check_severity_score("final", final)
@@ -515,9 +528,7 @@ def complete_trial(
     )
 
 
-def _phq9_from_items(
-    items: Sequence[int | None], score: int | None, item9: int | None
-) -> tuple[int, int]:
+def _phq9_from_items(items: Sequence[int | None], score: int | None, item9: int | None) -> tuple[int, int]:
     """CLINICAL.md 1: the nine answers (0-3) in LOINC panel order; the total 44261-6 is their
     sum and item 9 is 44260-8. A missing or out-of-range item, or a sent total or item 9 that
     differs, is refused naming the LOINC code."""
@@ -526,14 +537,20 @@ def _phq9_from_items(
     for i, code in enumerate(PHQ9_ITEM_LOINC):
         answer = items[i] if i < len(items) else None
         if answer is None:
-            raise Rejected(f"items[{i}]", f"PHQ-9 item {i + 1} (LOINC {code}) is missing: give all nine answers", loinc=code)
+            raise Rejected(
+                f"items[{i}]",
+                f"PHQ-9 item {i + 1} (LOINC {code}) is missing: give all nine answers",
+                loinc=code,
+            )
         if not 0 <= answer <= 3:
             raise Rejected(f"items[{i}]", f"PHQ-9 item {i + 1} (LOINC {code}) is between 0 and 3", loinc=code)
     answers = [int(a) for a in items if a is not None]
     total = sum(answers)
     if score is not None and score != total:
         raise Rejected(
-            "score", f"the total (LOINC {PHQ9_TOTAL_LOINC}) differs from the sum of the nine items", loinc=PHQ9_TOTAL_LOINC
+            "score",
+            f"the total (LOINC {PHQ9_TOTAL_LOINC}) differs from the sum of the nine items",
+            loinc=PHQ9_TOTAL_LOINC,
         )
     last = PHQ9_ITEM_LOINC[-1]
     if item9 is not None and item9 != answers[-1]:
@@ -571,7 +588,8 @@ def record_assessment(
         if score - item9 > PHQ9_OTHER_ITEMS_MAX:
             # CLINICAL.md 5: the other eight items (0-3 each) sum to at most 24
             raise Rejected(
-                "item9", f"is too low for the total: the other eight items sum to at most {PHQ9_OTHER_ITEMS_MAX}"
+                "item9",
+                f"is too low for the total: the other eight items sum to at most {PHQ9_OTHER_ITEMS_MAX}",
             )
     check_not_future("taken_on", taken_on, today)
     return AssessmentRecorded(

@@ -30,7 +30,9 @@ class PatientRecords:
         await ensure_patient_of(session, clinic, patient_id)
         return await self.store.read_stream(session, patient_stream(patient_id))
 
-    async def load(self, session: AsyncSession, clinic: Clinic, patient_id: str) -> tuple[domain.Patient, int]:
+    async def load(
+        self, session: AsyncSession, clinic: Clinic, patient_id: str
+    ) -> tuple[domain.Patient, int]:
         stored = await self.history(session, clinic, patient_id)
         patient = domain.fold([decode(e.type, e.data) for e in stored])
         if patient is None:
@@ -70,4 +72,7 @@ def clinical_rules() -> Iterator[None]:
     except domain.TrialAlreadyCompleted:
         raise Conflict("this trial is already completed", field="trial_id") from None
     except domain.NoEpisode:
-        raise Conflict("record the patient's episode first (trials, workup and preferences belong to it)", field="episode") from None
+        raise Conflict(
+            "record the patient's episode first (trials, workup and preferences belong to it)",
+            field="episode",
+        ) from None

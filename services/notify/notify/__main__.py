@@ -15,6 +15,8 @@ if __name__ == "__main__":
             settings=NotifySettings(),
             make_runtime=make_runtime,
             make_app=create_app,
-            rebuild=lambda db, _settings, progress: rebuild_and_compare(db, progress_bar("replaying reminders") if progress else None),
+            rebuild=lambda db, _settings, progress: rebuild_and_compare(
+                db, progress_bar("replaying reminders") if progress else None
+            ),
         )
     )

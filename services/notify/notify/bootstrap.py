@@ -25,7 +25,7 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 
 class FileClock:
-    """"Now" read from a file (ISO 8601), for tests that move a real process's time; the
+    """ "Now" read from a file (ISO 8601), for tests that move a real process's time; the
     system clock while the file is absent or empty."""
 
     def __init__(self, path: str) -> None:

@@ -116,7 +116,11 @@ async def keep_fact(session: AsyncSession, envelope: Envelope, e: EventData, now
             if envelope.sequence is None:
                 raise PoisonEvent(f"assessment-changed {envelope.id} has no stream position")
             before = urgency.UrgencyFacts(
-                Urgency(row.urgency), row.urgency_as_of, row.urgency_position, row.crisis_since, row.crisis_raised_at
+                Urgency(row.urgency),
+                row.urgency_as_of,
+                row.urgency_position,
+                row.crisis_since,
+                row.crisis_raised_at,
             )
             after = urgency.take(
                 before, urgency.UrgencyChange(e.assessment.urgency, e.as_of_event, envelope.sequence, now)

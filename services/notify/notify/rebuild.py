@@ -17,7 +17,9 @@ from notify.adapters.records import FROM_EVENTS, ReminderRecords, reminder_row
 from notify.adapters.tables import reminders
 
 
-async def rebuild_and_compare(db: Database, progress: Callable[[int, int], None] | None = None) -> RebuildReport:
+async def rebuild_and_compare(
+    db: Database, progress: Callable[[int, int], None] | None = None
+) -> RebuildReport:
     records = ReminderRecords(EventStore())
 
     async def project(session: AsyncSession, reminder_id: str) -> dict[str, Any] | None:

@@ -20,5 +20,11 @@ async def rebuild(db: Database, settings: PathwaySettings, progress: bool) -> Re
 
 if __name__ == "__main__":
     sys.exit(
-        cli.main(sys.argv[1:], settings=PathwaySettings(), make_runtime=make_runtime, make_app=create_app, rebuild=rebuild)
+        cli.main(
+            sys.argv[1:],
+            settings=PathwaySettings(),
+            make_runtime=make_runtime,
+            make_app=create_app,
+            rebuild=rebuild,
+        )
     )

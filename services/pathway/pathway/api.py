@@ -33,7 +33,9 @@ async def get_assessment(patient_id: str, request: Request, clinic: Clinic = Dep
     async with runtime_of(request).db.read() as session:
         await ensure_patient_of(session, clinic, patient_id)
         row = (
-            await session.execute(sa.select(patient_assessments).where(patient_assessments.c.patient_id == patient_id))
+            await session.execute(
+                sa.select(patient_assessments).where(patient_assessments.c.patient_id == patient_id)
+            )
         ).first()
     if row is None or row.assessment is None:
         raise NotFound("no assessment for this patient yet", field="patient_id")
@@ -45,7 +47,10 @@ async def get_assessment(patient_id: str, request: Request, clinic: Clinic = Dep
     }
 
 
-@router.get("/patients/{patient_id}/assessment/history", summary="Every change of the patient's assessment, oldest first")
+@router.get(
+    "/patients/{patient_id}/assessment/history",
+    summary="Every change of the patient's assessment, oldest first",
+)
 async def assessment_history(patient_id: str, request: Request, clinic: Clinic = Depends(current_clinic)):
     rt = runtime_of(request)
     async with rt.db.read() as session:

@@ -17,7 +17,9 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 
 def make_runtime(settings: PathwaySettings | None = None, clock: Clock | None = None) -> Runtime:
-    runtime = build_runtime(settings or PathwaySettings(), source="/pathway", migrations=MIGRATIONS, clock=clock)
+    runtime = build_runtime(
+        settings or PathwaySettings(), source="/pathway", migrations=MIGRATIONS, clock=clock
+    )
     runtime.consumers.subscribe("intake", "INTAKE", "intake.>", IntakeEventHandler(runtime.store))
     return runtime
 

@@ -78,7 +78,7 @@ class HookRequest(BaseModel):
 
     model_config = ConfigDict(extra="allow", allow_inf_nan=False)
     hook: str
-    hookInstance: str = Field(min_length=1, max_length=100)  # noqa: N815 - the specification's name
+    hookInstance: str = Field(min_length=1, max_length=100)
     context: dict[str, Any]
     prefetch: dict[str, Any] | None = None
 
@@ -86,16 +86,16 @@ class HookRequest(BaseModel):
 class OverrideReason(BaseModel):
     model_config = ConfigDict(extra="allow")
     reason: dict[str, Any] | None = None
-    userComment: str | None = Field(default=None, max_length=2000)  # noqa: N815
+    userComment: str | None = Field(default=None, max_length=2000)
 
 
 class FeedbackItem(BaseModel):
     model_config = ConfigDict(extra="allow")
     card: str = Field(min_length=1, max_length=100)
     outcome: Literal["accepted", "overridden"]
-    acceptedSuggestions: list[dict[str, Any]] = Field(default=[], max_length=20)  # noqa: N815
-    overrideReason: OverrideReason | None = None  # noqa: N815
-    outcomeTimestamp: str = Field(min_length=1, max_length=40)  # noqa: N815
+    acceptedSuggestions: list[dict[str, Any]] = Field(default=[], max_length=20)
+    overrideReason: OverrideReason | None = None
+    outcomeTimestamp: str = Field(min_length=1, max_length=40)
 
 
 class FeedbackIn(BaseModel):
@@ -110,15 +110,27 @@ def card_stream(card_id: str) -> str:
 # --- cards (pure: an assessment in, cards out) ------------------------------------------
 
 
-def _card(kind: str, summary: str, indicator: str, detail: str, source: dict[str, Any] | None = None, **extra: Any) -> dict[str, Any]:
-    return {"uuid": new_id(), "summary": summary[:140], "indicator": indicator, "detail": detail,
-            "source": source or SOURCE, "overrideReasons": OVERRIDE_REASONS, "_kind": kind, **extra}
+def _card(
+    kind: str, summary: str, indicator: str, detail: str, source: dict[str, Any] | None = None, **extra: Any
+) -> dict[str, Any]:
+    return {
+        "uuid": new_id(),
+        "summary": summary[:140],
+        "indicator": indicator,
+        "detail": detail,
+        "source": source or SOURCE,
+        "overrideReasons": OVERRIDE_REASONS,
+        "_kind": kind,
+        **extra,
+    }
 
 
 def status_card(a: dict[str, Any]) -> dict[str, Any]:
     stages = a["stages"]
-    lines = [f"**Status:** {a['status']} ({a.get('status_reason', '')})",
-             f"**Failed adequate trials:** {a.get('failed_adequate_trials', 0)}"]
+    lines = [
+        f"**Status:** {a['status']} ({a.get('status_reason', '')})",
+        f"**Failed adequate trials:** {a.get('failed_adequate_trials', 0)}",
+    ]
     if tr := stages.get("thase_rush"):
         lines.append(f"**Thase-Rush:** stage {tr['label']} ({tr['source']})")
     if (ms := stages.get("maudsley")) and ms.get("score") is not None:
@@ -134,13 +146,15 @@ def strategy_cards(a: dict[str, Any]) -> list[dict[str, Any]]:
     out = []
     for r in a["recommendations"][:TOP_STRATEGIES]:
         options = ", ".join(r["options"]) if r["options"] else "see rationale"
-        out.append(_card(
-            "strategy",
-            f"Consider: {r['strategy'].replace('_', ' ')} ({options})",
-            "info",
-            f"{r['rationale']}\n\n**Setting:** {r['setting'].replace('_', ' ')}",
-            source={"label": r["evidence"]},
-        ))
+        out.append(
+            _card(
+                "strategy",
+                f"Consider: {r['strategy'].replace('_', ' ')} ({options})",
+                "info",
+                f"{r['rationale']}\n\n**Setting:** {r['setting'].replace('_', ' ')}",
+                source={"label": r["evidence"]},
+            )
+        )
     return out
 
 
@@ -148,10 +162,14 @@ def urgency_card(a: dict[str, Any]) -> dict[str, Any] | None:
     if a["urgency"] not in ("urgent", "emergency"):
         return None
     # CLINICAL.md 5 and 8: suicidality always advises referral and crisis resources.
-    detail = (f"{a.get('urgency_reason', '')}\n\n**Crisis resources:** US/CA: call or text 988 (Suicide and Crisis "
-              "Lifeline); US: text HOME to 741741; GB/IE: Samaritans 116 123; emergency: 911 (US/CA), 999 (GB), "
-              "112 or 999 (IE), else the local emergency number (112 in the EU).")
-    return _card("urgency", f"Suicide risk: {a['urgency']} - assess now and give crisis resources", "critical", detail)
+    detail = (
+        f"{a.get('urgency_reason', '')}\n\n**Crisis resources:** US/CA: call or text 988 (Suicide and Crisis "
+        "Lifeline); US: text HOME to 741741; GB/IE: Samaritans 116 123; emergency: 911 (US/CA), 999 (GB), "
+        "112 or 999 (IE), else the local emergency number (112 in the EU)."
+    )
+    return _card(
+        "urgency", f"Suicide risk: {a['urgency']} - assess now and give crisis resources", "critical", detail
+    )
 
 
 def referral_card(a: dict[str, Any], patient_id: str) -> dict[str, Any] | None:
@@ -167,11 +185,26 @@ def referral_card(a: dict[str, Any], patient_id: str) -> dict[str, Any] | None:
         "code": {"text": "Referral to a specialist mood disorder service"},
         "reasonCode": [{"text": reason} for reason in referral["reasons"]],
     }
-    suggestion = {"label": "Draft a referral to a mood disorder clinic", "uuid": new_id(), "isRecommended": True,
-                  "actions": [{"type": "create", "description": "Draft ServiceRequest for a specialist referral", "resource": request}]}
-    return _card("referral", "Referral to a specialist or mood disorder clinic advised", "warning",
-                 "**Reasons:** " + "; ".join(referral["reasons"]) + f"\n\n**Needs:** {capabilities}",
-                 suggestions=[suggestion], selectionBehavior="at-most-one")
+    suggestion = {
+        "label": "Draft a referral to a mood disorder clinic",
+        "uuid": new_id(),
+        "isRecommended": True,
+        "actions": [
+            {
+                "type": "create",
+                "description": "Draft ServiceRequest for a specialist referral",
+                "resource": request,
+            }
+        ],
+    }
+    return _card(
+        "referral",
+        "Referral to a specialist or mood disorder clinic advised",
+        "warning",
+        "**Reasons:** " + "; ".join(referral["reasons"]) + f"\n\n**Needs:** {capabilities}",
+        suggestions=[suggestion],
+        selectionBehavior="at-most-one",
+    )
 
 
 def patient_view_cards(a: dict[str, Any], patient_id: str) -> list[dict[str, Any]]:
@@ -216,8 +249,13 @@ def draft_orders(req: HookRequest) -> list[dict[str, Any]]:
     orders: list[dict[str, Any]] = []
     for bundle in bundles:
         if isinstance(bundle, dict) and bundle.get("resourceType") == "Bundle":
-            orders += [e["resource"] for e in bundle.get("entry", []) if isinstance(e, dict)
-                       and isinstance(e.get("resource"), dict) and e["resource"].get("resourceType") == "MedicationRequest"]
+            orders += [
+                e["resource"]
+                for e in bundle.get("entry", [])
+                if isinstance(e, dict)
+                and isinstance(e.get("resource"), dict)
+                and e["resource"].get("resourceType") == "MedicationRequest"
+            ]
         if orders:
             break
     selections = req.context.get("selections")
@@ -238,22 +276,45 @@ def order_select_cards(a: dict[str, Any], orders: list[dict[str, Any]]) -> list[
         if drug is None:
             continue  # an agent the drug table lacks: nothing to check it against
         if (t := tried.get(drug.name)) is not None:
-            what = "failed an adequate trial" if t["result"] == "failed_adequate" else "was stopped for intolerance"
-            cards.append(_card("failed_agent", f"{drug.name} {what} in this episode", "warning",
-                               f"{drug.name} {what} (trial ended {t['ended_on']}); CLINICAL.md 6: never recommend it again "
-                               "in this episode. Consider the patient's recommended strategies instead.",
-                               source={"label": "NICE NG222 1.9; CANMAT 2023"}))
+            what = (
+                "failed an adequate trial"
+                if t["result"] == "failed_adequate"
+                else "was stopped for intolerance"
+            )
+            cards.append(
+                _card(
+                    "failed_agent",
+                    f"{drug.name} {what} in this episode",
+                    "warning",
+                    f"{drug.name} {what} (trial ended {t['ended_on']}); CLINICAL.md 6: never recommend it again "
+                    "in this episode. Consider the patient's recommended strategies instead.",
+                    source={"label": "NICE NG222 1.9; CANMAT 2023"},
+                )
+            )
         if drug.name == "buspirone":
-            cards.append(_card("buspirone", "Buspirone augmentation is not evidence-based for TRD", "warning",
-                               "Cochrane 2019: no benefit of buspirone augmentation; it does not count as an "
-                               "augmentation trial for chronic resistance. First-line augmenters: aripiprazole, "
-                               "brexpiprazole, cariprazine (CANMAT 2023).", source={"label": "Cochrane 2019"}))
+            cards.append(
+                _card(
+                    "buspirone",
+                    "Buspirone augmentation is not evidence-based for TRD",
+                    "warning",
+                    "Cochrane 2019: no benefit of buspirone augmentation; it does not count as an "
+                    "augmentation trial for chronic resistance. First-line augmenters: aripiprazole, "
+                    "brexpiprazole, cariprazine (CANMAT 2023).",
+                    source={"label": "Cochrane 2019"},
+                )
+            )
         dose = daily_dose_mg(order)
         if dose is not None and drug.min_mg_per_day is not None and dose < drug.min_mg_per_day:
-            cards.append(_card("low_dose", f"{drug.name} {drugs.per_day_text(drug, dose)} is below the adequate dose", "warning",
-                               f"An adequate trial needs at least {drugs.per_day_text(drug, drug.min_mg_per_day)} "
-                               "(CLINICAL.md 2); a trial below it cannot count toward TRD.",
-                               source={"label": "NICE NG222 1.9.1; ATHF"}))
+            cards.append(
+                _card(
+                    "low_dose",
+                    f"{drug.name} {drugs.per_day_text(drug, dose)} is below the adequate dose",
+                    "warning",
+                    f"An adequate trial needs at least {drugs.per_day_text(drug, drug.min_mg_per_day)} "
+                    "(CLINICAL.md 2); a trial below it cannot count toward TRD.",
+                    source={"label": "NICE NG222 1.9.1; ATHF"},
+                )
+            )
     return cards
 
 
@@ -265,10 +326,13 @@ async def discovery() -> dict[str, Any]:
     return {"services": SERVICES}
 
 
-async def _assessment(session, clinic: Clinic, patient_id: str) -> dict[str, Any]:  # noqa: ANN001
+async def _assessment(session, clinic: Clinic, patient_id: str) -> dict[str, Any]:
     await ensure_patient_of(session, clinic, patient_id)
-    row = (await session.execute(sa.select(patient_assessments.c.assessment).where(
-        patient_assessments.c.patient_id == patient_id))).first()
+    row = (
+        await session.execute(
+            sa.select(patient_assessments.c.assessment).where(patient_assessments.c.patient_id == patient_id)
+        )
+    ).first()
     if row is None or row.assessment is None:
         raise NotFound("no assessment for this patient yet", field="context.patientId")
     return row.assessment
@@ -281,15 +345,36 @@ async def _answer(request: Request, clinic: Clinic, req: HookRequest, service_id
     request.state.audit_patient_ids = [patient_id]
     rt = runtime_of(request)
 
-    async def command(session):  # noqa: ANN001, ANN202
+    async def command(session):
         a = await _assessment(session, clinic, patient_id)
-        cards = patient_view_cards(a, patient_id) if service_id == PATIENT_VIEW else order_select_cards(a, draft_orders(req))
+        cards = (
+            patient_view_cards(a, patient_id)
+            if service_id == PATIENT_VIEW
+            else order_select_cards(a, draft_orders(req))
+        )
         for card in cards:
-            issued = CdsCardIssued(patient_id=patient_id, card_id=card["uuid"], clinic_id=clinic.clinic_id,
-                                   service_id=service_id, kind=card.pop("_kind"), hook_instance=req.hookInstance)
-            await rt.store.append(session, card_stream(card["uuid"]), 0, [
-                NewEvent(type=issued.event_type, subject=patient_id, data=issued.to_data(), meta={"clinicid": clinic.clinic_id})
-            ], publish=False)
+            issued = CdsCardIssued(
+                patient_id=patient_id,
+                card_id=card["uuid"],
+                clinic_id=clinic.clinic_id,
+                service_id=service_id,
+                kind=card.pop("_kind"),
+                hook_instance=req.hookInstance,
+            )
+            await rt.store.append(
+                session,
+                card_stream(card["uuid"]),
+                0,
+                [
+                    NewEvent(
+                        type=issued.event_type,
+                        subject=patient_id,
+                        data=issued.to_data(),
+                        meta={"clinicid": clinic.clinic_id},
+                    )
+                ],
+                publish=False,
+            )
         return 200, {"cards": cards}
 
     _, body = await run_command(rt.db, request, clinic.clinic_id, command)
@@ -297,26 +382,32 @@ async def _answer(request: Request, clinic: Clinic, req: HookRequest, service_id
 
 
 @router.post(f"/{PATIENT_VIEW}", summary="patient-view: TRD status, stages, strategies, urgency, referral")
-async def patient_view(body: HookRequest, request: Request, clinic: Clinic = Depends(current_clinic)) -> dict[str, Any]:
+async def patient_view(
+    body: HookRequest, request: Request, clinic: Clinic = Depends(current_clinic)
+) -> dict[str, Any]:
     if body.hook != "patient-view":
         raise InvalidField("this service answers the patient-view hook", field="hook")
     return await _answer(request, clinic, body, PATIENT_VIEW)
 
 
 @router.post(f"/{ORDER_SELECT}", summary="order-select: checks on draft MedicationRequests")
-async def order_select(body: HookRequest, request: Request, clinic: Clinic = Depends(current_clinic)) -> dict[str, Any]:
+async def order_select(
+    body: HookRequest, request: Request, clinic: Clinic = Depends(current_clinic)
+) -> dict[str, Any]:
     if body.hook != "order-select":
         raise InvalidField("this service answers the order-select hook", field="hook")
     return await _answer(request, clinic, body, ORDER_SELECT)
 
 
 @router.post("/{service_id}/feedback", summary="Feedback: cards accepted or overridden")
-async def feedback(service_id: str, body: FeedbackIn, request: Request, clinic: Clinic = Depends(current_clinic)) -> dict[str, Any]:
+async def feedback(
+    service_id: str, body: FeedbackIn, request: Request, clinic: Clinic = Depends(current_clinic)
+) -> dict[str, Any]:
     if service_id not in (PATIENT_VIEW, ORDER_SELECT):
         raise NotFound("no such CDS service", field="service_id")
     rt = runtime_of(request)
 
-    async def command(session):  # noqa: ANN001, ANN202
+    async def command(session):
         patients: list[str] = []
         recorded = 0
         for i, item in enumerate(body.feedback):
@@ -326,7 +417,10 @@ async def feedback(service_id: str, body: FeedbackIn, request: Request, clinic: 
                 raise NotFound("no such card from this service for this clinic", field=f"feedback[{i}].card")
             reason = (item.overrideReason.reason or {}) if item.overrideReason else {}
             event = CdsCardFeedbackRecorded(
-                patient_id=issued.patient_id, card_id=item.card, service_id=service_id, outcome=item.outcome,
+                patient_id=issued.patient_id,
+                card_id=item.card,
+                service_id=service_id,
+                outcome=item.outcome,
                 accepted_suggestions=[str(s.get("id", ""))[:100] for s in item.acceptedSuggestions],
                 override_reason_system=str(reason["system"])[:200] if reason.get("system") else None,
                 override_reason_code=str(reason["code"])[:100] if reason.get("code") else None,
@@ -336,9 +430,20 @@ async def feedback(service_id: str, body: FeedbackIn, request: Request, clinic: 
             patients.append(issued.patient_id)
             if any(e.data == event.to_data() for e in stream[1:]):
                 continue  # the same feedback again: recorded once
-            await rt.store.append(session, card_stream(item.card), stream[-1].version, [
-                NewEvent(type=event.event_type, subject=issued.patient_id, data=event.to_data(), meta={"clinicid": clinic.clinic_id})
-            ], publish=False)
+            await rt.store.append(
+                session,
+                card_stream(item.card),
+                stream[-1].version,
+                [
+                    NewEvent(
+                        type=event.event_type,
+                        subject=issued.patient_id,
+                        data=event.to_data(),
+                        meta={"clinicid": clinic.clinic_id},
+                    )
+                ],
+                publish=False,
+            )
             recorded += 1
         request.state.audit_patient_ids = patients
         return 200, {"recorded": recorded}

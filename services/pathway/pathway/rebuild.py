@@ -70,14 +70,22 @@ def project(envelopes: list[Envelope]) -> dict[str, dict[str, Any]]:
         patient_id = getattr(payload, "patient_id", None)
         if patient_id is None or env.sequence is None:
             continue
-        projections.setdefault(patient_id, PatientProjection.new(patient_id)).add(env.sequence, env.id, env.type, env.data)
+        projections.setdefault(patient_id, PatientProjection.new(patient_id)).add(
+            env.sequence, env.id, env.type, env.data
+        )
     # Through JSON, as the live projection is stored.
-    return {pid: json.loads(json.dumps(p.assessment())) for pid, p in projections.items() if p.facts.applied_through > 0}
+    return {
+        pid: json.loads(json.dumps(p.assessment()))
+        for pid, p in projections.items()
+        if p.facts.applied_through > 0
+    }
 
 
 async def live_assessments(db: Database) -> dict[str, dict[str, Any]]:
     async with db.read() as session:
-        rows = await session.execute(sa.select(patient_assessments.c.patient_id, patient_assessments.c.assessment))
+        rows = await session.execute(
+            sa.select(patient_assessments.c.patient_id, patient_assessments.c.assessment)
+        )
         return {r.patient_id: r.assessment for r in rows if r.assessment is not None}
 
 
@@ -89,6 +97,8 @@ async def rebuild_and_compare(
     connect_options: dict[str, Any] | None = None,
 ) -> RebuildReport:
     envelopes = await read_stream(
-        nats_url, progress=progress_bar("replaying intake") if progress else None, connect_options=connect_options
+        nats_url,
+        progress=progress_bar("replaying intake") if progress else None,
+        connect_options=connect_options,
     )
     return compare(await live_assessments(db), project(envelopes), events=len(envelopes))

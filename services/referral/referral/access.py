@@ -91,7 +91,11 @@ async def add_coordinator(runtime: Runtime, name: str, key: str | None = None) -
         )
         await session.execute(
             insert(coordinators).values(
-                coordinator_id=coordinator_id, name=name, key_sha256=event.key_sha256, active=True, created_at=datetime.now(UTC)
+                coordinator_id=coordinator_id,
+                name=name,
+                key_sha256=event.key_sha256,
+                active=True,
+                created_at=datetime.now(UTC),
             )
         )
     return {"coordinator_id": coordinator_id, "name": name, "api_key": api_key}
@@ -103,13 +107,17 @@ async def rotate_coordinator_key(runtime: Runtime, current_key: str) -> dict[str
     async with runtime.db.transaction() as session:
         row = (
             await session.execute(
-                select(coordinators.c.coordinator_id).where(coordinators.c.key_sha256 == old_hash, coordinators.c.active.is_(True))
+                select(coordinators.c.coordinator_id).where(
+                    coordinators.c.key_sha256 == old_hash, coordinators.c.active.is_(True)
+                )
             )
         ).first()
         if row is None:
             raise LookupError("no active coordinator key matches")
         new_key = generate_api_key()
-        event = CoordinatorKeyRotated(coordinator_id=row.coordinator_id, key_sha256=hash_key(new_key), replaces_sha256=old_hash)
+        event = CoordinatorKeyRotated(
+            coordinator_id=row.coordinator_id, key_sha256=hash_key(new_key), replaces_sha256=old_hash
+        )
         stream = coordinator_stream(row.coordinator_id)
         await runtime.store.append(
             session,
@@ -119,7 +127,9 @@ async def rotate_coordinator_key(runtime: Runtime, current_key: str) -> dict[str
             publish=False,  # a coordinator's key concerns no other service
         )
         await session.execute(
-            update(coordinators).where(coordinators.c.coordinator_id == row.coordinator_id).values(key_sha256=event.key_sha256)
+            update(coordinators)
+            .where(coordinators.c.coordinator_id == row.coordinator_id)
+            .values(key_sha256=event.key_sha256)
         )
     return {"coordinator_id": row.coordinator_id, "api_key": new_key}
 
@@ -157,5 +167,9 @@ async def revoke_coordinator(runtime: Runtime, coordinator_id: str) -> dict[str,
 
 async def coordinator_key_known(runtime: Runtime, key: str) -> bool:
     async with runtime.db.read() as session:
-        row = (await session.execute(select(coordinators.c.coordinator_id).where(coordinators.c.key_sha256 == hash_key(key)))).first()
+        row = (
+            await session.execute(
+                select(coordinators.c.coordinator_id).where(coordinators.c.key_sha256 == hash_key(key))
+            )
+        ).first()
     return row is not None

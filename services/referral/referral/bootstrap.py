@@ -27,7 +27,9 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 
 def make_runtime(settings: ReferralSettings | None = None, clock: Clock | None = None) -> Runtime:
-    runtime = build_runtime(settings or ReferralSettings(), source="/referral", migrations=MIGRATIONS, clock=clock)
+    runtime = build_runtime(
+        settings or ReferralSettings(), source="/referral", migrations=MIGRATIONS, clock=clock
+    )
     runtime.metrics.count_events(
         "care_referral_tasks",
         "Coordinator tasks by step",
@@ -44,10 +46,17 @@ def make_runtime(settings: ReferralSettings | None = None, clock: Clock | None =
     runtime.authenticate = actor_for_key
     # The clinics' work queue is referral's own stream: declared once NATS is there.
     runtime.after_connect.append(
-        ("task stream", lambda: ensure_task_stream(runtime.broker.connection.jetstream(), runtime.settings.nats_stream_replicas))
+        (
+            "task stream",
+            lambda: ensure_task_stream(
+                runtime.broker.connection.jetstream(), runtime.settings.nats_stream_replicas
+            ),
+        )
     )
     runtime.consumers.subscribe("access", "INTAKE", "intake.>", on_intake_event)
-    runtime.consumers.subscribe("pathway", "PATHWAY", "pathway.>", pathway_handler(runtime.store, runtime.clock))
+    runtime.consumers.subscribe(
+        "pathway", "PATHWAY", "pathway.>", pathway_handler(runtime.store, runtime.clock)
+    )
     return runtime
 
 

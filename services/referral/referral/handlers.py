@@ -93,7 +93,7 @@ async def take_advice(
     await referrals.append(session, referral, owner, decided)
 
 
-async def escalate_due(db, referrals: Referrals, now: datetime) -> list[str]:  # noqa: ANN001 - a Database
+async def escalate_due(db, referrals: Referrals, now: datetime) -> list[str]:
     """Escalate every task due now; returns the referral ids escalated by this call."""
     # The sweep's look at the queue would be a stray root trace every few seconds; an
     # escalation itself is traced through the event it appends.
@@ -120,7 +120,7 @@ async def escalate_due(db, referrals: Referrals, now: datetime) -> list[str]:  #
     return escalated
 
 
-def __getattr__(name: str):  # noqa: ANN202
+def __getattr__(name: str):
     # referral.handlers was the subscribers' module: its names work here for one release.
     if name in {"PATHWAY_CONSUMER", "on_intake_event", "pathway_handler"}:
         from referral.entrypoints import subscribers

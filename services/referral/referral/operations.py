@@ -15,9 +15,24 @@ from referral.access import add_coordinator, coordinator_key_known, revoke_coord
 from referral.adapters.records import directory, register_directory_clinic
 
 DEMO_CLINICS = (
-    ("Northside Mood Disorders Centre", "north", ["mood_disorder_clinic", "ect", "esketamine", "psychotherapy"], 10),
-    ("Riverside Interventional Psychiatry", "north", ["mood_disorder_clinic", "rtms", "ketamine", "esketamine"], 6),
-    ("Southgate Neuromodulation and Trials", "south", ["mood_disorder_clinic", "ect", "rtms", "vns", "dbs", "clinical_trials"], 4),
+    (
+        "Northside Mood Disorders Centre",
+        "north",
+        ["mood_disorder_clinic", "ect", "esketamine", "psychotherapy"],
+        10,
+    ),
+    (
+        "Riverside Interventional Psychiatry",
+        "north",
+        ["mood_disorder_clinic", "rtms", "ketamine", "esketamine"],
+        6,
+    ),
+    (
+        "Southgate Neuromodulation and Trials",
+        "south",
+        ["mood_disorder_clinic", "ect", "rtms", "vns", "dbs", "clinical_trials"],
+        4,
+    ),
     ("Harbour Psychotherapy Service", "south", ["psychotherapy"], 20),
 )
 
@@ -96,7 +111,10 @@ async def seed_demo(runtime: Runtime, key_file: str | None, partner_clinic_id: s
     return {
         "coordinator_key": coordinator["api_key"],
         "coordinator_page": "/coordinator",
-        "clinics": [{"id": c.clinic_id, "name": c.name, "region": c.region, "capabilities": sorted(c.capabilities)} for c in clinics],
+        "clinics": [
+            {"id": c.clinic_id, "name": c.name, "region": c.region, "capabilities": sorted(c.capabilities)}
+            for c in clinics
+        ],
     }
 
 

@@ -16,7 +16,9 @@ from referral.adapters.records import Referrals, task_row
 from referral.adapters.tables import tasks
 
 
-async def rebuild_and_compare(db: Database, progress: Callable[[int, int], None] | None = None) -> RebuildReport:
+async def rebuild_and_compare(
+    db: Database, progress: Callable[[int, int], None] | None = None
+) -> RebuildReport:
     referrals = Referrals(EventStore())
 
     async def project(session: AsyncSession, referral_id: str) -> dict[str, Any] | None:

@@ -65,9 +65,7 @@ def schema_for(event_type: str) -> type[EventData]:
     known = [EventType(t) for t in _REGISTRY if EventType(t).unversioned == parsed.unversioned]
     if known:
         newest = max(k.version for k in known)
-        raise UnsupportedVersion(
-            f"{event_type}: this consumer understands up to v{newest}"
-        )
+        raise UnsupportedVersion(f"{event_type}: this consumer understands up to v{newest}")
     raise UnknownEventType(f"unknown event type {event_type}")
 
 

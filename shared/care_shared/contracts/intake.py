@@ -32,8 +32,15 @@ SCORE_RANGE: dict[Instrument, tuple[int, int]] = {
 # order (the last is item 9, thoughts of self-harm) and the total.
 PHQ9_PANEL_LOINC = "44249-1"
 PHQ9_ITEM_LOINC: tuple[str, ...] = (
-    "44250-9", "44255-8", "44259-0", "44254-1", "44251-7",
-    "44258-2", "44252-5", "44253-3", "44260-8",
+    "44250-9",
+    "44255-8",
+    "44259-0",
+    "44254-1",
+    "44251-7",
+    "44258-2",
+    "44252-5",
+    "44253-3",
+    "44260-8",
 )
 PHQ9_TOTAL_LOINC = "44261-6"
 

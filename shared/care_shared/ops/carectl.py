@@ -67,9 +67,14 @@ async def connect(args: argparse.Namespace) -> nats.NATS:
     """The ops user's connection (no anonymous access on the bus)."""
     # An operator wants an answer, not a retry loop: fail at once when refused or away.
     # TLS past one machine: the same NATS_CA_FILE / NATS_CERT_FILE / NATS_KEY_FILE as the services.
-    tls = ssl_context(os.environ.get("NATS_CA_FILE"), os.environ.get("NATS_CERT_FILE"), os.environ.get("NATS_KEY_FILE"))
+    tls = ssl_context(
+        os.environ.get("NATS_CA_FILE"), os.environ.get("NATS_CERT_FILE"), os.environ.get("NATS_KEY_FILE")
+    )
     return await nats.connect(
-        nats_servers(args), allow_reconnect=False, connect_timeout=5, **connect_options(OPS, ops_seed(args), tls)
+        nats_servers(args),
+        allow_reconnect=False,
+        connect_timeout=5,
+        **connect_options(OPS, ops_seed(args), tls),
     )
 
 
@@ -82,10 +87,14 @@ async def bus(args: argparse.Namespace) -> int:
     try:
         clinics = [*args.clinic, *os.environ.get("CARE_CLINIC_IDS", "").split()]
         await ensure_topology(nc.jetstream(), args.replicas, clinics)
-        print(json.dumps({
-            "streams": [c.name for c in stream_configs(args.replicas)],
-            "durables": [c.durable_name for _, c in durable_configs(clinics)],
-        }))
+        print(
+            json.dumps(
+                {
+                    "streams": [c.name for c in stream_configs(args.replicas)],
+                    "durables": [c.durable_name for _, c in durable_configs(clinics)],
+                }
+            )
+        )
     finally:
         await nc.close()
     return 0
@@ -107,7 +116,16 @@ async def streams(args: argparse.Namespace) -> int:
         for s in await js.streams_info():
             before = first.get(s.config.name)
             rate = (s.state.last_seq - before.last_seq) / args.interval if before else 0
-            rows.append([s.config.name, ",".join(s.config.subjects or []), s.state.messages, s.state.bytes, s.state.consumer_count, f"{rate:.1f}/s"])
+            rows.append(
+                [
+                    s.config.name,
+                    ",".join(s.config.subjects or []),
+                    s.state.messages,
+                    s.state.bytes,
+                    s.state.consumer_count,
+                    f"{rate:.1f}/s",
+                ]
+            )
         print(table(rows, ["stream", "subjects", "messages", "bytes", "consumers", "publish rate"]))
     finally:
         await nc.close()
@@ -135,19 +153,28 @@ async def consumers(args: argparse.Namespace) -> int:
             done = c.ack_floor.stream_seq if c.ack_floor else 0
             done_before = before.ack_floor.stream_seq if before and before.ack_floor else done
             rate = (done - done_before) / args.interval
-            rows.append([stream, name, c.num_pending, c.num_ack_pending, c.num_redelivered, f"{rate:.1f}/s", done])
-        print(table(rows, ["stream", "consumer", "lag", "ack pending", "redelivered", "ack rate", "acked through"]))
+            rows.append(
+                [stream, name, c.num_pending, c.num_ack_pending, c.num_redelivered, f"{rate:.1f}/s", done]
+            )
+        print(
+            table(
+                rows, ["stream", "consumer", "lag", "ack pending", "redelivered", "ack rate", "acked through"]
+            )
+        )
     finally:
         await nc.close()
     return 0
 
 
-async def _dead_letters(js) -> list:  # noqa: ANN001
+async def _dead_letters(js) -> list:
     info = await js.stream_info(DLQ_STREAM)
     if info.state.messages == 0:
         return []
     sub = await js.pull_subscribe(
-        "dlq.>", durable=None, stream=DLQ_STREAM, config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL, ack_policy=AckPolicy.NONE)
+        "dlq.>",
+        durable=None,
+        stream=DLQ_STREAM,
+        config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL, ack_policy=AckPolicy.NONE),
     )
     letters = []
     while len(letters) < info.state.messages:
@@ -167,12 +194,26 @@ async def dlq(args: argparse.Namespace) -> int:
         letters = await _dead_letters(js)
         if args.dlq_command == "list":
             rows = [
-                [m.metadata.sequence.stream, m.headers.get(DLQ_CONSUMER), m.headers.get(DLQ_SUBJECT), m.headers.get(DLQ_DELIVERIES), m.headers.get(DLQ_REASON)]
+                [
+                    m.metadata.sequence.stream,
+                    m.headers.get(DLQ_CONSUMER),
+                    m.headers.get(DLQ_SUBJECT),
+                    m.headers.get(DLQ_DELIVERIES),
+                    m.headers.get(DLQ_REASON),
+                ]
                 for m in letters
             ]
-            print(table(rows, ["dlq seq", "consumer", "original subject", "deliveries", "reason"]) if rows else "no dead letters")
+            print(
+                table(rows, ["dlq seq", "consumer", "original subject", "deliveries", "reason"])
+                if rows
+                else "no dead letters"
+            )
             return 0
-        chosen = letters if args.which == "all" else [m for m in letters if str(m.metadata.sequence.stream) == args.which]
+        chosen = (
+            letters
+            if args.which == "all"
+            else [m for m in letters if str(m.metadata.sequence.stream) == args.which]
+        )
         if not chosen:
             print(f"no dead letter {args.which}", file=sys.stderr)
             return 1
@@ -207,7 +248,7 @@ async def dlq(args: argparse.Namespace) -> int:
         await nc.close()
 
 
-async def _consumer_origins(js) -> dict[str, tuple[str, list[str], str | None]]:  # noqa: ANN001
+async def _consumer_origins(js) -> dict[str, tuple[str, list[str], str | None]]:
     """Each durable: its stream, that stream's subjects, and the consumer's filter."""
     found = {}
     for s in await js.streams_info():
@@ -230,7 +271,7 @@ def subject_matches(pattern: str, subject: str) -> bool:
     return len(p) == len(t)
 
 
-async def _original(js, m, origins: dict[str, tuple[str, list[str], str | None]]):  # noqa: ANN001, ANN202
+async def _original(js, m, origins: dict[str, tuple[str, list[str], str | None]]):
     """The message the dead letter says it is, read back from its consumer's own stream: the
     same subject and the same bytes, or None."""
     stream = origins[m.headers[DLQ_CONSUMER]][0]
@@ -244,7 +285,7 @@ async def _original(js, m, origins: dict[str, tuple[str, list[str], str | None]]
     return stored
 
 
-def replay_refusal(m, origins: dict[str, tuple[str, list[str], str | None]]) -> str | None:  # noqa: ANN001
+def replay_refusal(m, origins: dict[str, tuple[str, list[str], str | None]]) -> str | None:
     """A dead letter goes back only to the original subject of its consumer's own stream:
     its headers are not trusted to name another service's subject (a forged or mistaken
     dead letter would otherwise publish into any stream the operator's user may write)."""
@@ -268,7 +309,11 @@ def rebuild(args: argparse.Namespace) -> int:
     env = {**os.environ, "NATS_URL": nats_url(args), "NATS_USER": OPS}  # replays run as ops
     if seed := ops_seed(args):
         env["NATS_NKEY_FILE"] = seed
-    db = args.database_url or os.environ.get("DATABASE_URL") or run_info().get("databases", {}).get(args.service)
+    db = (
+        args.database_url
+        or os.environ.get("DATABASE_URL")
+        or run_info().get("databases", {}).get(args.service)
+    )
     if db:
         env["DATABASE_URL"] = db
     return subprocess.call([sys.executable, "-m", args.service, "rebuild", "--progress"], env=env)
@@ -291,23 +336,40 @@ def clinic(args: argparse.Namespace) -> int:
     if db:
         env["DATABASE_URL"] = db
     if args.clinic_command == "add":
-        return subprocess.call([sys.executable, "-m", "intake", "clinic", "add", "--name", args.name], env=env)
+        return subprocess.call(
+            [sys.executable, "-m", "intake", "clinic", "add", "--name", args.name], env=env
+        )
     if args.clinic_command == "revoke":
-        return subprocess.call([sys.executable, "-m", "intake", "clinic", "revoke", "--clinic-id", args.clinic_id], env=env)
+        return subprocess.call(
+            [sys.executable, "-m", "intake", "clinic", "revoke", "--clinic-id", args.clinic_id], env=env
+        )
     # The current key comes from the environment (CLINIC_KEY), never the command line.
     return subprocess.call([sys.executable, "-m", "intake", "clinic", "rotate-key"], env=env)
 
 
 def coordinator(args: argparse.Namespace) -> int:
     env = dict(os.environ)
-    db = args.database_url or os.environ.get("DATABASE_URL") or run_info().get("databases", {}).get("referral")
+    db = (
+        args.database_url or os.environ.get("DATABASE_URL") or run_info().get("databases", {}).get("referral")
+    )
     if db:
         env["DATABASE_URL"] = db
     if args.coordinator_command == "add":
-        return subprocess.call([sys.executable, "-m", "referral", "coordinator", "add", "--name", args.name], env=env)
+        return subprocess.call(
+            [sys.executable, "-m", "referral", "coordinator", "add", "--name", args.name], env=env
+        )
     if args.coordinator_command == "revoke":
         return subprocess.call(
-            [sys.executable, "-m", "referral", "coordinator", "revoke", "--coordinator-id", args.coordinator_id], env=env
+            [
+                sys.executable,
+                "-m",
+                "referral",
+                "coordinator",
+                "revoke",
+                "--coordinator-id",
+                args.coordinator_id,
+            ],
+            env=env,
         )
     # The current key comes from the environment (COORDINATOR_KEY), never the command line.
     return subprocess.call([sys.executable, "-m", "referral", "coordinator", "rotate-key"], env=env)
@@ -331,9 +393,13 @@ def _each_service(args: argparse.Namespace, command: list[str]) -> tuple[list[di
             problems.append(f"{service}: no database (give --database {service}=URL)")
             continue
         env = {**os.environ, "DATABASE_URL": url}
-        out = subprocess.run([sys.executable, "-m", service, *command], env=env, capture_output=True, text=True)
+        out = subprocess.run(
+            [sys.executable, "-m", service, *command], env=env, capture_output=True, text=True
+        )
         if out.returncode != 0:
-            problems.append(f"{service}: {out.stderr.strip().splitlines()[-1] if out.stderr.strip() else out.returncode}")
+            problems.append(
+                f"{service}: {out.stderr.strip().splitlines()[-1] if out.stderr.strip() else out.returncode}"
+            )
             continue
         rows += [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
     return rows, problems
@@ -344,7 +410,11 @@ def audit(args: argparse.Namespace) -> int:
     if not args.patient and not actor:
         print("give --patient ID, --clinic ID or --coordinator ID", file=sys.stderr)
         return 2
-    command = ["audit"] + (["--patient", args.patient] if args.patient else []) + (["--actor", actor] if actor else [])
+    command = (
+        ["audit"]
+        + (["--patient", args.patient] if args.patient else [])
+        + (["--actor", actor] if actor else [])
+    )
     rows, problems = _each_service(args, command)
     if args.coordinator:
         rows = [r for r in rows if r["actor_kind"] == "coordinator"]
@@ -355,7 +425,13 @@ def audit(args: argparse.Namespace) -> int:
         for r in rows:
             print(json.dumps(r))
     else:
-        print(table(render_audit(rows), ["when", "service", "who", "id", "patient", "method", "route", "status"]) if rows else "no accesses recorded")
+        print(
+            table(
+                render_audit(rows), ["when", "service", "who", "id", "patient", "method", "route", "status"]
+            )
+            if rows
+            else "no accesses recorded"
+        )
     for p in problems:
         print(p, file=sys.stderr)
     return 1 if problems else 0
@@ -363,8 +439,15 @@ def audit(args: argparse.Namespace) -> int:
 
 def outbox(args: argparse.Namespace) -> int:
     rows, problems = _each_service(args, ["outbox"])
-    body = [[r["service"], r["position"], r["event_id"], r["type"], r["set_aside_at"], r["last_error"]] for r in rows]
-    print(table(body, ["service", "position", "event id", "type", "set aside", "why"]) if body else "no outbox rows set aside")
+    body = [
+        [r["service"], r["position"], r["event_id"], r["type"], r["set_aside_at"], r["last_error"]]
+        for r in rows
+    ]
+    print(
+        table(body, ["service", "position", "event id", "type", "set aside", "why"])
+        if body
+        else "no outbox rows set aside"
+    )
     for p in problems:
         print(p, file=sys.stderr)
     return 1 if problems else 0
@@ -426,20 +509,31 @@ values). The metric care_outbox_set_aside counts them per service.""",
 }
 
 
-def _sub(sub, name: str, help_: str):  # noqa: ANN001, ANN202
-    return sub.add_parser(name, help=help_, description=HELP[name], formatter_class=argparse.RawDescriptionHelpFormatter)
+def _sub(sub, name: str, help_: str):
+    return sub.add_parser(
+        name, help=help_, description=HELP[name], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="carectl", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="carectl", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--nats", help="NATS URL (default: NATS_URL, then var/run.json)")
-    parser.add_argument("--creds", help="the ops user's nkey seed file (default: NATS_NKEY_FILE, then var/run.json)")
+    parser.add_argument(
+        "--creds", help="the ops user's nkey seed file (default: NATS_NKEY_FILE, then var/run.json)"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     p = _sub(sub, "bus", "the bus's topology: declare every stream")
     bsub = p.add_subparsers(dest="bus_command", required=True)
     e = bsub.add_parser("ensure", help="declare every stream (and bring an existing one up to date)")
     e.add_argument("--replicas", type=int, default=int(os.environ.get("NATS_STREAM_REPLICAS", "1")))
-    e.add_argument("--clinic", action="append", default=[], help="a receiving clinic's id, for its task durable (also CARE_CLINIC_IDS)")
+    e.add_argument(
+        "--clinic",
+        action="append",
+        default=[],
+        help="a receiving clinic's id, for its task durable (also CARE_CLINIC_IDS)",
+    )
     p.set_defaults(run=lambda a: asyncio.run(bus(a)))
     p = _sub(sub, "streams", "JetStream streams: messages, bytes, publish rate")
     p.add_argument("--interval", type=float, default=1.0, help="seconds between the two samples of the rate")
@@ -490,11 +584,15 @@ def main(argv: list[str] | None = None) -> int:
     who.add_argument("--clinic", help="a clinic's id: what it read or changed")
     who.add_argument("--coordinator", help="a coordinator's id: what they read or changed")
     p.add_argument("--patient", help="a patient's id: who read or changed their data")
-    p.add_argument("--database", action="append", metavar="SERVICE=URL", help="a service's database (repeatable)")
+    p.add_argument(
+        "--database", action="append", metavar="SERVICE=URL", help="a service's database (repeatable)"
+    )
     p.add_argument("--json", action="store_true", help="JSON lines instead of a table")
     p.set_defaults(run=audit)
     p = _sub(sub, "outbox", "outbox rows set aside as unpublishable, with why")
-    p.add_argument("--database", action="append", metavar="SERVICE=URL", help="a service's database (repeatable)")
+    p.add_argument(
+        "--database", action="append", metavar="SERVICE=URL", help="a service's database (repeatable)"
+    )
     p.set_defaults(run=outbox)
     args = parser.parse_args(argv)
     return args.run(args)

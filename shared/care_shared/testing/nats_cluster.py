@@ -45,8 +45,10 @@ class Member:
         return self.process is not None and self.process.poll() is None
 
     def start(self) -> None:
-        log = open(self.store_dir / "nats.log", "ab")  # noqa: SIM115 - lives as long as the server
-        self.process = subprocess.Popen([nats_server_binary(), "-c", str(self.config_file)], stdout=log, stderr=subprocess.STDOUT)
+        log = open(self.store_dir / "nats.log", "ab")
+        self.process = subprocess.Popen(
+            [nats_server_binary(), "-c", str(self.config_file)], stdout=log, stderr=subprocess.STDOUT
+        )
         wait_until(lambda: port_open(self.port), timeout=20, what=f"{self.name} to listen")
 
     def kill(self) -> None:
@@ -96,15 +98,24 @@ class NatsCluster:
         self.store_dir.mkdir(parents=True, exist_ok=True)
         self.credentials = generate(self.store_dir / "auth", self.clinics)
         cluster_conf = self.store_dir / "cluster.conf"
-        cluster_conf.write_text(routes_conf(secrets.token_urlsafe(24), (f"127.0.0.1:{m.cluster_port}" for m in self.members)))
+        cluster_conf.write_text(
+            routes_conf(secrets.token_urlsafe(24), (f"127.0.0.1:{m.cluster_port}" for m in self.members))
+        )
         cluster_conf.chmod(0o600)
         for m in self.members:
             m.store_dir.mkdir(parents=True, exist_ok=True)
-            m.config_file.write_text(member_conf(
-                name=m.name, port=m.port, monitor_port=m.monitor_port, cluster_port=m.cluster_port,
-                store_dir=m.store_dir / "jetstream", auth_conf=self.credentials.auth_conf,
-                cluster_conf=cluster_conf, conf_dir=m.store_dir,
-            ))
+            m.config_file.write_text(
+                member_conf(
+                    name=m.name,
+                    port=m.port,
+                    monitor_port=m.monitor_port,
+                    cluster_port=m.cluster_port,
+                    store_dir=m.store_dir / "jetstream",
+                    auth_conf=self.credentials.auth_conf,
+                    cluster_conf=cluster_conf,
+                    conf_dir=m.store_dir,
+                )
+            )
         return self
 
     def start(self) -> NatsCluster:
@@ -165,4 +176,3 @@ class NatsCluster:
             await nc.close()
         assert info.cluster is not None and info.cluster.leader, f"{stream} has no leader"
         return self.member(info.cluster.leader)
-

@@ -112,7 +112,7 @@ class NatsServer:
         if not self.owned or self.container is not None:
             return self
         self.prepare()
-        log = open(self.store_dir / "nats.log", "ab")  # noqa: SIM115 - lives as long as the server
+        log = open(self.store_dir / "nats.log", "ab")
         self.process = subprocess.Popen(
             [nats_server_binary(), "-c", str(self.config_file)],
             stdout=log,
@@ -140,7 +140,7 @@ class NatsServer:
         """The same, as keyword arguments of a service's settings class (in-process runtimes)."""
         return {k.lower(): v for k, v in self.env(user).items()}
 
-    def security(self, user: str = OPS):  # noqa: ANN201 - faststream's NatsNKey, or None
+    def security(self, user: str = OPS):
         """FastStream broker credentials for `user` (pair with inbox_prefix(user))."""
         from faststream.nats.security import NatsNKey
 
@@ -188,14 +188,14 @@ class NatsServer:
             await nc.close()
 
     @staticmethod
-    def _in_thread(step, *args) -> None:  # noqa: ANN001
+    def _in_thread(step, *args) -> None:
         """Run a coroutine to the end from sync code, even inside a running event loop."""
         errors: list[BaseException] = []
 
         def run() -> None:
             try:
                 asyncio.run(step(*args))
-            except BaseException as exc:  # noqa: BLE001 - re-raised below
+            except BaseException as exc:
                 errors.append(exc)
 
         thread = threading.Thread(target=run)

@@ -30,7 +30,7 @@ async def eventually(
             last_value = value
         except AssertionError as exc:
             last_error = exc
-        except Exception as exc:  # noqa: BLE001 - a probe may fail until the system is up
+        except Exception as exc:
             last_error = exc
         if time.monotonic() >= deadline:
             raise AssertionError(
@@ -39,7 +39,9 @@ async def eventually(
         await asyncio.sleep(interval)
 
 
-def wait_until(predicate: Callable[[], bool], *, timeout: float = 20.0, interval: float = 0.05, what: str = "condition") -> None:
+def wait_until(
+    predicate: Callable[[], bool], *, timeout: float = 20.0, interval: float = 0.05, what: str = "condition"
+) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() >= deadline:

@@ -49,7 +49,7 @@ class ServiceProcess:
             **self.env,
         }
         self.workdir.mkdir(parents=True, exist_ok=True)
-        log = open(self.log_path, "ab")  # noqa: SIM115
+        log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
             [sys.executable, "-m", self.name, self.command],
             env=env,

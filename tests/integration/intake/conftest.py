@@ -48,31 +48,54 @@ class Intake:
         nc = await self.nats.connect()
         try:
             sub = await nc.jetstream().pull_subscribe(
-                f"intake.*.{patient_id}", durable=None, stream="INTAKE", config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL)
+                f"intake.*.{patient_id}",
+                durable=None,
+                stream="INTAKE",
+                config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL),
             )
             try:
-                return [(dict(m.headers or {}), json.loads(m.data)) for m in await sub.fetch(1000, timeout=0.3)]
+                return [
+                    (dict(m.headers or {}), json.loads(m.data)) for m in await sub.fetch(1000, timeout=0.3)
+                ]
             except TimeoutError:  # nats-py raises its own or the built-in one
                 return []
         finally:
             await nc.close()
 
-    async def new_patient(self, key: str | None = None, timezone: str = "Europe/London", **extra) -> str:  # noqa: ANN003
+    async def new_patient(self, key: str | None = None, timezone: str = "Europe/London", **extra) -> str:
         import uuid
 
-        body = {"external_id": f"mrn-{uuid.uuid4().hex[:10]}", "birth_year": 1980, "sex": "female", "timezone": timezone, **extra}
+        body = {
+            "external_id": f"mrn-{uuid.uuid4().hex[:10]}",
+            "birth_year": 1980,
+            "sex": "female",
+            "timezone": timezone,
+            **extra,
+        }
         r = await self.post("/v1/patients", body, key)
         assert r.status_code == 201, r.text
         return r.json()["id"]
 
-    async def new_episode(self, patient_id: str, **extra) -> str:  # noqa: ANN003
-        body = {"onset_date": "2026-01-05", "severity": "moderate", "psychotic_features": False, "diagnosis": "mdd", **extra}
+    async def new_episode(self, patient_id: str, **extra) -> str:
+        body = {
+            "onset_date": "2026-01-05",
+            "severity": "moderate",
+            "psychotic_features": False,
+            "diagnosis": "mdd",
+            **extra,
+        }
         r = await self.post(f"/v1/patients/{patient_id}/episodes", body)
         assert r.status_code == 201, r.text
         return r.json()["id"]
 
-    async def new_trial(self, patient_id: str, **extra) -> str:  # noqa: ANN003
-        body = {"kind": "antidepressant", "agent": "sertraline", "dose_mg_per_day": 100, "started_on": "2026-02-01", **extra}
+    async def new_trial(self, patient_id: str, **extra) -> str:
+        body = {
+            "kind": "antidepressant",
+            "agent": "sertraline",
+            "dose_mg_per_day": 100,
+            "started_on": "2026-02-01",
+            **extra,
+        }
         r = await self.post(f"/v1/patients/{patient_id}/trials", body)
         assert r.status_code == 201, r.text
         return r.json()["id"]
@@ -80,7 +103,9 @@ class Intake:
 
 @pytest.fixture
 async def intake(nats_server: NatsServer, database_url: str) -> AsyncIterator[Intake]:
-    runtime = make_runtime(IntakeSettings(database_url=database_url, **nats_server.settings("intake")), clock=FixedClock(NOW))
+    runtime = make_runtime(
+        IntakeSettings(database_url=database_url, **nats_server.settings("intake")), clock=FixedClock(NOW)
+    )
     app = create_app(runtime)
     async with app.router.lifespan_context(app):
         a = await add_clinic(runtime, "Clinic A")

@@ -38,7 +38,11 @@ def test_verified_rxnorm_ingredients_from_cpic():
 
 
 def test_every_non_drug_kind_has_a_modality_row():
-    non_drug = {k for k in TrialKind} - {TrialKind.ANTIDEPRESSANT, TrialKind.AUGMENTATION, TrialKind.COMBINATION}
+    non_drug = {k for k in TrialKind} - {
+        TrialKind.ANTIDEPRESSANT,
+        TrialKind.AUGMENTATION,
+        TrialKind.COMBINATION,
+    }
     assert {str(k) for k in non_drug} <= set(codes.table()["modalities"])
 
 
@@ -55,4 +59,8 @@ def test_episode_codes_by_severity_and_psychotic_features():
 def test_instruments_and_the_phq9_panel_match_the_contract():
     assert set(codes.table()["instruments"]) == {str(i) for i in Instrument}
     phq9 = codes.instrument_codes("PHQ-9")
-    assert (phq9["loinc_panel"], phq9["loinc_total"], tuple(phq9["items"])) == (PHQ9_PANEL_LOINC, PHQ9_TOTAL_LOINC, PHQ9_ITEM_LOINC)
+    assert (phq9["loinc_panel"], phq9["loinc_total"], tuple(phq9["items"])) == (
+        PHQ9_PANEL_LOINC,
+        PHQ9_TOTAL_LOINC,
+        PHQ9_ITEM_LOINC,
+    )

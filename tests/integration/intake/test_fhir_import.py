@@ -27,10 +27,18 @@ def as_transaction(everything: dict, external_id: str) -> dict:
             continue  # the Observation carries the same answers
         if r["resourceType"] == "Patient":
             r["identifier"][0]["value"] = external_id
-            entries.append({"fullUrl": patient_url, "resource": r, "request": {"method": "POST", "url": "Patient"}})
+            entries.append(
+                {"fullUrl": patient_url, "resource": r, "request": {"method": "POST", "url": "Patient"}}
+            )
             continue
         r["subject"] = {"reference": patient_url}
-        entries.append({"fullUrl": f"urn:uuid:{uuid.uuid4()}", "resource": r, "request": {"method": "POST", "url": r["resourceType"]}})
+        entries.append(
+            {
+                "fullUrl": f"urn:uuid:{uuid.uuid4()}",
+                "resource": r,
+                "request": {"method": "POST", "url": r["resourceType"]},
+            }
+        )
     return valid({"resourceType": "Bundle", "type": "transaction", "entry": entries})
 
 
@@ -51,8 +59,12 @@ def facts(everything: dict) -> list[dict]:
     return out
 
 
-async def import_bundle(intake: Intake, bundle: dict, key: str | None = None, status: int = 200, **headers: str) -> dict:
-    r = await intake.client.post("/fhir", json=bundle, headers={**intake.auth(key), "Content-Type": FHIR_JSON, **headers})
+async def import_bundle(
+    intake: Intake, bundle: dict, key: str | None = None, status: int = 200, **headers: str
+) -> dict:
+    r = await intake.client.post(
+        "/fhir", json=bundle, headers={**intake.auth(key), "Content-Type": FHIR_JSON, **headers}
+    )
     assert r.status_code == status, r.text
     assert r.headers["content-type"].startswith(FHIR_JSON)
     return valid(r.json())
@@ -82,22 +94,42 @@ async def test_a_bundle_with_one_bad_entry_stores_nothing_and_names_it(intake: I
     assert (await fhir_get(intake, "/fhir/Patient?identifier=bad-1"))["total"] == 0
 
     bundle = as_transaction(original, "bad-2")
-    statement = next(i for i, e in enumerate(bundle["entry"]) if e["resource"]["resourceType"] == "MedicationStatement")
-    bundle["entry"][statement]["resource"]["dosage"][0]["doseAndRate"][0]["doseQuantity"]["value"] = 5000  # sertraline 5 g
+    statement = next(
+        i for i, e in enumerate(bundle["entry"]) if e["resource"]["resourceType"] == "MedicationStatement"
+    )
+    bundle["entry"][statement]["resource"]["dosage"][0]["doseAndRate"][0]["doseQuantity"]["value"] = (
+        5000  # sertraline 5 g
+    )
     outcome = await import_bundle(intake, bundle, status=422)
     assert outcome["issue"][0]["expression"] == [f"Bundle.entry[{statement}].resource.dosage"]
     assert await intake.stored_counts() == before
 
 
 async def test_refusals_name_the_element(intake: Intake):
-    patient = {"resourceType": "Patient", "identifier": [{"value": "x"}], "gender": "female", "birthDate": "1980"}
-    bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [{"fullUrl": "urn:uuid:p", "resource": patient}]}
+    patient = {
+        "resourceType": "Patient",
+        "identifier": [{"value": "x"}],
+        "gender": "female",
+        "birthDate": "1980",
+    }
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [{"fullUrl": "urn:uuid:p", "resource": patient}],
+    }
     outcome = await import_bundle(intake, bundle, status=422)  # no time zone
     assert outcome["issue"][0]["expression"] == ["Bundle.entry[0].resource.extension"]
     outcome = await import_bundle(intake, {**bundle, "type": "batch"}, status=400)
     assert outcome["issue"][0]["expression"] == ["Bundle.type"]
-    orphan = {"resourceType": "Observation", "status": "final", "code": {"text": "WSAS"}, "subject": {"reference": "Patient/elsewhere"}}
-    outcome = await import_bundle(intake, {"resourceType": "Bundle", "type": "transaction", "entry": [{"resource": orphan}]}, status=422)
+    orphan = {
+        "resourceType": "Observation",
+        "status": "final",
+        "code": {"text": "WSAS"},
+        "subject": {"reference": "Patient/elsewhere"},
+    }
+    outcome = await import_bundle(
+        intake, {"resourceType": "Bundle", "type": "transaction", "entry": [{"resource": orphan}]}, status=422
+    )
     assert outcome["issue"][0]["expression"] == ["Bundle.entry[0].resource.subject"]
     r = await intake.client.post("/fhir", content=b'{"resourceType": NaN}', headers=intake.auth())
     assert r.status_code == 400 and r.json()["resourceType"] == "OperationOutcome"
@@ -108,10 +140,14 @@ async def test_the_same_bundle_twice(intake: Intake):
     bundle = as_transaction(original, "twice-1")
     first = await import_bundle(intake, bundle, **{"Idempotency-Key": "bundle-1"})
     count = await intake.stored_counts()
-    assert await import_bundle(intake, bundle, **{"Idempotency-Key": "bundle-1"}) == first  # the first answer, nothing again
+    assert (
+        await import_bundle(intake, bundle, **{"Idempotency-Key": "bundle-1"}) == first
+    )  # the first answer, nothing again
     assert await intake.stored_counts() == count
     outcome = await import_bundle(intake, bundle, status=409)  # without the key: the patient exists already
-    assert outcome["issue"][0]["code"] == "conflict" and outcome["issue"][0]["expression"] == ["Bundle.entry[0].resource.identifier"]
+    assert outcome["issue"][0]["code"] == "conflict" and outcome["issue"][0]["expression"] == [
+        "Bundle.entry[0].resource.identifier"
+    ]
     assert await intake.stored_counts() == count
 
 

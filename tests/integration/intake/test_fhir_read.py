@@ -36,12 +36,59 @@ CHARTS = [
     Chart(
         "pharmacological",
         trials=[
-            ({"kind": "antidepressant", "agent": "Zoloft", "dose_mg_per_day": 50, "started_on": "2026-01-10", "baseline": {"instrument": "PHQ-9", "score": 18}},
-             {"ended_on": "2026-03-01", "max_dose_mg_per_day": 150, "adherence_pct": 90, "outcome": "no_response"}),
-            ({"kind": "combination", "agents": [{"agent": "escitalopram", "dose_mg_per_day": 10}, {"agent": "mirtazapine", "dose_mg_per_day": 15}], "started_on": "2026-03-05"},
-             {"ended_on": "2026-04-20", "max_doses": [{"agent": "escitalopram", "dose_mg_per_day": 20}, {"agent": "mirtazapine", "dose_mg_per_day": 30}], "adherence_pct": 85, "final": {"instrument": "PHQ-9", "score": 16}}),
-            ({"kind": "augmentation", "agent": "liothyronine", "dose_mg_per_day": 25, "unit": "microgram", "started_on": "2026-04-25"}, None),
-            ({"kind": "antidepressant", "agent": "not-in-the-table", "dose_mg_per_day": 10, "started_on": "2026-04-26"}, None),
+            (
+                {
+                    "kind": "antidepressant",
+                    "agent": "Zoloft",
+                    "dose_mg_per_day": 50,
+                    "started_on": "2026-01-10",
+                    "baseline": {"instrument": "PHQ-9", "score": 18},
+                },
+                {
+                    "ended_on": "2026-03-01",
+                    "max_dose_mg_per_day": 150,
+                    "adherence_pct": 90,
+                    "outcome": "no_response",
+                },
+            ),
+            (
+                {
+                    "kind": "combination",
+                    "agents": [
+                        {"agent": "escitalopram", "dose_mg_per_day": 10},
+                        {"agent": "mirtazapine", "dose_mg_per_day": 15},
+                    ],
+                    "started_on": "2026-03-05",
+                },
+                {
+                    "ended_on": "2026-04-20",
+                    "max_doses": [
+                        {"agent": "escitalopram", "dose_mg_per_day": 20},
+                        {"agent": "mirtazapine", "dose_mg_per_day": 30},
+                    ],
+                    "adherence_pct": 85,
+                    "final": {"instrument": "PHQ-9", "score": 16},
+                },
+            ),
+            (
+                {
+                    "kind": "augmentation",
+                    "agent": "liothyronine",
+                    "dose_mg_per_day": 25,
+                    "unit": "microgram",
+                    "started_on": "2026-04-25",
+                },
+                None,
+            ),
+            (
+                {
+                    "kind": "antidepressant",
+                    "agent": "not-in-the-table",
+                    "dose_mg_per_day": 10,
+                    "started_on": "2026-04-26",
+                },
+                None,
+            ),
         ],
         assessments=[
             {"instrument": "PHQ-9", "items": PHQ9_ITEMS, "taken_on": "2026-04-01"},
@@ -55,8 +102,19 @@ CHARTS = [
         "neurostimulation",
         episode={"severity": "severe", "psychotic_features": True, "prior_episodes": 2},
         trials=[
-            ({"kind": "ect", "started_on": "2026-01-10"}, {"ended_on": "2026-02-20", "sessions": 9, "outcome": "partial_response", "placement": "right_unilateral"}),
-            ({"kind": "rtms", "started_on": "2026-02-25"}, {"ended_on": "2026-04-01", "sessions": 25, "outcome": "no_response"}),
+            (
+                {"kind": "ect", "started_on": "2026-01-10"},
+                {
+                    "ended_on": "2026-02-20",
+                    "sessions": 9,
+                    "outcome": "partial_response",
+                    "placement": "right_unilateral",
+                },
+            ),
+            (
+                {"kind": "rtms", "started_on": "2026-02-25"},
+                {"ended_on": "2026-04-01", "sessions": 25, "outcome": "no_response"},
+            ),
             ({"kind": "vns", "started_on": "2026-04-05"}, None),
             ({"kind": "dbs", "started_on": "2026-04-06"}, None),
         ],
@@ -65,9 +123,23 @@ CHARTS = [
         "rapid-acting and psychotherapy",
         episode={"severity": None, "diagnosis": "bipolar"},
         trials=[
-            ({"kind": "esketamine", "agent": "esketamine", "dose_mg_per_day": 56, "started_on": "2026-01-10"}, {"ended_on": "2026-02-10", "sessions": 8, "outcome": "response"}),
-            ({"kind": "ketamine", "started_on": "2026-02-15"}, {"ended_on": "2026-03-01", "sessions": 6, "outcome": "intolerance"}),
-            ({"kind": "psychotherapy", "started_on": "2026-03-05"}, {"ended_on": "2026-05-01", "sessions": 12, "outcome": "remission"}),
+            (
+                {
+                    "kind": "esketamine",
+                    "agent": "esketamine",
+                    "dose_mg_per_day": 56,
+                    "started_on": "2026-01-10",
+                },
+                {"ended_on": "2026-02-10", "sessions": 8, "outcome": "response"},
+            ),
+            (
+                {"kind": "ketamine", "started_on": "2026-02-15"},
+                {"ended_on": "2026-03-01", "sessions": 6, "outcome": "intolerance"},
+            ),
+            (
+                {"kind": "psychotherapy", "started_on": "2026-03-05"},
+                {"ended_on": "2026-05-01", "sessions": 12, "outcome": "remission"},
+            ),
         ],
     ),
 ]
@@ -82,8 +154,16 @@ def test_the_table_covers_every_trial_kind_and_instrument():
 
 async def enter(intake: Intake, chart: Chart, key: str | None = None) -> str:
     pid = await intake.new_patient(key, country="GB")
-    episode = {"onset_date": "2026-01-05", "severity": "moderate", "psychotic_features": False, "diagnosis": "mdd", **chart.episode}
-    r = await intake.post(f"/v1/patients/{pid}/episodes", {k: v for k, v in episode.items() if v is not None}, key)
+    episode = {
+        "onset_date": "2026-01-05",
+        "severity": "moderate",
+        "psychotic_features": False,
+        "diagnosis": "mdd",
+        **chart.episode,
+    }
+    r = await intake.post(
+        f"/v1/patients/{pid}/episodes", {k: v for k, v in episode.items() if v is not None}, key
+    )
     assert r.status_code == 201, r.text
     for start, completion in chart.trials:
         r = await intake.post(f"/v1/patients/{pid}/trials", start, key)
@@ -106,8 +186,16 @@ async def record_self_report(intake: Intake, pid: str, clinic_id: str) -> str:
         patient, version = await records.load(session, clinic, pid)
         with clinical_rules():
             event = domain.record_assessment(
-                patient, assessment_id=new_id(), instrument=Instrument.PHQ9, score=None, item9=None,
-                taken_on=NOW.date(), suicide_risk=None, today=NOW.date(), items=PHQ9_ITEMS, source=AssessmentSource.PATIENT,
+                patient,
+                assessment_id=new_id(),
+                instrument=Instrument.PHQ9,
+                score=None,
+                item9=None,
+                taken_on=NOW.date(),
+                suicide_risk=None,
+                today=NOW.date(),
+                items=PHQ9_ITEMS,
+                source=AssessmentSource.PATIENT,
             )
         await records.append(session, clinic, pid, version, event)
     return event.assessment_id
@@ -150,16 +238,27 @@ async def test_every_resource_and_bundle_is_valid_r4(intake: Intake, chart: Char
 
     [patient] = by_type["Patient"]
     assert patient == await fhir_get(intake, f"/fhir/Patient/{pid}")
-    assert (patient["id"], patient["birthDate"], patient["gender"], patient["address"]) == (pid, "1980", "female", [{"country": "GB"}])
+    assert (patient["id"], patient["birthDate"], patient["gender"], patient["address"]) == (
+        pid,
+        "1980",
+        "female",
+        [{"country": "GB"}],
+    )
 
     [condition] = by_type["Condition"]
     expected_icd10 = {"pharmacological": "F32.1", "neurostimulation": "F33.3"}.get(chart.name)
     if expected_icd10:
-        assert condition["code"]["coding"][0] == {"system": "http://hl7.org/fhir/sid/icd-10", "code": expected_icd10, "display": condition["code"]["text"]}
+        assert condition["code"]["coding"][0] == {
+            "system": "http://hl7.org/fhir/sid/icd-10",
+            "code": expected_icd10,
+            "display": condition["code"]["text"],
+        }
     else:  # bipolar: off the unipolar pathway, no depressive-episode code claimed
         assert "coding" not in condition["code"] and condition["code"]["text"] == "bipolar disorder"
 
-    drug_trials = [s for s, _ in chart.trials if s["kind"] in ("antidepressant", "augmentation", "combination")]
+    drug_trials = [
+        s for s, _ in chart.trials if s["kind"] in ("antidepressant", "augmentation", "combination")
+    ]
     agents = sum(len(s.get("agents", [None])) for s in drug_trials)
     assert len(by_type.get("MedicationStatement", [])) == agents
     assert len(by_type.get("Procedure", [])) == len(chart.trials) - len(drug_trials)
@@ -187,7 +286,11 @@ async def test_the_facts_of_the_pharmacological_chart(intake: Intake):
     sertraline = statements[0]
     assert sertraline["medicationCodeableConcept"] == {
         "coding": [
-            {"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "36437", "display": "sertraline"},
+            {
+                "system": "http://www.nlm.nih.gov/research/umls/rxnorm",
+                "code": "36437",
+                "display": "sertraline",
+            },
             {"system": "http://www.whocc.no/atc", "code": "N06AB06", "display": "sertraline"},
         ],
         "text": "sertraline",
@@ -195,29 +298,59 @@ async def test_the_facts_of_the_pharmacological_chart(intake: Intake):
     assert sertraline["status"] == "completed"
     assert sertraline["effectivePeriod"] == {"start": "2026-01-10", "end": "2026-03-01"}
     assert [d["doseAndRate"][0]["doseQuantity"]["value"] for d in sertraline["dosage"]] == [50, 150]
-    ext = {e["url"].rsplit("/", 1)[1]: next(v for k, v in e.items() if k.startswith("value")) for e in sertraline["extension"]}
-    assert ext["outcome"] == "no_response" and ext["adherence-pct"] == 90 and ext["trial-kind"] == "antidepressant"
+    ext = {
+        e["url"].rsplit("/", 1)[1]: next(v for k, v in e.items() if k.startswith("value"))
+        for e in sertraline["extension"]
+    }
+    assert (
+        ext["outcome"] == "no_response"
+        and ext["adherence-pct"] == 90
+        and ext["trial-kind"] == "antidepressant"
+    )
     liothyronine = statements[3]
     assert liothyronine["status"] == "active"
-    assert liothyronine["dosage"][0]["doseAndRate"][0]["doseQuantity"]["value"] == 0.025  # mg, as events carry
+    assert (
+        liothyronine["dosage"][0]["doseAndRate"][0]["doseQuantity"]["value"] == 0.025
+    )  # mg, as events carry
     unknown = statements[4]
     assert unknown["medicationCodeableConcept"] == {"text": "not-in-the-table"}
 
-    observations = [e["resource"] for e in (await fhir_get(intake, f"/fhir/Observation?patient={pid}"))["entry"]]
+    observations = [
+        e["resource"] for e in (await fhir_get(intake, f"/fhir/Observation?patient={pid}"))["entry"]
+    ]
     panel = observations[0]
     assert panel["code"]["coding"][0]["code"] == "44249-1" and panel["valueInteger"] == 13
     assert [c["code"]["coding"][0]["code"] for c in panel["component"]] == [
-        "44250-9", "44255-8", "44259-0", "44254-1", "44251-7", "44258-2", "44252-5", "44253-3", "44260-8", "44261-6"]
+        "44250-9",
+        "44255-8",
+        "44259-0",
+        "44254-1",
+        "44251-7",
+        "44258-2",
+        "44252-5",
+        "44253-3",
+        "44260-8",
+        "44261-6",
+    ]
     total_only = observations[1]
     assert total_only["code"]["coding"][0]["code"] == "44261-6"
-    assert total_only["component"] == [{"code": {"coding": [{"system": "http://loinc.org", "code": "44260-8"}]}, "valueInteger": 0}]
+    assert total_only["component"] == [
+        {"code": {"coding": [{"system": "http://loinc.org", "code": "44260-8"}]}, "valueInteger": 0}
+    ]
     madrs = observations[2]
-    assert madrs["code"] == {"text": "MADRS"} and madrs["component"][0]["valueCodeableConcept"] == {"text": "flagged"}
+    assert madrs["code"] == {"text": "MADRS"} and madrs["component"][0]["valueCodeableConcept"] == {
+        "text": "flagged"
+    }
 
 
 async def test_another_clinics_patient_is_a_404_operation_outcome(intake: Intake):
     pid = await enter(intake, CHARTS[1])
-    for path in (f"/fhir/Patient/{pid}", f"/fhir/Patient/{pid}/$everything", f"/fhir/Observation?patient={pid}", "/fhir/Patient/no-such-id"):
+    for path in (
+        f"/fhir/Patient/{pid}",
+        f"/fhir/Patient/{pid}/$everything",
+        f"/fhir/Observation?patient={pid}",
+        "/fhir/Patient/no-such-id",
+    ):
         outcome = await fhir_get(intake, path, key=intake.key_b, status=404)
         assert outcome["resourceType"] == "OperationOutcome"
         assert outcome["issue"][0]["code"] == "not-found"
@@ -252,18 +385,35 @@ async def test_the_capability_statement(intake: Intake):
     cs = await fhir_get(intake, "/fhir/metadata")
     assert cs["fhirVersion"] == "4.0.1" and cs["format"] == [FHIR_JSON]
     kinds = {r["type"] for r in cs["rest"][0]["resource"]}
-    assert kinds == {"Patient", "Condition", "MedicationStatement", "Procedure", "Observation", "QuestionnaireResponse"}
+    assert kinds == {
+        "Patient",
+        "Condition",
+        "MedicationStatement",
+        "Procedure",
+        "Observation",
+        "QuestionnaireResponse",
+    }
 
 
 async def test_every_fhir_read_is_in_the_access_audit(intake: Intake):
     pid = await enter(intake, CHARTS[1])
-    paths = [f"/fhir/Patient/{pid}", f"/fhir/Patient/{pid}/$everything", f"/fhir/Procedure?patient={pid}", f"/fhir/Condition?patient=Patient/{pid}"]
+    paths = [
+        f"/fhir/Patient/{pid}",
+        f"/fhir/Patient/{pid}/$everything",
+        f"/fhir/Procedure?patient={pid}",
+        f"/fhir/Condition?patient=Patient/{pid}",
+    ]
     for path in paths:
         await fhir_get(intake, path)
     await fhir_get(intake, f"/fhir/Patient/{pid}", key=intake.key_b, status=404)
     rows = [r for r in await audit_rows(intake.runtime.db, patient_id=pid) if r["route"].startswith("/fhir")]
     assert sorted((r["route"], r["status"]) for r in rows) == sorted(
-        [("/fhir/Patient/{patient_id}", 200), ("/fhir/Patient/{patient_id}/$everything", 200), ("/fhir/Procedure", 200),
-         ("/fhir/Condition", 200), ("/fhir/Patient/{patient_id}", 404)]
+        [
+            ("/fhir/Patient/{patient_id}", 200),
+            ("/fhir/Patient/{patient_id}/$everything", 200),
+            ("/fhir/Procedure", 200),
+            ("/fhir/Condition", 200),
+            ("/fhir/Patient/{patient_id}", 404),
+        ]
     )
     assert len({r["actor_id"] for r in rows}) == 2  # clinic A's reads and clinic B's refused one

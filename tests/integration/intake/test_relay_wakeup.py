@@ -19,7 +19,9 @@ async def test_a_commit_wakes_the_relay_long_before_its_next_poll(
     nats_server: NatsServer, database_url: str
 ) -> None:
     poll = 120.0  # if only the poll published, the event would wait up to two minutes
-    settings = IntakeSettings(database_url=database_url, **nats_server.settings("intake"), relay_poll_seconds=poll)
+    settings = IntakeSettings(
+        database_url=database_url, **nats_server.settings("intake"), relay_poll_seconds=poll
+    )
     runtime = make_runtime(settings, clock=FixedClock(NOW))
     app = create_app(runtime)
     async with app.router.lifespan_context(app):

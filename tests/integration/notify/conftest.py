@@ -43,7 +43,7 @@ class Mailbox:
         self.refuse = False
         self.lock = threading.Lock()
 
-    async def handle_DATA(self, server, session, envelope) -> str:  # noqa: ANN001, N802
+    async def handle_DATA(self, server, session, envelope) -> str:
         if self.refuse:
             return "451 4.3.0 try again later"
         msg = email.message_from_bytes(envelope.content, policy=email.policy.default)
@@ -79,7 +79,7 @@ class Gateway:
         gateway = self
 
         class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args) -> None:  # noqa: ANN002
+            def log_message(self, *args) -> None:
                 pass
 
             def _answer(self, status: int, body: dict) -> None:
@@ -90,7 +90,7 @@ class Gateway:
                 self.end_headers()
                 self.wfile.write(data)
 
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 gateway.requests += 1
                 if gateway.refuse:
@@ -103,7 +103,7 @@ class Gateway:
                 gateway.sms[key] = body
                 return self._answer(201, {"id": key})
 
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 key = self.path.rsplit("/", 1)[-1]
                 if key in gateway.sms:
                     return self._answer(200, {"id": key})
@@ -138,7 +138,7 @@ def gateway() -> Iterator[Gateway]:
 class EventSender:
     """Publishes other services' events onto JetStream as their relays would."""
 
-    def __init__(self, js) -> None:  # noqa: ANN001
+    def __init__(self, js) -> None:
         self.js = js
         self.sequence = 0
 
@@ -193,7 +193,7 @@ class Notify:
     def auth(self, key: str | None = None) -> dict[str, str]:
         return {"Authorization": f"Bearer {key or self.key}"}
 
-    async def send(self, source: str, event: EventData, **kw) -> str:  # noqa: ANN003
+    async def send(self, source: str, event: EventData, **kw) -> str:
         return await self.events.send(source, event, clinic_id=self.clinic_id, **kw)
 
     async def reminders(self, patient_id: str) -> list[dict]:
@@ -206,9 +206,11 @@ class Notify:
         return r.status_code == 200 and any(e["event_id"] == event_id for e in r.json())
 
     async def processed(self, patient_id: str, event_id: str) -> None:
-        await eventually(lambda: self.seen(patient_id, event_id), timeout=15, what="notify to take in the event")
+        await eventually(
+            lambda: self.seen(patient_id, event_id), timeout=15, what="notify to take in the event"
+        )
 
-    async def put_contact(self, patient_id: str, **body) -> httpx.Response:  # noqa: ANN003
+    async def put_contact(self, patient_id: str, **body) -> httpx.Response:
         return await self.client.put(f"/v1/patients/{patient_id}/contact", json=body, headers=self.auth())
 
     async def at(self, when: datetime) -> int:
@@ -220,13 +222,16 @@ class Notify:
 async def register_clinic(events: EventSender, key: str) -> str:
     clinic_id = str(uuid.uuid4())
     await events.send(
-        "intake", ClinicRegistered(clinic_id=clinic_id, name="Clinic", key_sha256=hash_key(key)), clinic_id=clinic_id, subject=clinic_id
+        "intake",
+        ClinicRegistered(clinic_id=clinic_id, name="Clinic", key_sha256=hash_key(key)),
+        clinic_id=clinic_id,
+        subject=clinic_id,
     )
     return clinic_id
 
 
 @pytest.fixture
-async def notify(own_nats: NatsServer, database_url: str, mailbox, gateway: Gateway) -> AsyncIterator[Notify]:  # noqa: ANN001
+async def notify(own_nats: NatsServer, database_url: str, mailbox, gateway: Gateway) -> AsyncIterator[Notify]:
     box, smtp_port = mailbox
     clock = FixedClock(datetime(2026, 3, 1, 12, 0, tzinfo=UTC))
     settings = NotifySettings(
@@ -237,7 +242,10 @@ async def notify(own_nats: NatsServer, database_url: str, mailbox, gateway: Gate
         delivery_backoff_seconds=[60, 300],
     )
     runtime = make_runtime(settings, clock=clock)
-    channels = [SmtpChannel("127.0.0.1", smtp_port, "care-team@trd-care.example"), SmsGatewayChannel(gateway.url)]
+    channels = [
+        SmtpChannel("127.0.0.1", smtp_port, "care-team@trd-care.example"),
+        SmsGatewayChannel(gateway.url),
+    ]
     app = create_app(runtime, channels=channels)
     async with app.router.lifespan_context(app):
         nc = await own_nats.connect()
@@ -248,7 +256,17 @@ async def notify(own_nats: NatsServer, database_url: str, mailbox, gateway: Gate
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://notify") as client:
             harness = Notify(
-                client, runtime, clock, app.state.delivery, events, box, gateway, clinic_id, key, other_key, own_nats
+                client,
+                runtime,
+                clock,
+                app.state.delivery,
+                events,
+                box,
+                gateway,
+                clinic_id,
+                key,
+                other_key,
+                own_nats,
             )
 
             async def both_keys_known() -> bool:

@@ -65,19 +65,36 @@ async def test_sigkill_between_send_and_record_delivers_every_due_reminder_exact
             channel = "email" if i < PER_CHANNEL else "sms"
             pid = str(uuid.uuid4())
             patients[pid] = channel
-            registered = PatientRegistered(patient_id=pid, clinic_id=clinic_id, external_id=f"m{i}", birth_year=1980, sex="male", timezone="UTC")
+            registered = PatientRegistered(
+                patient_id=pid,
+                clinic_id=clinic_id,
+                external_id=f"m{i}",
+                birth_year=1980,
+                sex="male",
+                timezone="UTC",
+            )
             await events.send("intake", registered, clinic_id=clinic_id)
-            contact = {"email": f"pat{i}@example.org", "channel": "email", "reminders": True} if channel == "email" else {
-                "phone": f"+4477009001{i:02d}", "channel": "sms", "reminders": True
-            }
+            contact = (
+                {"email": f"pat{i}@example.org", "channel": "email", "reminders": True}
+                if channel == "email"
+                else {"phone": f"+4477009001{i:02d}", "channel": "sms", "reminders": True}
+            )
 
             async def put(pid: str = pid, contact: dict = contact) -> bool:
-                return (await http.put(f"{svc.url}/v1/patients/{pid}/contact", json=contact, headers=auth)).status_code == 200
+                return (
+                    await http.put(f"{svc.url}/v1/patients/{pid}/contact", json=contact, headers=auth)
+                ).status_code == 200
 
             await eventually(put, timeout=20, what="notify to know the patient")
             # E-mail patients started a day before SMS patients: their reviews fall due first.
             on = date(2026, 3, 2) if channel == "email" else date(2026, 3, 3)
-            trial = TrialStarted(patient_id=pid, trial_id=str(uuid.uuid4()), episode_id="e", kind="psychotherapy", started_on=on)
+            trial = TrialStarted(
+                patient_id=pid,
+                trial_id=str(uuid.uuid4()),
+                episode_id="e",
+                kind="psychotherapy",
+                started_on=on,
+            )
             await events.send("intake", trial, clinic_id=clinic_id)
 
         async def first_reviews(url: str) -> dict[str, dict] | None:
@@ -90,7 +107,9 @@ async def test_sigkill_between_send_and_record_delivers_every_due_reminder_exact
                 found[pid] = rows[0]
             return found
 
-        scheduled = await eventually(lambda: first_reviews(svc.url), timeout=20, what="every first review scheduled")
+        scheduled = await eventually(
+            lambda: first_reviews(svc.url), timeout=20, what="every first review scheduled"
+        )
         # Week 2 for the e-mail patients: the process dies right after the first e-mail left.
         clock.write_text("2026-03-16T09:00:00+00:00")
         assert await asyncio.to_thread(svc.wait_exit, 30) == -9
@@ -102,7 +121,9 @@ async def test_sigkill_between_send_and_record_delivers_every_due_reminder_exact
 
         async def emails_sent() -> bool:
             rows = await first_reviews(svc.url)
-            return bool(rows) and all(r["status"] == "sent" for p, r in rows.items() if patients[p] == "email")
+            return bool(rows) and all(
+                r["status"] == "sent" for p, r in rows.items() if patients[p] == "email"
+            )
 
         await eventually(emails_sent, timeout=20, what="the e-mails to be recorded sent")
         clock.write_text("2026-03-17T09:00:00+00:00")
@@ -112,6 +133,7 @@ async def test_sigkill_between_send_and_record_delivers_every_due_reminder_exact
         svc = process()
         await asyncio.to_thread(svc.wait_ready)
         try:
+
             async def all_sent() -> dict[str, dict] | None:
                 rows = await first_reviews(svc.url)
                 return rows if rows and all(r["status"] == "sent" for r in rows.values()) else None

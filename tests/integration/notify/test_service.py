@@ -66,7 +66,7 @@ def urgency(pid: str, level: str) -> AssessmentChanged:
     )
 
 
-async def patient(n: Notify, **kw) -> str:  # noqa: ANN003
+async def patient(n: Notify, **kw) -> str:
     pid = str(uuid.uuid4())
     await n.processed(pid, await n.send("intake", registered(pid, n.clinic_id, **kw)))
     return pid
@@ -525,7 +525,6 @@ async def test_retries_with_backoff_then_a_failed_event_visible_over_rest(notify
 async def test_reminder_events_are_published_without_contact_details(notify: Notify) -> None:
     import json
 
-
     pid, tid = ids()
     pid = await patient(notify)
     await notify.put_contact(pid, email="secret-pat@example.org", channel="email", reminders=True)
@@ -621,7 +620,9 @@ async def test_a_patient_registered_v1_without_country_gets_the_row_of_the_time_
     into the v2 model, and the time zone decides."""
     pid = str(uuid.uuid4())
     v1 = registered(pid, notify.clinic_id, timezone="Europe/Dublin")
-    await notify.processed(pid, await notify.send("intake", v1, event_type="care.intake.patient-registered.v1"))
+    await notify.processed(
+        pid, await notify.send("intake", v1, event_type="care.intake.patient-registered.v1")
+    )
     await notify.put_contact(pid, email="pat@example.org", channel="email", reminders=True)
     await notify.processed(pid, await notify.send("pathway", urgency(pid, "urgent")))
     assert await notify.at(notify.clock.at) == 1
@@ -642,7 +643,9 @@ async def test_the_default_row_adds_the_clinics_crisis_line_where_configured(not
     ) in sms["text"]
 
 
-async def test_every_reminder_sent_while_urgent_carries_the_row_and_none_while_routine(notify: Notify) -> None:
+async def test_every_reminder_sent_while_urgent_carries_the_row_and_none_while_routine(
+    notify: Notify,
+) -> None:
     """Two patients in Dublin (IE row), aged 21 (first review at week 1 either way), the same
     reminders; one urgent throughout, one routine. Appointment, adherence, journal prompt and
     review reminders: each of the urgent patient's carries the IE row, none of the other's."""
@@ -660,7 +663,9 @@ async def test_every_reminder_sent_while_urgent_carries_the_row_and_none_while_r
         )
         await notify.processed(pid, await notify.send("intake", started(pid, tid)))
         booked = ReferralScheduled(
-            referral_id=str(uuid.uuid4()), patient_id=pid, appointment_at=datetime(2026, 3, 4, 15, 0, tzinfo=UTC)
+            referral_id=str(uuid.uuid4()),
+            patient_id=pid,
+            appointment_at=datetime(2026, 3, 4, 15, 0, tzinfo=UTC),
         )
         await notify.processed(pid, await notify.send("referral", booked))
         await notify.processed(pid, await notify.send("pathway", urgency(pid, level)))
@@ -692,12 +697,16 @@ async def test_every_reminder_sent_while_urgent_carries_the_row_and_none_while_r
                 assert (r["crisis_resources"], r["crisis_resources_row"]) == (False, None), r["kind"]
 
 
-async def test_journal_prompts_daily_when_opted_in_none_when_not_and_held_for_quiet_hours(notify: Notify) -> None:
+async def test_journal_prompts_daily_when_opted_in_none_when_not_and_held_for_quiet_hours(
+    notify: Notify,
+) -> None:
     def prompts(rows: list[dict], status: str) -> list[str]:
         return [r["deliver_at"] for r in rows if r["kind"] == "journal_prompt" and r["status"] == status]
 
     on, off = await patient(notify), await patient(notify)  # Europe/London, GMT in March
-    r = await notify.put_contact(on, email="on@example.org", channel="email", reminders=True, journal_prompts=True)
+    r = await notify.put_contact(
+        on, email="on@example.org", channel="email", reminders=True, journal_prompts=True
+    )
     assert r.status_code == 200 and r.json()["journal_prompts"] is True
     await notify.put_contact(off, email="off@example.org", channel="email", reminders=True)
     got = await notify.client.get(f"/v1/patients/{off}/contact", headers=notify.auth())
@@ -718,11 +727,15 @@ async def test_journal_prompts_daily_when_opted_in_none_when_not_and_held_for_qu
     assert await notify.at(datetime(2026, 3, 4, 8, 0, tzinfo=UTC)) == 1
     assert prompts(await notify.reminders(on), "scheduled") == ["2026-03-04T19:00:00+00:00"]
     texts = notify.mailbox.texts()
-    assert len(texts) == 3 and all("mood journal" in t and names_no_diagnosis_or_medicine(t) == [] for t in texts)
+    assert len(texts) == 3 and all(
+        "mood journal" in t and names_no_diagnosis_or_medicine(t) == [] for t in texts
+    )
     assert {m["To"] for m in notify.mailbox.messages.values()} == {"on@example.org"}
     assert await notify.reminders(off) == []
     # Opting out cancels the pending one.
-    await notify.put_contact(on, email="on@example.org", channel="email", reminders=True, journal_prompts=False)
+    await notify.put_contact(
+        on, email="on@example.org", channel="email", reminders=True, journal_prompts=False
+    )
     assert [(r["status"], r["reason"]) for r in await notify.reminders(on) if r["status"] != "sent"] == [
         ("cancelled", "opted_out")
     ]

@@ -77,7 +77,7 @@ class Pathway:
         self.handler = IntakeEventHandler(EventStore())
         self.sequence = 0
 
-    async def take(self, payload) -> None:  # noqa: ANN001
+    async def take(self, payload) -> None:
         self.sequence += 1
         envelope = to_envelope(
             event_id=new_event_id(),
@@ -140,7 +140,7 @@ def test_same_assessment_ignores_provenance_and_sees_what_is_acted_on() -> None:
     projection = PatientProjection.new(pid)
     sequence = 0
 
-    def take(payload) -> dict:  # noqa: ANN001
+    def take(payload) -> dict:
         nonlocal sequence
         sequence += 1
         projection.add(sequence, f"ev{sequence}", payload.event_type, payload.to_data())
@@ -175,10 +175,19 @@ async def test_a_second_event_claiming_a_taken_position_is_refused_with_both_ids
     for payload in one_failed_trial(pid):
         await pathway.take(payload)
     held = to_envelope(
-        event_id=new_event_id(), source="/intake", type=AssessmentRecorded.event_type, subject=pid,
-        time=datetime.now(UTC), data=phq9(pid, 27, 3, date(2024, 3, 7)).to_data(), sequence=5, traceparent=None, clinicid="c1",
+        event_id=new_event_id(),
+        source="/intake",
+        type=AssessmentRecorded.event_type,
+        subject=pid,
+        time=datetime.now(UTC),
+        data=phq9(pid, 27, 3, date(2024, 3, 7)).to_data(),
+        sequence=5,
+        traceparent=None,
+        clinicid="c1",
     )
-    squatter = held.model_copy(update={"id": new_event_id(), "data": phq9(pid, 2, 0, date(2024, 3, 7)).to_data()})
+    squatter = held.model_copy(
+        update={"id": new_event_id(), "data": phq9(pid, 2, 0, date(2024, 3, 7)).to_data()}
+    )
     async with pathway.db.transaction() as session:
         await pathway.handler(session, held, phq9(pid, 27, 3, date(2024, 3, 7)))
     with pytest.raises(PositionTaken) as refused:

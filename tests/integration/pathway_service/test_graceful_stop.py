@@ -23,10 +23,14 @@ pytestmark = pytest.mark.e2e
 
 
 def counter(metrics: str, name: str) -> float:
-    return sum(float(v) for v in re.findall(rf'{name}\{{consumer="pathway-intake"[^}}]*\}} ([0-9.e+]+)', metrics))
+    return sum(
+        float(v) for v in re.findall(rf'{name}\{{consumer="pathway-intake"[^}}]*\}} ([0-9.e+]+)', metrics)
+    )
 
 
-async def test_sigterm_finishes_in_flight_work_and_a_restart_takes_up_the_rest(own_nats: NatsServer, tmp_path: Path) -> None:
+async def test_sigterm_finishes_in_flight_work_and_a_restart_takes_up_the_rest(
+    own_nats: NatsServer, tmp_path: Path
+) -> None:
     rng = random.Random(5)
     clinic_id = str(uuid.uuid4())
     histories = [patient_history(rng, clinic_id) for _ in range(60)]
@@ -41,6 +45,7 @@ async def test_sigterm_finishes_in_flight_work_and_a_restart_takes_up_the_rest(o
     expected, total = await publish_in_order(js, histories, clinic_id)
 
     async with httpx.AsyncClient(timeout=10) as http:
+
         async def under_way() -> bool:
             done = counter((await http.get(f"{first.url}/metrics")).text, "care_events_consumed_total")
             return done >= 10
@@ -57,11 +62,21 @@ async def test_sigterm_finishes_in_flight_work_and_a_restart_takes_up_the_rest(o
         second.wait_ready()
         db = Database(url)
         try:
+
             async def caught_up() -> dict | None:
                 live = await live_assessments(db)
-                return live if all(live.get(p, {}).get("as_of_event") == a["as_of_event"] for p, a in expected.items()) else None
+                return (
+                    live
+                    if all(
+                        live.get(p, {}).get("as_of_event") == a["as_of_event"] for p, a in expected.items()
+                    )
+                    else None
+                )
 
-            assert await eventually(caught_up, timeout=90, what="the second process to finish the backlog") == expected
+            assert (
+                await eventually(caught_up, timeout=90, what="the second process to finish the backlog")
+                == expected
+            )
         finally:
             await db.dispose()
         async with httpx.AsyncClient(timeout=10) as http:

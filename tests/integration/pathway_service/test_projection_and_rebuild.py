@@ -48,22 +48,61 @@ AGENTS = ["sertraline", "venlafaxine", "mirtazapine", "bupropion", "nortriptylin
 def patient_history(rng: random.Random, clinic_id: str) -> tuple[str, list]:
     pid = str(uuid.uuid4())
     events = [
-        PatientRegistered(patient_id=pid, clinic_id=clinic_id, external_id=pid[:8], birth_year=1985, sex="female", timezone="UTC"),
-        EpisodeOpened(patient_id=pid, episode_id="e1", onset_date=date(2024, 1, 1), severity=rng.choice(["mild", "moderate", "severe"]), diagnosis="mdd"),
+        PatientRegistered(
+            patient_id=pid,
+            clinic_id=clinic_id,
+            external_id=pid[:8],
+            birth_year=1985,
+            sex="female",
+            timezone="UTC",
+        ),
+        EpisodeOpened(
+            patient_id=pid,
+            episode_id="e1",
+            onset_date=date(2024, 1, 1),
+            severity=rng.choice(["mild", "moderate", "severe"]),
+            diagnosis="mdd",
+        ),
     ]
     day = date(2024, 2, 1)
     for i in range(rng.randint(1, 4)):
         tid = f"t{i}"
         agent = rng.choice(AGENTS)
-        events.append(TrialStarted(patient_id=pid, trial_id=tid, episode_id="e1", kind="antidepressant", agents=[AgentDose(agent=agent, dose_mg_per_day=300)], started_on=day))
+        events.append(
+            TrialStarted(
+                patient_id=pid,
+                trial_id=tid,
+                episode_id="e1",
+                kind="antidepressant",
+                agents=[AgentDose(agent=agent, dose_mg_per_day=300)],
+                started_on=day,
+            )
+        )
         day += timedelta(days=rng.choice([20, 30, 60]))
-        events.append(TrialCompleted(patient_id=pid, trial_id=tid, ended_on=day, adherence_pct=rng.choice([70, 90]), outcome=rng.choice(["no_response", "partial_response", "response"])))
-        events.append(AssessmentRecorded(patient_id=pid, assessment_id=str(uuid.uuid4()), instrument="PHQ-9", score=rng.randint(5, 27), item9=rng.choice([0, 0, 1, 3]), taken_on=day))
+        events.append(
+            TrialCompleted(
+                patient_id=pid,
+                trial_id=tid,
+                ended_on=day,
+                adherence_pct=rng.choice([70, 90]),
+                outcome=rng.choice(["no_response", "partial_response", "response"]),
+            )
+        )
+        events.append(
+            AssessmentRecorded(
+                patient_id=pid,
+                assessment_id=str(uuid.uuid4()),
+                instrument="PHQ-9",
+                score=rng.randint(5, 27),
+                item9=rng.choice([0, 0, 1, 3]),
+                taken_on=day,
+            )
+        )
         day += timedelta(days=3)
     return pid, events
 
 
-def envelope(payload, pid: str, sequence: int, clinic_id: str, event_id: str) -> bytes:  # noqa: ANN001
+def envelope(payload, pid: str, sequence: int, clinic_id: str, event_id: str) -> bytes:
     return json.dumps(
         {
             "specversion": "1.0",
@@ -80,7 +119,9 @@ def envelope(payload, pid: str, sequence: int, clinic_id: str, event_id: str) ->
     ).encode()
 
 
-async def publish_in_order(js, histories: list[tuple[str, list]], clinic_id: str) -> tuple[dict[str, dict], int]:  # noqa: ANN001
+async def publish_in_order(
+    js, histories: list[tuple[str, list]], clinic_id: str
+) -> tuple[dict[str, dict], int]:
     """Each patient's history onto INTAKE in order; returns each patient's expected assessment
     (the engine on the same events) and how many events were published."""
     expected = {}
@@ -89,7 +130,9 @@ async def publish_in_order(js, histories: list[tuple[str, list]], clinic_id: str
         expected[pid] = json.loads(json.dumps(assess(fold(pid, triples))))
         for event_id, seq, e in triples:
             await js.publish_async(
-                nats_subject(e.event_type, pid), envelope(e, pid, seq, clinic_id, event_id), headers={"Nats-Msg-Id": event_id}
+                nats_subject(e.event_type, pid),
+                envelope(e, pid, seq, clinic_id, event_id),
+                headers={"Nats-Msg-Id": event_id},
             )
     await js.publish_async_completed()
     return expected, sum(len(evs) for _, evs in histories)
@@ -98,10 +141,14 @@ async def publish_in_order(js, histories: list[tuple[str, list]], clinic_id: str
 def run_rebuild(pathway: ServiceProcess, server: NatsServer) -> subprocess.CompletedProcess:
     """As an operator runs it: replaying a whole stream is ops' (an ephemeral consumer)."""
     env = {**pathway.env_for_cli(), **server.env("ops")}
-    return subprocess.run([sys.executable, "-m", "pathway", "rebuild"], env=env, capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "pathway", "rebuild"], env=env, capture_output=True, text=True, timeout=120
+    )
 
 
-async def test_shuffled_and_redelivered_events_converge_and_rebuild_is_identical(own_nats: NatsServer, tmp_path: Path) -> None:
+async def test_shuffled_and_redelivered_events_converge_and_rebuild_is_identical(
+    own_nats: NatsServer, tmp_path: Path
+) -> None:
     rng = random.Random(7)
     clinic_id = str(uuid.uuid4())
     histories = [patient_history(rng, clinic_id) for _ in range(12)]
@@ -111,7 +158,9 @@ async def test_shuffled_and_redelivered_events_converge_and_rebuild_is_identical
         triples = [(new_event_id(), i + 1, e) for i, e in enumerate(events)]
         expected[pid] = json.loads(json.dumps(assess(fold(pid, triples))))
         for event_id, seq, e in triples:
-            messages.append((nats_subject(e.event_type, pid), envelope(e, pid, seq, clinic_id, event_id), event_id))
+            messages.append(
+                (nats_subject(e.event_type, pid), envelope(e, pid, seq, clinic_id, event_id), event_id)
+            )
     duplicates = rng.sample(messages, len(messages) // 3)
     delivery = messages + duplicates
     rng.shuffle(delivery)
@@ -124,7 +173,10 @@ async def test_shuffled_and_redelivered_events_converge_and_rebuild_is_identical
         js = nc.jetstream()
         await ensure_streams(js)
         registered = ClinicRegistered(clinic_id=clinic_id, name="c", key_sha256="0" * 64)
-        await js.publish(nats_subject(registered.event_type, clinic_id), envelope(registered, clinic_id, 1, clinic_id, new_event_id()))
+        await js.publish(
+            nats_subject(registered.event_type, clinic_id),
+            envelope(registered, clinic_id, 1, clinic_id, new_event_id()),
+        )
         for i, (subject, body, _) in enumerate(delivery):
             # A fresh Nats-Msg-Id for each copy, so JetStream keeps the duplicates: the
             # consumer, not the server, must see them for what they are.
@@ -133,9 +185,17 @@ async def test_shuffled_and_redelivered_events_converge_and_rebuild_is_identical
 
         db = Database(db_url)
         try:
+
             async def caught_up() -> dict | None:
                 live = await live_assessments(db)
-                return live if all(live.get(pid, {}).get("as_of_event") == a["as_of_event"] for pid, a in expected.items()) else None
+                return (
+                    live
+                    if all(
+                        live.get(pid, {}).get("as_of_event") == a["as_of_event"]
+                        for pid, a in expected.items()
+                    )
+                    else None
+                )
 
             live = await eventually(caught_up, timeout=60, what="pathway to apply every patient's events")
         finally:
@@ -170,7 +230,7 @@ async def test_shuffled_and_redelivered_events_converge_and_rebuild_is_identical
 
 
 # ------------------------------------------------------------------ after the trd-rules 2026.12 upgrade
-def v1(payload, drop: set[str], **data_changes) -> tuple[str, dict]:  # noqa: ANN001
+def v1(payload, drop: set[str], **data_changes) -> tuple[str, dict]:
     """The event as a pre-2026.12 intake published it: the v1 type and data without the v2 fields."""
     data = {k: v for k, v in payload.to_data().items() if k not in drop}
     data.update(data_changes)
@@ -442,7 +502,16 @@ async def test_a_rebuild_after_the_upgrade_equals_the_live_projection(
                 r = await http.get(f"{pathway.url}/v1/patients/{pid}/assessment")
                 assert r.status_code == 200, r.text
                 body = r.json()
-                for field in ("rules_version", "tried", "declined", "not_offered", "workup", "journal", "flags", "referral"):
+                for field in (
+                    "rules_version",
+                    "tried",
+                    "declined",
+                    "not_offered",
+                    "workup",
+                    "journal",
+                    "flags",
+                    "referral",
+                ):
                     assert body[field] == a[field], field
 
         out = await asyncio.to_thread(run_rebuild, pathway, own_nats)

@@ -26,10 +26,17 @@ pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
 
 
 def consumed(metrics: str) -> float:
-    return sum(float(v) for v in re.findall(r'care_events_consumed_total\{consumer="pathway-intake",[^}]*\} ([0-9.e+]+)', metrics))
+    return sum(
+        float(v)
+        for v in re.findall(
+            r'care_events_consumed_total\{consumer="pathway-intake",[^}]*\} ([0-9.e+]+)', metrics
+        )
+    )
 
 
-async def test_two_replicas_share_one_durable_consumer(own_nats: NatsServer, postgres_url: str, tmp_path: Path) -> None:
+async def test_two_replicas_share_one_durable_consumer(
+    own_nats: NatsServer, postgres_url: str, tmp_path: Path
+) -> None:
     rng = random.Random(11)
     clinic_id = str(uuid.uuid4())
     histories = [patient_history(rng, clinic_id) for _ in range(40)]
@@ -45,9 +52,16 @@ async def test_two_replicas_share_one_durable_consumer(own_nats: NatsServer, pos
 
         db = Database(postgres_url)
         try:
+
             async def caught_up() -> dict | None:
                 live = await live_assessments(db)
-                return live if all(live.get(p, {}).get("as_of_event") == a["as_of_event"] for p, a in expected.items()) else None
+                return (
+                    live
+                    if all(
+                        live.get(p, {}).get("as_of_event") == a["as_of_event"] for p, a in expected.items()
+                    )
+                    else None
+                )
 
             live = await eventually(caught_up, timeout=90, what="both replicas to apply every event")
             assert live == expected  # nothing lost, nothing applied wrongly
@@ -55,10 +69,17 @@ async def test_two_replicas_share_one_durable_consumer(own_nats: NatsServer, pos
             async def outbox_drained() -> bool:
                 async with db.read() as s:
                     return (await s.execute(sa.select(sa.func.count()).select_from(outbox))).scalar_one() == 0
+
             await eventually(outbox_drained, what="both relays to publish")
 
             async with db.read() as s:
-                changes = (await s.execute(sa.select(events.c.stream_id, events.c.data).where(events.c.type == AssessmentChanged.event_type).order_by(events.c.stream_id, events.c.version))).all()
+                changes = (
+                    await s.execute(
+                        sa.select(events.c.stream_id, events.c.data)
+                        .where(events.c.type == AssessmentChanged.event_type)
+                        .order_by(events.c.stream_id, events.c.version)
+                    )
+                ).all()
             # Nothing done twice: no assessment published twice in a row for one patient.
             previous: dict[str, dict] = {}
             for stream_id, data in changes:

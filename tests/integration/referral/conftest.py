@@ -47,13 +47,17 @@ class Harness:
     def auth(self, key: str | None = None) -> dict[str, str]:
         return {"Authorization": f"Bearer {key or self.coordinator}"}
 
-    async def get(self, path: str, key: str | None = None, **params) -> httpx.Response:  # noqa: ANN003
+    async def get(self, path: str, key: str | None = None, **params) -> httpx.Response:
         return await self.client.get(path, headers=self.auth(key), params=params)
 
-    async def post(self, path: str, body: object = None, key: str | None = None, **headers: str) -> httpx.Response:
+    async def post(
+        self, path: str, body: object = None, key: str | None = None, **headers: str
+    ) -> httpx.Response:
         return await self.client.post(path, json=body, headers={**self.auth(key), **headers})
 
-    async def add_clinic(self, name: str, region: str, capabilities: list[str], capacity: int = 10, partner: str | None = None) -> str:
+    async def add_clinic(
+        self, name: str, region: str, capabilities: list[str], capacity: int = 10, partner: str | None = None
+    ) -> str:
         body = {"name": name, "region": region, "capabilities": capabilities, "weekly_capacity": capacity}
         if partner:
             body["partner_clinic_id"] = partner
@@ -61,15 +65,31 @@ class Harness:
         assert r.status_code == 201, r.text
         return r.json()["id"]
 
-    async def publish(self, event, *, subject: str, clinicid: str | None, event_id: str | None = None, msg_id: str | None = None) -> str:  # noqa: ANN001
+    async def publish(
+        self,
+        event,
+        *,
+        subject: str,
+        clinicid: str | None,
+        event_id: str | None = None,
+        msg_id: str | None = None,
+    ) -> str:
         event_id = event_id or new_event_id()
         sequence = self.positions.get(event.as_of_event) if isinstance(event, AssessmentChanged) else None
         env = to_envelope(
-            event_id=event_id, source=f"/{event.event_type.split('.')[1]}", type=event.event_type, subject=subject, time=self.clock.now(),
-            data=event.to_data(), sequence=sequence, traceparent=None, clinicid=clinicid,
+            event_id=event_id,
+            source=f"/{event.event_type.split('.')[1]}",
+            type=event.event_type,
+            subject=subject,
+            time=self.clock.now(),
+            data=event.to_data(),
+            sequence=sequence,
+            traceparent=None,
+            clinicid=clinicid,
         )
         await self.nc.jetstream().publish(
-            nats_subject(event.event_type, subject), env.model_dump_json(exclude_none=True).encode(),
+            nats_subject(event.event_type, subject),
+            env.model_dump_json(exclude_none=True).encode(),
             headers={"Nats-Msg-Id": msg_id or event_id},
         )
         return event_id
@@ -77,31 +97,46 @@ class Harness:
     async def partner_clinic(self) -> tuple[str, str]:
         """A partner clinic as intake announces it: its id and its key."""
         clinic_id, key = new_id(), generate_api_key()
-        await self.publish(ClinicRegistered(clinic_id=clinic_id, name="Partner", key_sha256=hash_key(key)), subject=clinic_id, clinicid=clinic_id)
-        await eventually(lambda: _accepted(self.client, key), what="referral to learn the partner clinic's key")
+        await self.publish(
+            ClinicRegistered(clinic_id=clinic_id, name="Partner", key_sha256=hash_key(key)),
+            subject=clinic_id,
+            clinicid=clinic_id,
+        )
+        await eventually(
+            lambda: _accepted(self.client, key), what="referral to learn the partner clinic's key"
+        )
         return clinic_id, key
 
-    def assessment(self, patient_id: str, urgency: str = "routine", capabilities: list[str] | None = None,
-                   reasons: list[str] | None = None, as_of_event: str | None = None, advised: bool = True) -> AssessmentChanged:
+    def assessment(
+        self,
+        patient_id: str,
+        urgency: str = "routine",
+        capabilities: list[str] | None = None,
+        reasons: list[str] | None = None,
+        as_of_event: str | None = None,
+        advised: bool = True,
+    ) -> AssessmentChanged:
         as_of_event = as_of_event or new_event_id()
         self.made[patient_id] += 1
         self.positions.setdefault(as_of_event, self.made[patient_id])
-        return AssessmentChanged.model_validate({
-            "patient_id": patient_id,
-            "as_of_event": as_of_event,
-            "assessment": {
-                "status": "trd",
-                "urgency": urgency,
-                "referral": {
-                    "advised": advised,
-                    "capabilities": ["mood_disorder_clinic"] if capabilities is None else capabilities,
-                    "reasons": reasons or ["status trd"],
+        return AssessmentChanged.model_validate(
+            {
+                "patient_id": patient_id,
+                "as_of_event": as_of_event,
+                "assessment": {
+                    "status": "trd",
+                    "urgency": urgency,
+                    "referral": {
+                        "advised": advised,
+                        "capabilities": ["mood_disorder_clinic"] if capabilities is None else capabilities,
+                        "reasons": reasons or ["status trd"],
+                    },
+                    "stages": {"thase_rush": 2},  # extra fields travel too; referral ignores them
                 },
-                "stages": {"thase_rush": 2},  # extra fields travel too; referral ignores them
-            },
-        })
+            }
+        )
 
-    async def advise(self, patient_id: str, clinicid: str | None = None, **kwargs) -> str:  # noqa: ANN003
+    async def advise(self, patient_id: str, clinicid: str | None = None, **kwargs) -> str:
         event = self.assessment(patient_id, **kwargs)
         await self.publish(event, subject=patient_id, clinicid=clinicid or self.referring_clinic)
         return event.as_of_event
@@ -111,7 +146,9 @@ class Harness:
         assert r.status_code == 200, r.text
         return r.json()
 
-    async def referral_of(self, patient_id: str, predicate=lambda r: True, what: str = "the referral") -> dict:  # noqa: ANN001
+    async def referral_of(
+        self, patient_id: str, predicate=lambda r: True, what: str = "the referral"
+    ) -> dict:
         async def probe() -> dict | None:
             found = await self.referrals(patient_id)
             return found[0] if found and predicate(found[0]) else None

@@ -26,7 +26,14 @@ from care_shared.testing.processes import ServiceProcess
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[3] / "test-artifacts"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 pytestmark = pytest.mark.e2e
 
@@ -49,10 +56,19 @@ def _browser_or_skip() -> None:
 @pytest.fixture
 def service(own_nats: NatsServer, tmp_path: Path) -> Iterator[tuple[ServiceProcess, str]]:
     _browser_or_skip()
-    svc = ServiceProcess("referral", {"DATABASE_URL": sqlite_url_for(tmp_path / "referral.db"), **own_nats.env("referral")}, tmp_path)
+    svc = ServiceProcess(
+        "referral",
+        {"DATABASE_URL": sqlite_url_for(tmp_path / "referral.db"), **own_nats.env("referral")},
+        tmp_path,
+    )
     seeded = subprocess.run(
         [sys.executable, "-m", "referral", "demo-seed", "--key-file", str(tmp_path / "demo-coordinator.key")],
-        env=svc.env_for_cli(), cwd=tmp_path, capture_output=True, text=True, check=True, timeout=60,
+        env=svc.env_for_cli(),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
     )
     key = json.loads(seeded.stdout.strip().splitlines()[-1])["coordinator_key"]
     assert (tmp_path / "demo-coordinator.key").read_text().strip() == key
@@ -64,7 +80,7 @@ def service(own_nats: NatsServer, tmp_path: Path) -> Iterator[tuple[ServiceProce
         svc.stop()
 
 
-async def _axe_violations(page) -> list[dict]:  # noqa: ANN001
+async def _axe_violations(page) -> list[dict]:
     """axe-core (as the axe-playwright-python wheel ships it) over the whole page: each
     violation with its rule, impact and the elements at fault."""
     import axe_playwright_python
@@ -80,23 +96,46 @@ async def _axe_violations(page) -> list[dict]:  # noqa: ANN001
 
 
 async def _advise(server: NatsServer, patient_id: str) -> None:
-    event = AssessmentChanged.model_validate({
-        "patient_id": patient_id,
-        "as_of_event": new_event_id(),
-        "assessment": {"status": "trd", "urgency": "urgent", "referral": {
-            "advised": True, "capabilities": ["mood_disorder_clinic", "ect"],
-            "reasons": ["status trd", "suicidality (urgent)"]}},
-    })
-    env = to_envelope(event_id=new_event_id(), source="/pathway", type=event.event_type, subject=patient_id, time=datetime.now(UTC),
-                      data=event.to_data(), sequence=1, traceparent=None, clinicid=None)
+    event = AssessmentChanged.model_validate(
+        {
+            "patient_id": patient_id,
+            "as_of_event": new_event_id(),
+            "assessment": {
+                "status": "trd",
+                "urgency": "urgent",
+                "referral": {
+                    "advised": True,
+                    "capabilities": ["mood_disorder_clinic", "ect"],
+                    "reasons": ["status trd", "suicidality (urgent)"],
+                },
+            },
+        }
+    )
+    env = to_envelope(
+        event_id=new_event_id(),
+        source="/pathway",
+        type=event.event_type,
+        subject=patient_id,
+        time=datetime.now(UTC),
+        data=event.to_data(),
+        sequence=1,
+        traceparent=None,
+        clinicid=None,
+    )
     nc = await server.connect()
     try:
-        await nc.jetstream().publish(nats_subject(event.event_type, patient_id), env.model_dump_json().encode(), headers={"Nats-Msg-Id": env.id})
+        await nc.jetstream().publish(
+            nats_subject(event.event_type, patient_id),
+            env.model_dump_json().encode(),
+            headers={"Nats-Msg-Id": env.id},
+        )
     finally:
         await nc.drain()
 
 
-async def test_a_coordinator_claims_schedules_and_completes_by_clicking(service, own_nats: NatsServer) -> None:  # noqa: ANN001
+async def test_a_coordinator_claims_schedules_and_completes_by_clicking(
+    service, own_nats: NatsServer
+) -> None:
     from playwright.async_api import async_playwright, expect
 
     svc, key = service
@@ -114,15 +153,24 @@ async def test_a_coordinator_claims_schedules_and_completes_by_clicking(service,
 
         ARTIFACTS.mkdir(exist_ok=True)
         async with async_playwright() as p:
-            browser = await p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+            browser = await p.chromium.launch(
+                executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
+            )
             try:
                 page = await browser.new_page(viewport={"width": 1280, "height": 720})
                 refused: list[str] = []
-                page.on("console", lambda m: refused.append(m.text) if "Content Security Policy" in m.text else None)
+                page.on(
+                    "console",
+                    lambda m: refused.append(m.text) if "Content Security Policy" in m.text else None,
+                )
                 response = await page.goto(f"{svc.url}/coordinator")
                 headers = response.headers
                 csp = headers["content-security-policy"]
-                assert "script-src 'self'" in csp and "unsafe-inline" not in csp and "frame-ancestors 'none'" in csp
+                assert (
+                    "script-src 'self'" in csp
+                    and "unsafe-inline" not in csp
+                    and "frame-ancestors 'none'" in csp
+                )
                 assert headers["x-frame-options"] == "DENY" and headers["x-content-type-options"] == "nosniff"
                 assert headers["referrer-policy"] == "no-referrer"
                 await page.fill("#key", key)

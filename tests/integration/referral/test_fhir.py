@@ -21,7 +21,7 @@ def valid(resource: dict) -> dict:
     return resource
 
 
-async def fhir(h: Harness, path: str, key: str | None = None, expect: int = 200, **params) -> dict:  # noqa: ANN003
+async def fhir(h: Harness, path: str, key: str | None = None, expect: int = 200, **params) -> dict:
     r = await h.get(path, key, **params)
     assert r.status_code == expect, r.text
     assert r.headers["content-type"].startswith(FHIR_JSON)
@@ -39,13 +39,17 @@ async def test_referral_and_task_follow_the_queue(referral: Harness) -> None:
 
     sr = await fhir(h, f"/fhir/ServiceRequest/{ref['id']}")
     assert (sr["status"], sr["intent"], sr["priority"]) == ("active", "order", "urgent")
-    assert sr["subject"] == {"reference": f"Patient/{pid}"} and sr["performer"] == [{"reference": f"Organization/{north}"}]
+    assert sr["subject"] == {"reference": f"Patient/{pid}"} and sr["performer"] == [
+        {"reference": f"Organization/{north}"}
+    ]
     assert [c["text"] for c in sr["reasonCode"]] == ["status trd", "suicidality: urgent"]
     assert (await fhir(h, "/fhir/ServiceRequest", patient=f"Patient/{pid}"))["entry"][0]["resource"] == sr
 
     t = await fhir(h, f"/fhir/Task/{ref['id']}")
     assert (t["status"], t["businessStatus"]["coding"][0]["code"]) == ("requested", "queued")
-    assert t["focus"] == {"reference": f"ServiceRequest/{ref['id']}"} and t["owner"] == {"reference": f"Organization/{receiving}"}
+    assert t["focus"] == {"reference": f"ServiceRequest/{ref['id']}"} and t["owner"] == {
+        "reference": f"Organization/{receiving}"
+    }
 
     # the receiving clinic polls its own tasks; another clinic sees none of them
     for owner in (receiving, f"Organization/{receiving}"):
@@ -57,9 +61,12 @@ async def test_referral_and_task_follow_the_queue(referral: Harness) -> None:
     await fhir(h, f"/fhir/ServiceRequest/{ref['id']}", other_key, expect=404)
 
     # the queue moves: claimed, accepted, scheduled, completed
-    steps = [("claim", None, "received", "active"), ("accept", None, "accepted", "active"),
-             ("schedule", {"appointment_at": "2026-07-01T09:30:00+01:00"}, "in-progress", "active"),
-             ("complete", None, "completed", "completed")]
+    steps = [
+        ("claim", None, "received", "active"),
+        ("accept", None, "accepted", "active"),
+        ("schedule", {"appointment_at": "2026-07-01T09:30:00+01:00"}, "in-progress", "active"),
+        ("complete", None, "completed", "completed"),
+    ]
     for action, body, task_status, request_status in steps:
         r = await h.post(f"/v1/tasks/{ref['id']}/{action}", body)
         assert r.status_code in (200, 201), r.text
@@ -68,7 +75,11 @@ async def test_referral_and_task_follow_the_queue(referral: Harness) -> None:
         assert (await fhir(h, f"/fhir/ServiceRequest/{ref['id']}"))["status"] == request_status
     assert (await fhir(h, "/fhir/Task", receiving_key, status="completed"))["total"] == 1
 
-    rows = [(r["route"], r["actor_id"]) for r in await audit_rows(h.runtime.db, patient_id=pid) if r["route"].startswith("/fhir")]
+    rows = [
+        (r["route"], r["actor_id"])
+        for r in await audit_rows(h.runtime.db, patient_id=pid)
+        if r["route"].startswith("/fhir")
+    ]
     assert ("/fhir/Task", receiving) in rows and ("/fhir/ServiceRequest/{referral_id}", receiving) not in rows
     assert any(route == "/fhir/ServiceRequest/{referral_id}" for route, _ in rows)
 

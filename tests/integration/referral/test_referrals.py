@@ -19,7 +19,7 @@ from referral.work_queue import TASK_STREAM, task_subject
 from tests.integration.referral.conftest import NOW, Harness, new_patient
 
 
-async def stored(session, event: str, patient_id: str) -> int:  # noqa: ANN001
+async def stored(session, event: str, patient_id: str) -> int:
     """How many `care.referral.<event>` events (any version) referral stored for the patient."""
     query = (
         select(func.count())

@@ -48,7 +48,7 @@ async def as_user(server: NatsServer, user: str) -> tuple[nats.NATS, Refusals]:
     return nc, refusals
 
 
-async def refused(call) -> bool:  # noqa: ANN001
+async def refused(call) -> bool:
     try:
         await call
     except (TimeoutError, nats.errors.TimeoutError, nats.js.errors.APIError, nats.errors.NoRespondersError):
@@ -67,7 +67,7 @@ async def test_anonymous_connections_are_refused(bus: NatsServer) -> None:
         await nats.connect(bus.url, allow_reconnect=False, max_reconnect_attempts=0, connect_timeout=2)
 
 
-async def test_a_seed_the_server_does_not_know_is_refused(bus: NatsServer, tmp_path) -> None:  # noqa: ANN001
+async def test_a_seed_the_server_does_not_know_is_refused(bus: NatsServer, tmp_path) -> None:
     import os
 
     import nkeys
@@ -75,7 +75,13 @@ async def test_a_seed_the_server_does_not_know_is_refused(bus: NatsServer, tmp_p
     stranger = tmp_path / "stranger.nk"
     stranger.write_bytes(nkeys.encode_seed(os.urandom(32), nkeys.PREFIX_BYTE_USER))
     with pytest.raises(nats.errors.Error, match="Authorization Violation"):
-        await nats.connect(bus.url, nkeys_seed=str(stranger), allow_reconnect=False, max_reconnect_attempts=0, connect_timeout=2)
+        await nats.connect(
+            bus.url,
+            nkeys_seed=str(stranger),
+            allow_reconnect=False,
+            max_reconnect_attempts=0,
+            connect_timeout=2,
+        )
 
 
 @pytest.mark.parametrize("service", SERVICES)
@@ -89,7 +95,9 @@ async def test_a_service_publishes_only_its_own_subjects(bus: NatsServer, servic
         # Another service's dead letters, and the task queue's subjects, are not its own either.
         subjects = [*others, "dlq.someone-else", "tasks.clinic-a"]
         # A refusal is a quiet timeout: wait for all of them at once, not one after another.
-        outcomes = await asyncio.gather(*(refused(js.publish(subject, b"{}", timeout=1)) for subject in subjects))
+        outcomes = await asyncio.gather(
+            *(refused(js.publish(subject, b"{}", timeout=1)) for subject in subjects)
+        )
         assert all(outcomes), dict(zip(subjects, outcomes, strict=True))
         for subject in others:
             assert refusals.said(f'publish to "{subject}"'), subject
@@ -107,7 +115,9 @@ async def test_a_service_may_not_update_delete_or_purge_a_stream(bus: NatsServer
             calls[f"delete {stream}"] = js.delete_stream(stream)
             calls[f"purge {stream}"] = js.purge_stream(stream)
             calls[f"update {stream}"] = js.update_stream(StreamConfig(name=stream, subjects=["x.>"]))
-        outcomes = await asyncio.gather(*(refused(call) for call in calls.values()))  # quiet timeouts, at once
+        outcomes = await asyncio.gather(
+            *(refused(call) for call in calls.values())
+        )  # quiet timeouts, at once
         assert all(outcomes), dict(zip(calls, outcomes, strict=True))
         assert refusals.said("$js.api.stream.delete") and refusals.said("$js.api.stream.purge")
     finally:
@@ -123,7 +133,7 @@ async def test_a_service_may_not_update_delete_or_purge_a_stream(bus: NatsServer
 
 
 @pytest.mark.parametrize("durable", DURABLES, ids=lambda d: d.name)
-async def test_each_service_fetches_and_acks_on_its_own_durables_only(bus: NatsServer, durable) -> None:  # noqa: ANN001
+async def test_each_service_fetches_and_acks_on_its_own_durables_only(bus: NatsServer, durable) -> None:
     patient = str(uuid.uuid4())
     producer = durable.filter_subject.split(".")[0]
     ops = await bus.connect()
@@ -131,8 +141,12 @@ async def test_each_service_fetches_and_acks_on_its_own_durables_only(bus: NatsS
     nc, _ = await as_user(bus, durable.service)
     js = nc.jetstream(timeout=0.5)  # a refusal is a timeout: keep it short
     try:
-        config = ConsumerConfig(durable_name=durable.name, ack_policy=AckPolicy.EXPLICIT, filter_subject=durable.filter_subject)
-        sub = await js.pull_subscribe(durable.filter_subject, durable=durable.name, stream=durable.stream, config=config)
+        config = ConsumerConfig(
+            durable_name=durable.name, ack_policy=AckPolicy.EXPLICIT, filter_subject=durable.filter_subject
+        )
+        sub = await js.pull_subscribe(
+            durable.filter_subject, durable=durable.name, stream=durable.stream, config=config
+        )
         got = []
         while not any(m.subject.endswith(patient) for m in got):
             batch = await sub.fetch(100, timeout=3)
@@ -142,15 +156,29 @@ async def test_each_service_fetches_and_acks_on_its_own_durables_only(bus: NatsS
         # Someone else's durable on the same stream: neither created nor pulled.
         others = [d for d in DURABLES if d.stream == durable.stream and d.service != durable.service]
         for other in others:
-            cfg = ConsumerConfig(durable_name=other.name, ack_policy=AckPolicy.EXPLICIT, filter_subject=other.filter_subject)
-            assert await refused(js.pull_subscribe(other.filter_subject, durable=other.name, stream=other.stream, config=cfg))
+            cfg = ConsumerConfig(
+                durable_name=other.name, ack_policy=AckPolicy.EXPLICIT, filter_subject=other.filter_subject
+            )
+            assert await refused(
+                js.pull_subscribe(other.filter_subject, durable=other.name, stream=other.stream, config=cfg)
+            )
         # An ephemeral consumer (reading the whole stream its own way) is ops' alone, and so is
         # creating or changing a durable: not even its own may become a push consumer copying
         # the stream onto another subject, or take another filter.
         assert await refused(js.pull_subscribe(durable.filter_subject, durable=None, stream=durable.stream))
-        push = ConsumerConfig(durable_name=durable.name, name=durable.name, deliver_subject=f"{durable.service}.evil-happened.x", filter_subject=durable.filter_subject)
+        push = ConsumerConfig(
+            durable_name=durable.name,
+            name=durable.name,
+            deliver_subject=f"{durable.service}.evil-happened.x",
+            filter_subject=durable.filter_subject,
+        )
         assert await refused(js.add_consumer(durable.stream, push))
-        narrower = ConsumerConfig(durable_name=durable.name, name=durable.name, ack_policy=AckPolicy.EXPLICIT, filter_subject=f"{producer}.clinic-registered.*")
+        narrower = ConsumerConfig(
+            durable_name=durable.name,
+            name=durable.name,
+            ack_policy=AckPolicy.EXPLICIT,
+            filter_subject=f"{producer}.clinic-registered.*",
+        )
         assert await refused(js.add_consumer(durable.stream, narrower))
         info = await ops.jetstream().consumer_info(durable.stream, durable.name)
         assert info.config.deliver_subject is None and info.config.filter_subject == durable.filter_subject
@@ -165,23 +193,48 @@ async def test_a_clinic_pulls_its_own_tasks_and_never_another_clinics(bus: NatsS
     await js.add_stream(task_stream_config())  # present already: an identical declaration
     # Tasks reach the work queue from REFERRAL's task-dispatched events.
     for clinic in ("clinic-a", "clinic-b"):
-        await js.publish(f"referral.task-dispatched.{clinic}", json.dumps({"for": clinic}).encode(), timeout=2)
+        await js.publish(
+            f"referral.task-dispatched.{clinic}", json.dumps({"for": clinic}).encode(), timeout=2
+        )
     nc, refusals = await as_user(bus, clinic_user("clinic-a"))
     mine = nc.jetstream(timeout=0.5)
     try:
-        def config(clinic: str) -> ConsumerConfig:
-            return ConsumerConfig(durable_name=clinic_task_durable(clinic), ack_policy=AckPolicy.EXPLICIT, filter_subject=f"tasks.{clinic}")
 
-        sub = await mine.pull_subscribe("tasks.clinic-a", durable=clinic_task_durable("clinic-a"), stream=TASK_STREAM, config=config("clinic-a"))
+        def config(clinic: str) -> ConsumerConfig:
+            return ConsumerConfig(
+                durable_name=clinic_task_durable(clinic),
+                ack_policy=AckPolicy.EXPLICIT,
+                filter_subject=f"tasks.{clinic}",
+            )
+
+        sub = await mine.pull_subscribe(
+            "tasks.clinic-a",
+            durable=clinic_task_durable("clinic-a"),
+            stream=TASK_STREAM,
+            config=config("clinic-a"),
+        )
         [task] = await sub.fetch(1, timeout=5)
         assert json.loads(task.data) == {"for": "clinic-a"}
         await task.ack_sync(timeout=2)
         # Clinic B's queue: not its durable, not its filter, not even under its own durable name.
         assert await refused(
-            mine.pull_subscribe("tasks.clinic-b", durable=clinic_task_durable("clinic-b"), stream=TASK_STREAM, config=config("clinic-b"))
+            mine.pull_subscribe(
+                "tasks.clinic-b",
+                durable=clinic_task_durable("clinic-b"),
+                stream=TASK_STREAM,
+                config=config("clinic-b"),
+            )
         )
-        wrong_filter = ConsumerConfig(durable_name=clinic_task_durable("clinic-a") + "x", ack_policy=AckPolicy.EXPLICIT, filter_subject="tasks.clinic-b")
-        assert await refused(mine.pull_subscribe("tasks.clinic-b", durable=wrong_filter.durable_name, stream=TASK_STREAM, config=wrong_filter))
+        wrong_filter = ConsumerConfig(
+            durable_name=clinic_task_durable("clinic-a") + "x",
+            ack_policy=AckPolicy.EXPLICIT,
+            filter_subject="tasks.clinic-b",
+        )
+        assert await refused(
+            mine.pull_subscribe(
+                "tasks.clinic-b", durable=wrong_filter.durable_name, stream=TASK_STREAM, config=wrong_filter
+            )
+        )
         assert await refused(mine.publish("referral.task-dispatched.clinic-a", b"{}", timeout=1))
         assert refusals.said("permissions violation")
     finally:
@@ -202,7 +255,7 @@ async def test_a_user_reads_replies_only_on_its_own_inbox(bus: NatsServer) -> No
         await ops.flush()
         with pytest.raises((TimeoutError, nats.errors.TimeoutError)):
             await sub.next_msg(timeout=0.5)
-        assert refusals.said("subscription to \"_inbox.>\"")
+        assert refusals.said('subscription to "_inbox.>"')
         await ops.close()
     finally:
         await nc.close()
@@ -211,15 +264,31 @@ async def test_a_user_reads_replies_only_on_its_own_inbox(bus: NatsServer) -> No
 def test_carectl_works_as_ops_and_not_without_credentials(bus: NatsServer) -> None:
     base = [sys.executable, "-m", "care_shared.ops.carectl", "--nats", bus.url]
     env = {"PATH": "/usr/bin:/bin", "CARE_VAR_DIR": "/nonexistent"}
-    ok = subprocess.run([*base, "--creds", str(bus.seed_file(OPS)), "streams", "--interval", "0.1"], capture_output=True, text=True, timeout=60, env=env)
+    ok = subprocess.run(
+        [*base, "--creds", str(bus.seed_file(OPS)), "streams", "--interval", "0.1"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
     assert ok.returncode == 0 and "INTAKE" in ok.stdout, ok.stderr
     for command in (["consumers", "--interval", "0.1"], ["dlq", "list"]):
-        ran = subprocess.run([*base, "--creds", str(bus.seed_file(OPS)), *command], capture_output=True, text=True, timeout=60, env=env)
+        ran = subprocess.run(
+            [*base, "--creds", str(bus.seed_file(OPS)), *command],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=env,
+        )
         assert ran.returncode == 0, ran.stderr
     anonymous = subprocess.run([*base, "streams"], capture_output=True, text=True, timeout=60, env=env)
     assert anonymous.returncode != 0 and "Authorization Violation" in anonymous.stderr
     as_service = subprocess.run(
-        [*base, "--creds", str(bus.seed_file("pathway")), "bus", "ensure"], capture_output=True, text=True, timeout=60, env=env
+        [*base, "--creds", str(bus.seed_file("pathway")), "bus", "ensure"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
     )
     assert as_service.returncode != 0  # a service's key cannot administer streams
 
@@ -250,11 +319,26 @@ async def test_dlq_replay_republishes_only_what_the_source_stream_holds(bus: Nat
         "api subject": ("$JS.API.STREAM.DELETE.NOTIFY", b"{}", real.seq),
     }
     for subject, body, seq in forged.values():
-        headers = {"Care-Dlq-Consumer": "pathway-intake", "Care-Dlq-Original-Subject": subject, "Care-Dlq-Stream-Sequence": str(seq), "Care-Dlq-Reason": "x"}
+        headers = {
+            "Care-Dlq-Consumer": "pathway-intake",
+            "Care-Dlq-Original-Subject": subject,
+            "Care-Dlq-Stream-Sequence": str(seq),
+            "Care-Dlq-Reason": "x",
+        }
         await nc.jetstream(timeout=2).publish("dlq.pathway-intake", body, headers=headers)
     await nc.close()
-    base = [sys.executable, "-m", "care_shared.ops.carectl", "--nats", bus.url, "--creds", str(bus.seed_file(OPS))]
-    replay = await asyncio.to_thread(subprocess.run, [*base, "dlq", "replay", "all"], capture_output=True, text=True, timeout=60)
+    base = [
+        sys.executable,
+        "-m",
+        "care_shared.ops.carectl",
+        "--nats",
+        bus.url,
+        "--creds",
+        str(bus.seed_file(OPS)),
+    ]
+    replay = await asyncio.to_thread(
+        subprocess.run, [*base, "dlq", "replay", "all"], capture_output=True, text=True, timeout=60
+    )
     assert replay.returncode == 1 and replay.stderr.count("not replayed") == 2, replay.stderr
     js = ops.jetstream()
     assert (await js.stream_info("INTAKE")).state.messages == before  # nothing planted

@@ -16,7 +16,9 @@ from care_shared.ops import carectl
 CARECTL = [sys.executable, "-m", "care_shared.ops.carectl"]
 
 
-@pytest.mark.parametrize("command", ["streams", "consumers", "dlq", "rebuild", "trace", "clinic", "coordinator", "audit", "outbox"])
+@pytest.mark.parametrize(
+    "command", ["streams", "consumers", "dlq", "rebuild", "trace", "clinic", "coordinator", "audit", "outbox"]
+)
 def test_every_command_explains_itself(command: str) -> None:
     out = subprocess.run([*CARECTL, command, "--help"], capture_output=True, text=True, timeout=30)
     assert out.returncode == 0, out.stderr
@@ -30,7 +32,11 @@ def run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
 
 
 def test_a_clinic_key_is_shown_once_and_a_rotation_retires_the_old_one(tmp_path: Path) -> None:
-    env = {**os.environ, "DATABASE_URL": sqlite_url_for(tmp_path / "intake.db"), "CARE_VAR_DIR": str(tmp_path / "var")}
+    env = {
+        **os.environ,
+        "DATABASE_URL": sqlite_url_for(tmp_path / "intake.db"),
+        "CARE_VAR_DIR": str(tmp_path / "var"),
+    }
     env.pop("NATS_URL", None)
     added = run(["clinic", "add", "--name", "North clinic"], env)
     assert added.returncode == 0, added.stderr

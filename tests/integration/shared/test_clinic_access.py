@@ -22,7 +22,9 @@ EVENTS = [  # registration, then two rotations
 
 
 @pytest.mark.parametrize("order", list(itertools.permutations(range(3))))
-async def test_only_the_newest_key_works_in_any_delivery_order(database: Database, order: tuple[int, ...]) -> None:
+async def test_only_the_newest_key_works_in_any_delivery_order(
+    database: Database, order: tuple[int, ...]
+) -> None:
     await migrate(database, MIGRATIONS)
     for i in order:
         clinic_id, key_hash, replaces = EVENTS[i]

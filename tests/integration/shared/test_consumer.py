@@ -93,7 +93,7 @@ class Harness:
         )
         self.durable = self.consumers.subscribe("intake", "INTAKE", f"intake.*.{patient_id}", self.handle)
 
-    async def handle(self, session, envelope, payload) -> None:  # noqa: ANN001
+    async def handle(self, session, envelope, payload) -> None:
         self.calls[envelope.id] += 1
         if envelope.id in self.poison:
             raise PoisonEvent("assessment refers to no known trial")
@@ -232,7 +232,9 @@ async def test_events_whose_origin_does_not_hold_together_are_refused_and_counte
     good = assessment(pid)
     await harness.publish(good)
     await eventually(lambda: harness.effects(good["id"]), what="the real event after the forgeries")
-    letters = await eventually(lambda: _len_at_least(harness.dead_letters(), len(forged)), what="every forgery in the DLQ")
+    letters = await eventually(
+        lambda: _len_at_least(harness.dead_letters(), len(forged)), what="every forgery in the DLQ"
+    )
     reasons = [m.headers[DLQ_REASON] for m in letters]
     for _, expected in forged.values():
         assert any(expected in r for r in reasons), (expected, reasons)
@@ -259,8 +261,13 @@ async def test_a_database_locked_past_every_delivery_dead_letters_nothing(
     path = tmp_path / "consumer.db"
     db = Database(sqlite_url_for(path), lock_timeout_seconds=0.1)
     await migrate(db, MIGRATIONS)
-    policy = ConsumerPolicy(max_deliver=3, ack_wait_seconds=5, backoff_seconds=(0.05, 0.1),
-                            transient_first_seconds=0.05, transient_cap_seconds=0.2)
+    policy = ConsumerPolicy(
+        max_deliver=3,
+        ack_wait_seconds=5,
+        backoff_seconds=(0.05, 0.1),
+        transient_first_seconds=0.05,
+        transient_cap_seconds=0.2,
+    )
     h = Harness(nats_server, db, str(uuid.uuid4()), policy)
     await h.start()
     holder = sqlite3.connect(path, isolation_level=None)
@@ -284,7 +291,9 @@ async def test_a_database_locked_past_every_delivery_dead_letters_nothing(
         await db.dispose()
 
 
-async def test_a_handler_slower_than_ack_wait_is_handled_once(nats_server: NatsServer, tmp_path: Path) -> None:
+async def test_a_handler_slower_than_ack_wait_is_handled_once(
+    nats_server: NatsServer, tmp_path: Path
+) -> None:
     """Two replicas share the durable, so a lapsed ack_wait would hand the message to the
     idle one at once: the heartbeat must keep it with the first."""
     db = Database(sqlite_url_for(tmp_path / "consumer.db"))
@@ -339,7 +348,9 @@ async def test_a_message_never_answered_is_dead_lettered_not_dropped(
     report no progress: they play processes that died holding the message."""
     db = Database(sqlite_url_for(tmp_path / "consumer.db"))
     await migrate(db, MIGRATIONS)
-    policy = ConsumerPolicy(max_deliver=2, ack_wait_seconds=1, backoff_seconds=(0.05,), fetch_batch=8, report_progress=False)
+    policy = ConsumerPolicy(
+        max_deliver=2, ack_wait_seconds=1, backoff_seconds=(0.05,), fetch_batch=8, report_progress=False
+    )
     patient_id = str(uuid.uuid4())
     first = Harness(nats_server, db, patient_id, policy)
     replicas = [first] + [
@@ -368,15 +379,15 @@ async def test_a_message_never_answered_is_dead_lettered_not_dropped(
         await db.dispose()
 
 
-async def _acked(h: Harness):  # noqa: ANN202
+async def _acked(h: Harness):
     info = await h.broker.connection.jetstream().consumer_info("INTAKE", h.durable)
     return info if info.num_ack_pending == 0 else None
 
 
-async def _async(value):  # noqa: ANN001, ANN202
+async def _async(value):
     return value
 
 
-async def _len_at_least(awaitable, n: int):  # noqa: ANN001, ANN202
+async def _len_at_least(awaitable, n: int):
     items = await awaitable
     return items if len(items) >= n else None

@@ -33,7 +33,9 @@ class Letter:
 
 
 def letter(consumer: str, original: str, subject: str | None = None) -> Letter:
-    return Letter(subject or f"dlq.{consumer}", {"Care-Dlq-Consumer": consumer, "Care-Dlq-Original-Subject": original})
+    return Letter(
+        subject or f"dlq.{consumer}", {"Care-Dlq-Consumer": consumer, "Care-Dlq-Original-Subject": original}
+    )
 
 
 def test_subject_wildcards() -> None:
@@ -46,9 +48,13 @@ def test_subject_wildcards() -> None:
 def test_a_dead_letter_is_replayed_only_to_its_consumers_own_stream() -> None:
     assert replay_refusal(letter("pathway-intake", "intake.assessment-recorded.p1"), ORIGINS) is None
     # A letter naming another service's subject (forged, or a mistake) is refused.
-    assert "not a subject of pathway-intake's stream INTAKE" in replay_refusal(letter("pathway-intake", "referral.referral-opened.p1"), ORIGINS)
+    assert "not a subject of pathway-intake's stream INTAKE" in replay_refusal(
+        letter("pathway-intake", "referral.referral-opened.p1"), ORIGINS
+    )
     # A letter on one consumer's dead-letter subject claiming to be another's.
-    assert "dlq.notify-referral" in replay_refusal(letter("notify-referral", "referral.x.p1", subject="dlq.pathway-intake"), ORIGINS)
+    assert "dlq.notify-referral" in replay_refusal(
+        letter("notify-referral", "referral.x.p1", subject="dlq.pathway-intake"), ORIGINS
+    )
     assert "no durable consumer" in replay_refusal(letter("ghost", "intake.x.p1"), ORIGINS)
     assert "headers" in replay_refusal(Letter("dlq.pathway-intake", {}), ORIGINS)
 
@@ -67,7 +73,16 @@ async def test_idempotency_keys_older_than_a_day_are_purged(tmp_path: Path) -> N
         now = datetime.now(UTC)
         async with db.transaction() as s:
             for key, age in (("old", timedelta(hours=25)), ("fresh", timedelta(hours=23))):
-                await s.execute(insert(idempotency_keys).values(scope="c", key=key, request_hash="h", status_code=201, response={}, created_at=now - age))
+                await s.execute(
+                    insert(idempotency_keys).values(
+                        scope="c",
+                        key=key,
+                        request_hash="h",
+                        status_code=201,
+                        response={},
+                        created_at=now - age,
+                    )
+                )
         assert await purge_expired_keys(db) == 1
         async with db.read() as s:
             assert (await s.execute(select(idempotency_keys.c.key))).scalars().all() == ["fresh"]
@@ -79,15 +94,28 @@ def test_spans_leave_without_query_strings_client_headers_or_exception_messages(
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(RedactingSpanProcessor(SimpleSpanProcessor(exporter)))
-    with provider.get_tracer("t").start_as_current_span("GET /v1/patients/{patient_id}", attributes={
-        "url.path": "/v1/patients/p1", "url.query": "note=jane.doe%40example.org", "http.route": "/v1/patients/{patient_id}",
-        "url.full": "http://h/v1/patients/p1?note=jane", "http.target": "/v1/patients/p1?note=jane", "user_agent.original": "jane's phone",
-        "http.request.header.x_note": ("jane",), "care.patient_id": "p1",
-    }) as span:
+    with provider.get_tracer("t").start_as_current_span(
+        "GET /v1/patients/{patient_id}",
+        attributes={
+            "url.path": "/v1/patients/p1",
+            "url.query": "note=jane.doe%40example.org",
+            "http.route": "/v1/patients/{patient_id}",
+            "url.full": "http://h/v1/patients/p1?note=jane",
+            "http.target": "/v1/patients/p1?note=jane",
+            "user_agent.original": "jane's phone",
+            "http.request.header.x_note": ("jane",),
+            "care.patient_id": "p1",
+        },
+    ) as span:
         span.record_exception(ValueError("jane.doe@example.org is not valid"))
     [done] = exporter.get_finished_spans()
-    assert dict(done.attributes) == {"url.path": "/v1/patients/p1", "http.route": "/v1/patients/{patient_id}", "url.full": "http://h/v1/patients/p1",
-                                     "http.target": "/v1/patients/p1", "care.patient_id": "p1"}
+    assert dict(done.attributes) == {
+        "url.path": "/v1/patients/p1",
+        "http.route": "/v1/patients/{patient_id}",
+        "url.full": "http://h/v1/patients/p1",
+        "http.target": "/v1/patients/p1",
+        "care.patient_id": "p1",
+    }
     [event] = done.events
     assert event.attributes["exception.type"] == "ValueError" and "jane" not in str(dict(event.attributes))
 
@@ -102,7 +130,17 @@ async def test_the_audit_table_is_append_only(tmp_path: Path, statement: str) ->
     try:
         await migrate(db, Path(__import__("pathway").__file__).parent / "migrations")
         async with db.transaction() as s:
-            await s.execute(insert(audit_log).values(at=datetime.now(UTC), actor_kind="clinic", actor_id="c1", patient_id="p1", method="GET", route="/r", status=200))
+            await s.execute(
+                insert(audit_log).values(
+                    at=datetime.now(UTC),
+                    actor_kind="clinic",
+                    actor_id="c1",
+                    patient_id="p1",
+                    method="GET",
+                    route="/r",
+                    status=200,
+                )
+            )
         with pytest.raises(Exception, match="append-only"):
             async with db.transaction() as s:
                 await s.execute(text(statement))

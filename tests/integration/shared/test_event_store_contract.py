@@ -29,7 +29,9 @@ MIGRATIONS = Path(__import__("intake").__file__).parent / "migrations"
 
 
 @pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-async def database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database | InMemoryDatabase]:
+async def database(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[Database | InMemoryDatabase]:
     if request.param == "memory":
         yield InMemoryDatabase()
         return
@@ -55,10 +57,12 @@ async def store(database: Database | InMemoryDatabase) -> EventStore:
 
 
 def new(n: int, subject: str = "p1") -> list[NewEvent]:
-    return [NewEvent(type="care.intake.assessment-recorded.v1", subject=subject, data={"n": i}) for i in range(n)]
+    return [
+        NewEvent(type="care.intake.assessment-recorded.v1", subject=subject, data={"n": i}) for i in range(n)
+    ]
 
 
-async def count(db: Database | InMemoryDatabase, table) -> int:  # noqa: ANN001
+async def count(db: Database | InMemoryDatabase, table) -> int:
     if isinstance(db, InMemoryDatabase):
         return db.count(table.name)
     async with db.read() as s:
@@ -93,8 +97,12 @@ async def test_an_event_too_large_for_any_consumer_is_refused_and_nothing_is_sto
 ) -> None:
     """Consumers dead-letter messages over MAX_EVENT_BYTES (and nats-server refuses those over
     its max_payload, which would stall the relay): such an event is never stored."""
-    fits = NewEvent(type="care.intake.assessment-recorded.v1", subject="p1", data={"note": "x" * (EVENT_DATA_LIMIT - 200)})
-    huge = NewEvent(type="care.intake.assessment-recorded.v1", subject="p1", data={"note": "x" * EVENT_DATA_LIMIT})
+    fits = NewEvent(
+        type="care.intake.assessment-recorded.v1", subject="p1", data={"note": "x" * (EVENT_DATA_LIMIT - 200)}
+    )
+    huge = NewEvent(
+        type="care.intake.assessment-recorded.v1", subject="p1", data={"note": "x" * EVENT_DATA_LIMIT}
+    )
     with pytest.raises(EventTooLarge):
         async with database.transaction() as s:
             await store.append(s, "patient-1", 0, [fits, huge])
@@ -123,11 +131,15 @@ async def test_every_append_writes_its_outbox_rows_in_the_same_transaction(
     assert await count(database, outbox) == 3
 
 
-async def test_concurrent_appends_to_one_stream_exactly_one_wins(database: Database, store: EventStore) -> None:
+async def test_concurrent_appends_to_one_stream_exactly_one_wins(
+    database: Database, store: EventStore
+) -> None:
     async def attempt(i: int) -> str:
         try:
             async with database.transaction() as s:
-                await store.append(s, "patient-race", 0, [NewEvent("care.intake.assessment-recorded.v1", "p", {"writer": i})])
+                await store.append(
+                    s, "patient-race", 0, [NewEvent("care.intake.assessment-recorded.v1", "p", {"writer": i})]
+                )
             return "won"
         except ConcurrencyError:
             return "lost"
@@ -165,7 +177,9 @@ async def test_events_keep_the_trace_they_were_stored_in(database: Database, sto
     assert stored.meta["traceparent"].split("-")[1] == trace_id
 
 
-async def test_read_streams_reads_several_streams_in_version_order(database: Database, store: EventStore) -> None:
+async def test_read_streams_reads_several_streams_in_version_order(
+    database: Database, store: EventStore
+) -> None:
     async with database.transaction() as s:
         await store.append(s, "a", 0, new(2, "a"))
         await store.append(s, "b", 0, new(1, "b"))

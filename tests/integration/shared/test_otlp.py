@@ -17,10 +17,10 @@ def test_spans_are_exported_over_otlp_http() -> None:
     received: list[ExportTraceServiceRequest] = []
 
     class Collector(BaseHTTPRequestHandler):
-        def log_message(self, *args) -> None:  # noqa: ANN002
+        def log_message(self, *args) -> None:
             pass
 
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers["Content-Length"]))
             if self.path == "/v1/traces" and self.headers["Content-Type"] == "application/x-protobuf":
                 request = ExportTraceServiceRequest()
@@ -33,7 +33,9 @@ def test_spans_are_exported_over_otlp_http() -> None:
     server = ThreadingHTTPServer(("127.0.0.1", free_port()), Collector)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        settings = ServiceSettings(service_name="intake", otel_exporter_otlp_endpoint=f"http://127.0.0.1:{server.server_port}")
+        settings = ServiceSettings(
+            service_name="intake", otel_exporter_otlp_endpoint=f"http://127.0.0.1:{server.server_port}"
+        )
         provider = build_tracer_provider(settings)
         with provider.get_tracer("test").start_as_current_span("POST /v1/patients"):
             pass

@@ -144,7 +144,7 @@ def _metric(text: str, name: str) -> float:
     return 0.0
 
 
-async def _zero(awaitable) -> bool:  # noqa: ANN001
+async def _zero(awaitable) -> bool:
     return (await awaitable) == 0
 
 

@@ -29,7 +29,7 @@ def recording_declarations(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
     declared: dict[str, int] = {}
     add_stream = JetStreamManager.add_stream
 
-    async def recording_add_stream(self: JetStreamManager, config: StreamConfig, **params):  # noqa: ANN003, ANN202
+    async def recording_add_stream(self: JetStreamManager, config: StreamConfig, **params):
         declared[config.name] = config.num_replicas
         # A single test server cannot hold R3: what is checked is what was asked for.
         return await add_stream(self, replace(config, num_replicas=1), **params)
@@ -54,7 +54,9 @@ async def test_referral_declares_only_its_own_streams_with_the_configured_replic
 ) -> None:
     declared = recording_declarations(monkeypatch)
     settings = ReferralSettings(
-        database_url=sqlite_url_for(tmp_path / "referral.db"), **own_nats.settings("referral"), nats_stream_replicas=3
+        database_url=sqlite_url_for(tmp_path / "referral.db"),
+        **own_nats.settings("referral"),
+        nats_stream_replicas=3,
     )
     app = create_app(make_runtime(settings))
     async with app.router.lifespan_context(app):

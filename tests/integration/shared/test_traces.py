@@ -19,7 +19,7 @@ DB = {"db.system.name": "postgresql", "db.query.text": "SELECT 1"}
 
 def span(
     span_id: str, parent: str | None, service: str, name: str, kind: str, start: int, **attributes
-) -> dict:  # noqa: ANN003
+) -> dict:
     return {
         "trace_id": TRACE,
         "span_id": span_id,

@@ -53,9 +53,15 @@ def _wrapped() -> Exception:
 
 
 TABLE = [
-    (OperationalError("BEGIN IMMEDIATE", None, sqlite3.OperationalError("database is locked")), DATABASE_BUSY),
+    (
+        OperationalError("BEGIN IMMEDIATE", None, sqlite3.OperationalError("database is locked")),
+        DATABASE_BUSY,
+    ),
     (OperationalError("INSERT", None, sqlite3.OperationalError("database table is locked")), DATABASE_BUSY),
-    (OperationalError("connect", None, sqlite3.OperationalError("unable to open database file")), DATABASE_UNAVAILABLE),
+    (
+        OperationalError("connect", None, sqlite3.OperationalError("unable to open database file")),
+        DATABASE_UNAVAILABLE,
+    ),
     (DatabaseBusy("no write lock in 5s"), DATABASE_BUSY),
     (PoolTimeout("QueuePool limit reached"), DATABASE_BUSY),
     (_pg(DBAPIError, "55P03"), DATABASE_BUSY),  # lock_timeout, as asyncpg's adapter raises it
@@ -67,7 +73,10 @@ TABLE = [
     (_pg(OperationalError, "57P01"), DATABASE_UNAVAILABLE),  # admin shutdown
     (_pg(OperationalError, "53300"), DATABASE_UNAVAILABLE),  # too many connections
     (InterfaceError("SELECT 1", None, Exception("connection is closed")), DATABASE_UNAVAILABLE),
-    (asyncpg.exceptions.TooManyConnectionsError("sorry, too many clients"), DATABASE_UNAVAILABLE),  # raw, at connect
+    (
+        asyncpg.exceptions.TooManyConnectionsError("sorry, too many clients"),
+        DATABASE_UNAVAILABLE,
+    ),  # raw, at connect
     (asyncpg.exceptions.ConnectionDoesNotExistError("connection was closed"), DATABASE_UNAVAILABLE),
     (asyncpg.exceptions.LockNotAvailableError("lock timeout"), DATABASE_BUSY),
     (asyncpg.exceptions.UniqueViolationError("duplicate key"), None),

@@ -10,7 +10,7 @@ from care_shared.contracts.intake import DoseUnit
 from intake.domain import DoseIn, Rejected, resolve_dose
 
 
-def resolve(agent: str, dose: float | None, unit: DoseUnit | None = None):  # noqa: ANN201
+def resolve(agent: str, dose: float | None, unit: DoseUnit | None = None):
     return resolve_dose(DoseIn(agent, dose, unit), agent_field="agent", dose_field="dose")
 
 
@@ -29,7 +29,9 @@ def resolve(agent: str, dose: float | None, unit: DoseUnit | None = None):  # no
         ("Zuranolone", 1e6, None, 1e6),  # unknown: not checked
     ],
 )
-def test_doses_inside_the_band_are_kept_in_mg(agent: str, dose: float, unit: DoseUnit | None, mg: float) -> None:
+def test_doses_inside_the_band_are_kept_in_mg(
+    agent: str, dose: float, unit: DoseUnit | None, mg: float
+) -> None:
     assert resolve(agent, dose, unit).dose_mg_per_day == mg
 
 
@@ -46,7 +48,9 @@ def test_doses_inside_the_band_are_kept_in_mg(agent: str, dose: float, unit: Dos
         ("sertraline", 100, DoseUnit.MICROGRAM),
     ],
 )
-def test_doses_outside_the_band_are_refused_naming_the_field(agent: str, dose: float, unit: DoseUnit | None) -> None:
+def test_doses_outside_the_band_are_refused_naming_the_field(
+    agent: str, dose: float, unit: DoseUnit | None
+) -> None:
     with pytest.raises(Rejected) as refused:
         resolve(agent, dose, unit)
     assert refused.value.field == "dose"
@@ -55,7 +59,12 @@ def test_doses_outside_the_band_are_refused_naming_the_field(agent: str, dose: f
 
 def test_the_event_carries_the_generic_the_entered_name_and_the_unit_applied() -> None:
     dose = resolve("  Effexor XR ", 150)
-    assert (dose.agent, dose.entered_as, dose.dose_mg_per_day, dose.unit) == ("venlafaxine", "Effexor XR", 150, DoseUnit.MG)
+    assert (dose.agent, dose.entered_as, dose.dose_mg_per_day, dose.unit) == (
+        "venlafaxine",
+        "Effexor XR",
+        150,
+        DoseUnit.MG,
+    )
     t3 = resolve("T3", 25)
     assert (t3.agent, t3.dose_mg_per_day, t3.unit) == ("liothyronine", 0.025, DoseUnit.MICROGRAM)
     no_dose = resolve("Zoloft", None, DoseUnit.MG)

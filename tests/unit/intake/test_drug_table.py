@@ -28,7 +28,11 @@ SECTION_2 = """\
 """
 
 ROOT = Path(__file__).resolve().parents[3]
-HANDBOOKS = [ROOT / "shared" / "CLINICAL.md", ROOT.parent / "shared" / "CLINICAL.md", Path("/work/shared/CLINICAL.md")]
+HANDBOOKS = [
+    ROOT / "shared" / "CLINICAL.md",
+    ROOT.parent / "shared" / "CLINICAL.md",
+    Path("/work/shared/CLINICAL.md"),
+]
 ROW = re.compile(
     r"(?P<name>\w+) (?P<atc>[A-Z]\d\d[A-Z]{2}\d\d)"
     r"(?: (?P<lo>[\d.]+)-(?P<hi>[\d.]+)(?P<mcg> microgram)?)?"
@@ -70,7 +74,9 @@ def test_the_transcription_is_the_handbooks() -> None:
     if handbook is None:
         pytest.skip("CLINICAL.md is not on this machine")
     section = handbook.read_text().split("## 2. Drug table")[1].split("\n## 3.")[0]
-    table = [line for line in section.splitlines() if line.startswith("| ") and not line.startswith("| class ")]
+    table = [
+        line for line in section.splitlines() if line.startswith("| ") and not line.startswith("| class ")
+    ]
     assert "\n".join(table) + "\n" == SECTION_2
 
 
@@ -84,7 +90,12 @@ def test_the_table_has_every_agent_of_the_handbook_and_no_other() -> None:
 def test_each_row_matches_the_handbook(row: dict) -> None:
     drug = drugs.lookup(row["name"])
     assert drug is not None
-    assert (drug.name, drug.drug_class, drug.atc, drug.unit) == (row["name"], row["class"], row["atc"], row["unit"])
+    assert (drug.name, drug.drug_class, drug.atc, drug.unit) == (
+        row["name"],
+        row["class"],
+        row["atc"],
+        row["unit"],
+    )
     factor = 1000 if row["unit"] == "microgram" else 1
     assert drug.min_mg_per_day == (row["lo"] / factor if row["lo"] is not None else None)
     assert drug.max_mg_per_day == (row["hi"] / factor if row["hi"] is not None else None)
@@ -107,12 +118,20 @@ def test_the_handbooks_examples() -> None:
     assert drugs.from_mg(t3.min_mg_per_day, t3.unit) == 25 and drugs.from_mg(t3.max_mg_per_day, t3.unit) == 50
     esketamine = drugs.lookup("Spravato")
     assert esketamine.name == "esketamine" and esketamine.is_rapid_acting and not esketamine.is_augmenter
-    assert (esketamine.min_mg_per_day, esketamine.max_mg_per_day, esketamine.max_mg_per_session) == (None, None, 84)
+    assert (esketamine.min_mg_per_day, esketamine.max_mg_per_day, esketamine.max_mg_per_session) == (
+        None,
+        None,
+        84,
+    )
     assert esketamine.dose_ceiling_mg == 84
     ketamine = drugs.lookup("Ketalar")
     assert (ketamine.name, ketamine.min_mg_per_day, ketamine.dose_ceiling_mg) == ("ketamine", None, None)
     # The class comes from the table, never from an ATC prefix (all N06AX).
-    assert [drugs.lookup(n).drug_class for n in ("venlafaxine", "bupropion", "mirtazapine")] == ["SNRI", "NDRI", "NaSSA"]
+    assert [drugs.lookup(n).drug_class for n in ("venlafaxine", "bupropion", "mirtazapine")] == [
+        "SNRI",
+        "NDRI",
+        "NaSSA",
+    ]
 
 
 @pytest.mark.parametrize(

@@ -39,13 +39,13 @@ EMAIL = ContactPreferences("p@example.org", None, ContactChannel.EMAIL, True)
 STARTED = date(2026, 3, 2)  # a Monday
 
 
-def facts(**kw) -> PatientFacts:  # noqa: ANN003
+def facts(**kw) -> PatientFacts:
     f = PatientFacts("p1", **{"birth_year": 1980, "timezone": "Europe/London", **kw})
     f.trials.setdefault("t1", TrialFacts("t1", STARTED, kind=TrialKind.ANTIDEPRESSANT))
     return f
 
 
-def reviews(f: PatientFacts, consent=EMAIL) -> dict[K, date]:  # noqa: ANN001
+def reviews(f: PatientFacts, consent=EMAIL) -> dict[K, date]:
     return {p.kind: p.due_at.date() for p in schedule.plan(f, consent, NOW) if p.trial_id}
 
 
@@ -375,7 +375,7 @@ def test_a_reminder_due_in_quiet_hours_is_planned_for_08_local() -> None:
 # --- reconciling what exists with the plan ---------------------------------------------------
 
 
-def existing(p: schedule.PlannedReminder, status: str = "scheduled", **kw) -> ExistingReminder:  # noqa: ANN003
+def existing(p: schedule.PlannedReminder, status: str = "scheduled", **kw) -> ExistingReminder:
     return ExistingReminder(
         p.reminder_id,
         p.kind,
@@ -515,7 +515,7 @@ CRISIS_CHANNELS = [
 @pytest.mark.parametrize(("who", "consent", "channel"), CRISIS_CHANNELS, ids=[c[0] for c in CRISIS_CHANNELS])
 def test_crisis_resources_go_to_the_preferred_channel_else_any_address_on_file(
     who: str, consent: ContactPreferences, channel
-) -> None:  # noqa: ANN001
+) -> None:
     assert consent.crisis_channel is channel
 
 
@@ -526,7 +526,7 @@ def test_crisis_resources_go_to_the_preferred_channel_else_any_address_on_file(
 )
 def test_a_rise_of_urgency_plans_one_crisis_resources_message_whatever_the_preferences(
     who: str, consent, channel
-) -> None:  # noqa: ANN001
+) -> None:
     night = datetime(2026, 3, 10, 23, 0, tzinfo=UTC)  # quiet hours in London: it goes all the same
     f = facts(urgency=Urgency.EMERGENCY, crisis_since="assessment-1", crisis_raised_at=night)
     decisions = schedule.reconcile(schedule.plan(f, consent, night), [], night, f, consent)
@@ -618,7 +618,9 @@ def test_messages_name_no_diagnosis_or_medicine_and_carry_crisis_resources_when_
     m = (
         crisis_message(resources)
         if kind is None
-        else compose(kind, crisis=resources if carries else None, appointment_at=NOW, timezone="Europe/London")
+        else compose(
+            kind, crisis=resources if carries else None, appointment_at=NOW, timezone="Europe/London"
+        )
     )
     text = f"{m.subject}\n{m.text}"
     assert "your care team" in text.lower()
@@ -687,7 +689,9 @@ def test_zone_tab_comes_from_the_tzdata_package() -> None:
     from importlib.resources import files
 
     assert files("tzdata").joinpath("zoneinfo", "zone.tab").is_file()
-    assert [country_of_zone(z) for z in ("Europe/London", "Europe/Dublin", "America/Toronto", "Asia/Tokyo")] == [
+    assert [
+        country_of_zone(z) for z in ("Europe/London", "Europe/Dublin", "America/Toronto", "Asia/Tokyo")
+    ] == [
         "GB",
         "IE",
         "CA",
@@ -735,7 +739,9 @@ def test_journal_prompts_daily_at_19_local_one_at_a_time_when_opted_in() -> None
     [second] = prompts(f, now=first.due_at, done=first.due_at)
     assert second.due_at == first.due_at + timedelta(days=1) and second.key.endswith("/2026-03-02")
     # In the patient's own time zone, across the clocks going forward (London, 29 March).
-    [late_march] = prompts(f, now=datetime(2026, 3, 30, 12, 0, tzinfo=UTC), done=datetime(2026, 3, 29, 18, 0, tzinfo=UTC))
+    [late_march] = prompts(
+        f, now=datetime(2026, 3, 30, 12, 0, tzinfo=UTC), done=datetime(2026, 3, 29, 18, 0, tzinfo=UTC)
+    )
     assert late_march.due_at == datetime(2026, 3, 30, 18, 0, tzinfo=UTC)  # 19:00 BST
     tokyo = facts(timezone="Asia/Tokyo")
     assert prompts(tokyo)[0].due_at == datetime(2026, 3, 2, 10, 0, tzinfo=UTC)  # 19:00 JST

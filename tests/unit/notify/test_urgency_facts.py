@@ -21,7 +21,11 @@ def change(position: int, urgency: Urgency) -> UrgencyChange:
 
 def test_a_rise_is_remembered_with_the_assessment_that_raised_it() -> None:
     facts = fold([change(1, R), change(2, U)])
-    assert (facts.urgency, facts.crisis_since, facts.crisis_raised_at) == (U, "as-of-2", T0 + timedelta(minutes=2))
+    assert (facts.urgency, facts.crisis_since, facts.crisis_raised_at) == (
+        U,
+        "as-of-2",
+        T0 + timedelta(minutes=2),
+    )
 
 
 def test_a_second_urgent_assessment_is_not_a_second_rise() -> None:
@@ -55,16 +59,25 @@ def rises(changes: list[UrgencyChange]) -> int:
     return count
 
 
-@given(st.lists(st.sampled_from([R, U, E]), min_size=1, max_size=8).flatmap(
-    lambda urgencies: st.tuples(st.just(urgencies), st.permutations(range(len(urgencies))))
-), st.lists(st.integers(min_value=0, max_value=7), max_size=4))
-def test_any_order_and_any_repeats_give_the_stream_orders_urgency_and_no_extra_rise(given_events, repeats) -> None:  # noqa: ANN001
+@given(
+    st.lists(st.sampled_from([R, U, E]), min_size=1, max_size=8).flatmap(
+        lambda urgencies: st.tuples(st.just(urgencies), st.permutations(range(len(urgencies))))
+    ),
+    st.lists(st.integers(min_value=0, max_value=7), max_size=4),
+)
+def test_any_order_and_any_repeats_give_the_stream_orders_urgency_and_no_extra_rise(
+    given_events, repeats
+) -> None:
     urgencies, order = given_events
     in_stream_order = [change(i + 1, u) for i, u in enumerate(urgencies)]
     delivered = [in_stream_order[i] for i in order] + [in_stream_order[i % len(urgencies)] for i in repeats]
     expected, facts = fold(in_stream_order), fold(delivered)
     # The newest assessment decides, whatever the order of arrival.
-    assert (facts.urgency, facts.as_of_event, facts.position) == (expected.urgency, expected.as_of_event, expected.position)
+    assert (facts.urgency, facts.as_of_event, facts.position) == (
+        expected.urgency,
+        expected.as_of_event,
+        expected.position,
+    )
     # A crisis is on exactly while urgency is raised, and it names a raising assessment.
     assert (facts.crisis_since is not None) == facts.raised
     raising = {c.as_of_event for c in in_stream_order if c.urgency in (U, E)}

@@ -165,34 +165,104 @@ def journal(on: str | date, mood: int, side_effects=(), triggers=()) -> Journal:
     return Journal(d(on), mood, list(side_effects), list(triggers))
 
 
-def course(kind: str, start, end=None, *, sessions=None, outcome="no_response", agents=(), placement=None, baseline=None, final=None) -> Trial:
+def course(
+    kind: str,
+    start,
+    end=None,
+    *,
+    sessions=None,
+    outcome="no_response",
+    agents=(),
+    placement=None,
+    baseline=None,
+    final=None,
+) -> Trial:
     """A non-drug (or rapid-acting) course: esketamine, ketamine, rtms, ect, vns, dbs, psychotherapy."""
-    return Trial(kind, list(agents), d(start), d(end) if end else None, None, outcome if end else None, None, sessions,
-                 baseline, final, placement=placement)
+    return Trial(
+        kind,
+        list(agents),
+        d(start),
+        d(end) if end else None,
+        None,
+        outcome if end else None,
+        None,
+        sessions,
+        baseline,
+        final,
+        placement=placement,
+    )
 
 
 def revise(**changes) -> Revise:
     return Revise(changes)
 
 
-def ad(agent, dose, start, end=None, *, adherence=90, outcome="no_response", max_dose=None, baseline=None, final=None, as_entered=False) -> Trial:
+def ad(
+    agent,
+    dose,
+    start,
+    end=None,
+    *,
+    adherence=90,
+    outcome="no_response",
+    max_dose=None,
+    baseline=None,
+    final=None,
+    as_entered=False,
+) -> Trial:
     """One antidepressant trial. `baseline`/`final` are (instrument, score); pass outcome=None to
     let the engine derive the outcome from the scores. Without `end` the trial is running."""
-    return Trial("antidepressant", [(agent, dose)], d(start), d(end) if end else None, adherence, outcome, max_dose, None,
-                 baseline, final, as_entered=as_entered)
+    return Trial(
+        "antidepressant",
+        [(agent, dose)],
+        d(start),
+        d(end) if end else None,
+        adherence,
+        outcome,
+        max_dose,
+        None,
+        baseline,
+        final,
+        as_entered=as_entered,
+    )
 
 
 def aug(agent, dose, start, end=None, *, adherence=90, outcome="no_response", max_dose=None) -> Trial:
-    return Trial("augmentation", [(agent, dose)], d(start), d(end) if end else None, adherence, outcome, max_dose)
+    return Trial(
+        "augmentation", [(agent, dose)], d(start), d(end) if end else None, adherence, outcome, max_dose
+    )
 
 
-def combo(agents, start, end=None, *, adherence=90, outcome="no_response", baseline=None, final=None, max_doses=None) -> Trial:
-    return Trial("combination", list(agents), d(start), d(end) if end else None, adherence, outcome, None, None, baseline, final,
-                 max_doses=max_doses)
+def combo(
+    agents, start, end=None, *, adherence=90, outcome="no_response", baseline=None, final=None, max_doses=None
+) -> Trial:
+    return Trial(
+        "combination",
+        list(agents),
+        d(start),
+        d(end) if end else None,
+        adherence,
+        outcome,
+        None,
+        None,
+        baseline,
+        final,
+        max_doses=max_doses,
+    )
 
 
 def ect(start, end=None, *, sessions=8, outcome="no_response", placement=None) -> Trial:
-    return Trial("ect", [], d(start), d(end) if end else None, None, outcome if end else None, None, sessions, placement=placement)
+    return Trial(
+        "ect",
+        [],
+        d(start),
+        d(end) if end else None,
+        None,
+        outcome if end else None,
+        None,
+        sessions,
+        placement=placement,
+    )
 
 
 def therapy(start, end, *, sessions=10, outcome="no_response") -> Trial:
@@ -228,8 +298,15 @@ def payloads(steps, patient_id: str = PATIENT) -> list:
     """The intake events of a story, in order (a PatientRegistered first)."""
     who = steps[0] if steps and isinstance(steps[0], Patient) else Patient()
     out: list = [
-        PatientRegistered(patient_id=patient_id, clinic_id="c1", external_id="x1", birth_year=who.birth_year, sex=Sex(who.sex),
-                          timezone="Europe/London", country=who.country)
+        PatientRegistered(
+            patient_id=patient_id,
+            clinic_id="c1",
+            external_id="x1",
+            birth_year=who.birth_year,
+            sex=Sex(who.sex),
+            timezone="Europe/London",
+            country=who.country,
+        )
     ]
     n_rec = 0
     episode_id = None
@@ -265,7 +342,8 @@ def payloads(steps, patient_id: str = PATIENT) -> list:
             n_trial += 1
             trial_id = f"t{n_trial}"
             agents = [
-                AgentDose(agent=a if step.as_entered else drugs.normalise_agent(a), dose_mg_per_day=dose) for a, dose in step.agents
+                AgentDose(agent=a if step.as_entered else drugs.normalise_agent(a), dose_mg_per_day=dose)
+                for a, dose in step.agents
             ]
             out.append(
                 TrialStarted(
@@ -291,7 +369,8 @@ def payloads(steps, patient_id: str = PATIENT) -> list:
                         outcome=Outcome(step.outcome) if step.outcome else None,
                         final=_score(step.final),
                         max_doses=[
-                            AgentDose(agent=drugs.normalise_agent(a), dose_mg_per_day=mg) for a, mg in (step.max_doses or {}).items()
+                            AgentDose(agent=drugs.normalise_agent(a), dose_mg_per_day=mg)
+                            for a, mg in (step.max_doses or {}).items()
                         ],
                         placement=EctPlacement(step.placement) if step.placement else None,
                     )
@@ -313,21 +392,51 @@ def payloads(steps, patient_id: str = PATIENT) -> list:
             )
         elif isinstance(step, Comorb):
             n_rec += 1
-            out.append(ComorbidityRecorded(patient_id=patient_id, record_id=f"r{n_rec}", condition=Comorbidity(step.condition),
-                                           present=step.present, recorded_on=step.on))
+            out.append(
+                ComorbidityRecorded(
+                    patient_id=patient_id,
+                    record_id=f"r{n_rec}",
+                    condition=Comorbidity(step.condition),
+                    present=step.present,
+                    recorded_on=step.on,
+                )
+            )
         elif isinstance(step, Check):
             n_rec += 1
-            out.append(WorkupCheckRecorded(patient_id=patient_id, record_id=f"r{n_rec}", episode_id=episode_id,
-                                           check=WorkupCheck(step.check), result=WorkupResult(step.result), done_on=step.on))
+            out.append(
+                WorkupCheckRecorded(
+                    patient_id=patient_id,
+                    record_id=f"r{n_rec}",
+                    episode_id=episode_id,
+                    check=WorkupCheck(step.check),
+                    result=WorkupResult(step.result),
+                    done_on=step.on,
+                )
+            )
         elif isinstance(step, Pref):
             n_rec += 1
-            out.append(TreatmentPreferenceRecorded(patient_id=patient_id, record_id=f"r{n_rec}", episode_id=episode_id,
-                                                   strategy=step.strategy, declined=step.declined, recorded_on=step.on))
+            out.append(
+                TreatmentPreferenceRecorded(
+                    patient_id=patient_id,
+                    record_id=f"r{n_rec}",
+                    episode_id=episode_id,
+                    strategy=step.strategy,
+                    declined=step.declined,
+                    recorded_on=step.on,
+                )
+            )
         elif isinstance(step, Journal):
             n_rec += 1
-            out.append(JournalEntryRecorded(patient_id=patient_id, entry_id=f"j{n_rec}", entry_on=step.on, mood=step.mood,
-                                            side_effects=[SideEffect(x) for x in step.side_effects],
-                                            triggers=[Trigger(x) for x in step.triggers]))
+            out.append(
+                JournalEntryRecorded(
+                    patient_id=patient_id,
+                    entry_id=f"j{n_rec}",
+                    entry_on=step.on,
+                    mood=step.mood,
+                    side_effects=[SideEffect(x) for x in step.side_effects],
+                    triggers=[Trigger(x) for x in step.triggers],
+                )
+            )
         else:  # pragma: no cover
             raise TypeError(step)
     return out

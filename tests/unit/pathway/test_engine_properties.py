@@ -74,11 +74,37 @@ ALL = drugs.all_drugs()
 ANTIDEPRESSANTS = sorted(n for n, d in ALL.items() if not d.is_augmenter)
 AUGMENTERS = sorted(n for n, d in ALL.items() if d.is_augmenter)
 REMISSION_AT_OR_BELOW = {"PHQ-9": 4, "MADRS": 10, "HAM-D-17": 7}  # CLINICAL.md 1
-BRANDS = {"sertraline": "Zoloft", "venlafaxine": "Effexor XR", "bupropion": "Wellbutrin XL", "fluoxetine": "Prozac"}
-COMORBIDITIES = ["eating_disorder", "sleep_disorder", "substance_use_disorder", "chronic_pain", "thyroid_disease",
-                 "other_chronic_medical_illness"]
-DECLINABLE = ["ect", "esketamine", "ketamine", "rtms", "psychotherapy", "augmentation", "combination", "vns", "dbs",
-              "aripiprazole", "lithium", "mirtazapine", "bupropion", "vortioxetine", "Abilify"]
+BRANDS = {
+    "sertraline": "Zoloft",
+    "venlafaxine": "Effexor XR",
+    "bupropion": "Wellbutrin XL",
+    "fluoxetine": "Prozac",
+}
+COMORBIDITIES = [
+    "eating_disorder",
+    "sleep_disorder",
+    "substance_use_disorder",
+    "chronic_pain",
+    "thyroid_disease",
+    "other_chronic_medical_illness",
+]
+DECLINABLE = [
+    "ect",
+    "esketamine",
+    "ketamine",
+    "rtms",
+    "psychotherapy",
+    "augmentation",
+    "combination",
+    "vns",
+    "dbs",
+    "aripiprazole",
+    "lithium",
+    "mirtazapine",
+    "bupropion",
+    "vortioxetine",
+    "Abilify",
+]
 MAX_SCORE = {"PHQ-9": 27, "MADRS": 60, "HAM-D-17": 52}
 OUTCOMES = ["remission", "response", "partial_response", "no_response", "intolerance"]
 
@@ -106,7 +132,8 @@ def scores(draw):
 def trial_step(draw, start: date):
     kind = draw(
         st.sampled_from(
-            ["antidepressant"] * 5 + ["augmentation"] * 2
+            ["antidepressant"] * 5
+            + ["augmentation"] * 2
             + ["combination", "ect", "psychotherapy", "esketamine", "ketamine", "rtms", "vns", "dbs"]
         )
     )
@@ -144,7 +171,14 @@ def trial_step(draw, start: date):
         agents = [(base, draw(doses(base))), (partner, draw(doses(partner)))]
         max_doses = draw(st.sampled_from([None, {base: agents[0][1] * 2}, {partner: agents[1][1] * 2}]))
         return combo(
-            agents, start, end, adherence=adherence, outcome=outcome, baseline=baseline, final=final, max_doses=max_doses
+            agents,
+            start,
+            end,
+            adherence=adherence,
+            outcome=outcome,
+            baseline=baseline,
+            final=final,
+            max_doses=max_doses,
         ), days
     sessions = draw(st.sampled_from([None, 2, 5, 6, 8, 12, 19, 20, 24]))
     if kind == "ect":
@@ -181,7 +215,10 @@ def assessment_step(draw, on: date):
 def histories(draw, max_steps: int = 10, allow_new_episode: bool = True):
     onset = date(2023, 1, 1) + timedelta(days=draw(st.integers(0, 400)))
     steps: list = [
-        patient(draw(st.sampled_from(["female", "male", "unknown"])), draw(st.sampled_from([1940, 1958, 1980, 2000]))),
+        patient(
+            draw(st.sampled_from(["female", "male", "unknown"])),
+            draw(st.sampled_from([1940, 1958, 1980, 2000])),
+        ),
         episode(
             onset,
             draw(st.sampled_from([None, "subsyndromal", "mild", "moderate", "severe"])),
@@ -199,7 +236,9 @@ def histories(draw, max_steps: int = 10, allow_new_episode: bool = True):
         cursor += timedelta(days=60)
     for _ in range(draw(st.integers(0, max_steps))):
         what = draw(
-            st.sampled_from(["trial"] * 8 + ["assessment"] * 4 + ["revise", "episode"] + ["record"] * 3 + ["journal"] * 2)
+            st.sampled_from(
+                ["trial"] * 8 + ["assessment"] * 4 + ["revise", "episode"] + ["record"] * 3 + ["journal"] * 2
+            )
         )
         if what == "trial":
             step, days = draw(trial_step(cursor))
@@ -227,11 +266,21 @@ def histories(draw, max_steps: int = 10, allow_new_episode: bool = True):
             on = cursor + timedelta(days=draw(st.integers(-30, 10)))
             kind = draw(st.sampled_from(["comorbidity", "workup", "preference"]))
             if kind == "comorbidity":
-                steps.append(comorbidity(draw(st.sampled_from(COMORBIDITIES)), on, present=draw(st.booleans())))
+                steps.append(
+                    comorbidity(draw(st.sampled_from(COMORBIDITIES)), on, present=draw(st.booleans()))
+                )
             elif kind == "workup":
-                steps.append(workup(draw(st.sampled_from([w.value for w in WorkupCheck])), draw(st.sampled_from(["normal", "abnormal"])), on))
+                steps.append(
+                    workup(
+                        draw(st.sampled_from([w.value for w in WorkupCheck])),
+                        draw(st.sampled_from(["normal", "abnormal"])),
+                        on,
+                    )
+                )
             else:
-                steps.append(declined(draw(st.sampled_from(DECLINABLE)), on, declined=draw(st.integers(0, 3)) > 0))
+                steps.append(
+                    declined(draw(st.sampled_from(DECLINABLE)), on, declined=draw(st.integers(0, 3)) > 0)
+                )
         elif what == "journal":
             for i in range(draw(st.integers(1, 9))):
                 steps.append(
@@ -440,7 +489,9 @@ def assert_never_offered(a: dict, modality_or_agent: str, why: str) -> None:
         assert "psychotherapy" not in a["referral"]["capabilities"]
     else:
         generic = drugs.lookup(name).name
-        assert generic not in option_words(a), f"{why}: {generic} offered: {[(r['strategy'], r['options']) for r in a['recommendations']]}"
+        assert generic not in option_words(a), (
+            f"{why}: {generic} offered: {[(r['strategy'], r['options']) for r in a['recommendations']]}"
+        )
 
 
 @SETTINGS
@@ -540,7 +591,9 @@ def test_f_nothing_stopped_for_intolerance_or_declined_is_recommended(steps):
     gone = {t["option"] for t in a["tried"]} | {x["strategy"] for x in a["declined"]}
     for cls in options(a, "switch"):
         members = {n for n, d in ALL.items() if d.drug_class.lower() == cls}
-        assert not members or members - gone, f"switch to {cls}, yet all of {sorted(members)} are tried or declined"
+        assert not members or members - gone, (
+            f"switch to {cls}, yet all of {sorted(members)} are tried or declined"
+        )
     for name in declined_now(steps):
         if name == "augmentation":
             assert "augment" not in strategies
@@ -560,7 +613,7 @@ def test_f_every_urgent_or_emergency_assessment_advises_referral(steps):
         assert "mood_disorder_clinic" in a["referral"]["capabilities"]
 
 
-def rating_level(step) -> int | None:  # noqa: ANN001
+def rating_level(step) -> int | None:
     """CLINICAL 5, worked independently: the urgency one assessment gives, None if no rating."""
     levels = []
     if step.instrument == "PHQ-9":
@@ -578,17 +631,29 @@ def same_day_ratings(draw):
     day = date(2024, 6, 1)
     # at least one clinician rating on the day, so that the day is the latest clinician date and an
     # earlier clinician rating cannot stand as a floor under the day's self-reports (CLINICAL 5)
-    out = [madrs(draw(st.integers(0, 60)), day, risk=draw(st.sampled_from(["none", "flagged", "active_intent"])))]
+    out = [
+        madrs(draw(st.integers(0, 60)), day, risk=draw(st.sampled_from(["none", "flagged", "active_intent"])))
+    ]
     for _ in range(draw(st.integers(1, 4))):
         kind = draw(st.sampled_from(["phq9", "self", "madrs"]))
         if kind == "phq9":
             score = draw(st.integers(0, 27))
             item9 = draw(st.one_of(st.none(), st.integers(max(0, score - 24), min(3, score))))
-            out.append(phq9(score, item9, day, risk=draw(st.sampled_from([None, "none", "flagged", "active_intent"]))))
+            out.append(
+                phq9(
+                    score, item9, day, risk=draw(st.sampled_from([None, "none", "flagged", "active_intent"]))
+                )
+            )
         elif kind == "self":
             out.append(self_phq9(draw(st.lists(st.integers(0, 3), min_size=9, max_size=9)), day))
         else:
-            out.append(madrs(draw(st.integers(0, 60)), day, risk=draw(st.sampled_from(["none", "flagged", "active_intent"]))))
+            out.append(
+                madrs(
+                    draw(st.integers(0, 60)),
+                    day,
+                    risk=draw(st.sampled_from(["none", "flagged", "active_intent"])),
+                )
+            )
     return out
 
 

@@ -657,8 +657,17 @@ VIGNETTES: list[V] = [
 # Worked by hand from CLINICAL.md 2026.12. Defaults: the patient is female, born 1980 (one TRD
 # risk factor, female sex, CLINICAL 3: never two unless a row adds one); onset 1 January 2024.
 CAPS_TRD = {"mood_disorder_clinic", "psychotherapy", "esketamine", "ketamine", "rtms", "ect"}
-ALL_CHECKS = ["adherence_review", "interacting_medicines", "recent_stressors", "substance_alcohol_use",
-              "bipolar_screen", "thyroid_function", "vitamin_d", "sleep_apnoea_screen", "medical_illness"]
+ALL_CHECKS = [
+    "adherence_review",
+    "interacting_medicines",
+    "recent_stressors",
+    "substance_alcohol_use",
+    "bipolar_screen",
+    "thyroid_function",
+    "vitamin_d",
+    "sleep_apnoea_screen",
+    "medical_illness",
+]
 
 
 def low_week(first="2024-01-01", moods=(2, 3, 3, 2, 4, 3, 3)):
@@ -1265,7 +1274,11 @@ def check(v: V, a: dict) -> list[str]:
     declined = {x["strategy"] for x in a["declined"]}
     if v.declined - declined:
         problems.append(f"declined lacks {sorted(v.declined - declined)}: {a['declined']}")
-    expect("capabilities", v.capabilities_exact, set(a["referral"]["capabilities"]) if v.capabilities_exact is not ANY else ANY)
+    expect(
+        "capabilities",
+        v.capabilities_exact,
+        set(a["referral"]["capabilities"]) if v.capabilities_exact is not ANY else ANY,
+    )
     expect("strategies", v.strategies, strategies)
     for strategy, wanted in v.options.items():
         got = next((r["options"] for r in a["recommendations"] if r["strategy"] == strategy), None)
@@ -1329,7 +1342,9 @@ def test_vignette(v: V):
     # trd-rules 2026.12: every assessment names its rule set; tried, declined and not_offered stay
     # apart from the recommendations (optimise_dose may name a current agent: CLINICAL 6 exception).
     assert a["rules_version"] == "trd-rules 2026.12"
-    offered = {o.lower() for r in a["recommendations"] if r["strategy"] != "optimise_dose" for o in r["options"]}
+    offered = {
+        o.lower() for r in a["recommendations"] if r["strategy"] != "optimise_dose" for o in r["options"]
+    }
     for t in a["tried"]:
         assert t["option"].lower() not in offered, f"{t['option']} is in tried and recommended"
     strategies = {r["strategy"] for r in a["recommendations"]}

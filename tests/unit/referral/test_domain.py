@@ -129,7 +129,7 @@ def test_need_is_one_per_kind_of_clinic_whatever_the_details() -> None:
 
 def opened(
     urgency: Urgency = Urgency.ROUTINE, caps: tuple = ("mood_disorder_clinic",), directory=DIRECTORY
-) -> domain.Referral:  # noqa: ANN001
+) -> domain.Referral:
     events = domain.open_referral(
         patient_id="p1",
         advice=Advice(urgency, caps, ("status trd",), "0001", 1),
@@ -176,7 +176,7 @@ def test_a_referral_through_its_life() -> None:
         ("unroutable", lambda r: domain.decline(r, "c1", "full", NOW, DIRECTORY, {})),
     ],
 )
-def test_illegal_transitions_are_refused(setup: str, command) -> None:  # noqa: ANN001
+def test_illegal_transitions_are_refused(setup: str, command) -> None:
     r = opened(caps=("ketamine",)) if setup == "unroutable" else opened()
     if setup.startswith("claimed") or setup == "completed":
         r = then(r, domain.claim(r, "c1", NOW))
@@ -218,17 +218,31 @@ LEASE_END = NOW + timedelta(minutes=15)
         # a longer lease ends later
         ("a 60-minute lease", lambda: _claimed(minutes=60), LEASE_END, "claimed", "c1", None),
         # accepted or scheduled: no lease to run out
-        ("accepted", lambda: then(_claimed(), domain.accept(_claimed(), "c1", NOW)), LEASE_END, "accepted", "c1", None),
+        (
+            "accepted",
+            lambda: then(_claimed(), domain.accept(_claimed(), "c1", NOW)),
+            LEASE_END,
+            "accepted",
+            "c1",
+            None,
+        ),
         # never claimed: waiting since it was queued
         ("queued", opened, LEASE_END, "queued", None, NOW),
     ],
 )
-def test_the_lease_rule_at_its_edges(case: str, referral, at: datetime, status: str, claimed_by, waiting_since) -> None:  # noqa: ANN001
+def test_the_lease_rule_at_its_edges(
+    case: str, referral, at: datetime, status: str, claimed_by, waiting_since
+) -> None:
     """One rule (Referral.as_at), read by every caller: status_at, waiting_since, escalation,
     the queue's order and the API's view."""
     r = referral()
     now = r.as_at(at)
-    assert (now.status, now.claimed_by, r.status_at(at), r.waiting_since(at)) == (status, claimed_by, status, waiting_since)
+    assert (now.status, now.claimed_by, r.status_at(at), r.waiting_since(at)) == (
+        status,
+        claimed_by,
+        status,
+        waiting_since,
+    )
     assert r.lease_ran_out(at) == (r.status == "claimed" and status != "claimed")
     # An escalation recorded for a lapsed claim reads the same way as the lapsed claim.
     if r.lease_ran_out(at):
@@ -334,7 +348,8 @@ def test_a_closed_referral_gives_way_to_the_next_for_newer_advice_only() -> None
     assert advise(first, Advice(Urgency.ROUTINE, ("mood_disorder_clinic",), ("status trd",), "0001", 1)) == []
     assert (
         advise(
-            first, Advice(Urgency.EMERGENCY, ("mood_disorder_clinic",), ("suicidality (emergency)",), "0000", 0)
+            first,
+            Advice(Urgency.EMERGENCY, ("mood_disorder_clinic",), ("suicidality (emergency)",), "0000", 0),
         )
         == []
     )
@@ -345,7 +360,9 @@ def test_a_closed_referral_gives_way_to_the_next_for_newer_advice_only() -> None
         [
             *domain.open_referral(
                 patient_id="p1",
-                advice=Advice(Urgency.URGENT, ("mood_disorder_clinic",), ("suicidality (urgent)",), "0001", 1),
+                advice=Advice(
+                    Urgency.URGENT, ("mood_disorder_clinic",), ("suicidality (urgent)",), "0001", 1
+                ),
                 region="north",
                 now=NOW,
                 clinics=DIRECTORY,

@@ -27,10 +27,10 @@ def streams() -> AggregateStore:
     return AggregateStore(InMemoryEventStore())
 
 
-async def test_the_same_key_and_request_return_the_first_answer_and_append_nothing_again(db, streams) -> None:  # noqa: ANN001
+async def test_the_same_key_and_request_return_the_first_answer_and_append_nothing_again(db, streams) -> None:
     calls = []
 
-    async def command(session):  # noqa: ANN001, ANN202
+    async def command(session):
         calls.append(1)
         loaded = await streams.load(session, "referral-r1")
         await streams.append(session, "referral-r1", loaded.version, [cancelled(len(calls))], clinic_id="c1")
@@ -46,12 +46,12 @@ async def test_the_same_key_and_request_return_the_first_answer_and_append_nothi
     assert loaded.events == [cancelled(1)] and loaded.clinic_id == "c1" and db.count("outbox") == 1
 
 
-async def test_a_lost_race_is_decided_again_on_the_new_state(db, streams) -> None:  # noqa: ANN001
+async def test_a_lost_race_is_decided_again_on_the_new_state(db, streams) -> None:
     async with db.transaction() as s:
         await streams.append(s, "referral-r1", 0, [cancelled(0)])
     seen_versions = []
 
-    async def command(session):  # noqa: ANN001, ANN202
+    async def command(session):
         loaded = await streams.load(session, "referral-r1")
         seen = loaded.version - (1 if not seen_versions else 0)  # the first pass decides on a stale read
         seen_versions.append(seen)
@@ -62,8 +62,8 @@ async def test_a_lost_race_is_decided_again_on_the_new_state(db, streams) -> Non
     assert seen_versions == [0, 1] and db.count("events") == 2
 
 
-async def test_a_stream_changing_too_fast_is_a_conflict_and_nothing_is_stored(db) -> None:  # noqa: ANN001
-    async def command(session):  # noqa: ANN001, ANN202
+async def test_a_stream_changing_too_fast_is_a_conflict_and_nothing_is_stored(db) -> None:
+    async def command(session):
         raise ConcurrencyError("referral-r1", 0, 1)
 
     with pytest.raises(Conflict):
@@ -73,10 +73,15 @@ async def test_a_stream_changing_too_fast_is_a_conflict_and_nothing_is_stored(db
 
 @pytest.mark.parametrize(
     "refusal, status, field",
-    [(Rejected("reason", "say why"), 422, "reason"), (IllegalTransition("cannot", field="status"), 409, "status")],
+    [
+        (Rejected("reason", "say why"), 422, "reason"),
+        (IllegalTransition("cannot", field="status"), 409, "status"),
+    ],
 )
-async def test_a_refusal_passes_through_as_the_problem_it_is_and_nothing_is_remembered(db, refusal, status, field) -> None:  # noqa: ANN001
-    async def command(session):  # noqa: ANN001, ANN202
+async def test_a_refusal_passes_through_as_the_problem_it_is_and_nothing_is_remembered(
+    db, refusal, status, field
+) -> None:
+    async def command(session):
         raise refusal
 
     with pytest.raises(type(refusal)) as raised:

@@ -19,7 +19,9 @@ def record(message: str, **extra: object) -> logging.LogRecord:
 def test_a_line_inside_a_span_carries_the_trace_and_span_ids() -> None:
     tracer = TracerProvider().get_tracer("test")
     with tracer.start_as_current_span("process intake.trial-completed") as span:
-        line = json.loads(JsonLogFormatter().format(record("event handling failed", consumer="pathway-intake")))
+        line = json.loads(
+            JsonLogFormatter().format(record("event handling failed", consumer="pathway-intake"))
+        )
     ctx = span.get_span_context()
     assert line["trace_id"] == format(ctx.trace_id, "032x")
     assert line["span_id"] == format(ctx.span_id, "016x")

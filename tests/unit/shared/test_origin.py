@@ -12,17 +12,28 @@ from care_shared.envelope import new_event_id, parse_envelope, to_envelope
 from care_shared.origin import ForgedEvent, uuid7_time, verify_origin
 
 
-def envelope(**overrides):  # noqa: ANN003, ANN201
+def envelope(**overrides):
     fields = {
-        "event_id": new_event_id(), "source": "/intake", "type": "care.intake.assessment-recorded.v2",
-        "subject": "p1", "time": datetime.now(UTC), "data": {}, "sequence": 7, "traceparent": None, "clinicid": None,
+        "event_id": new_event_id(),
+        "source": "/intake",
+        "type": "care.intake.assessment-recorded.v2",
+        "subject": "p1",
+        "time": datetime.now(UTC),
+        "data": {},
+        "sequence": 7,
+        "traceparent": None,
+        "clinicid": None,
     }
     return to_envelope(**{**fields, **overrides})
 
 
 def test_an_event_from_its_own_producer_passes() -> None:
     verify_origin(envelope(), "INTAKE", "intake.assessment-recorded.p1")
-    verify_origin(envelope(source="/referral", type="care.referral.coordinator-registered.v1", subject="c1"), "REFERRAL", "referral.coordinator-registered.c1")
+    verify_origin(
+        envelope(source="/referral", type="care.referral.coordinator-registered.v1", subject="c1"),
+        "REFERRAL",
+        "referral.coordinator-registered.c1",
+    )
 
 
 @pytest.mark.parametrize(
@@ -36,13 +47,30 @@ def test_an_event_from_its_own_producer_passes() -> None:
         (envelope(), "INTAKE", "intake.assessment-recorded", "does not carry"),
         (envelope(), "DLQ", "dlq.pathway-intake", "no producer"),
         # Access events only from their owner's stream: a coordinator key on intake's, a clinic key on referral's.
-        (envelope(type="care.referral.coordinator-registered.v1", subject="c1"), "INTAKE", "intake.coordinator-registered.c1", "belongs to referral"),
-        (envelope(source="/referral", type="care.intake.clinic-registered.v1", subject="c1"), "REFERRAL", "referral.clinic-registered.c1", "belongs to intake"),
+        (
+            envelope(type="care.referral.coordinator-registered.v1", subject="c1"),
+            "INTAKE",
+            "intake.coordinator-registered.c1",
+            "belongs to referral",
+        ),
+        (
+            envelope(source="/referral", type="care.intake.clinic-registered.v1", subject="c1"),
+            "REFERRAL",
+            "referral.clinic-registered.c1",
+            "belongs to intake",
+        ),
         (envelope(event_id=str(uuid.uuid4())), "INTAKE", "intake.assessment-recorded.p1", "not a UUIDv7"),
-        (envelope(event_id="ffffffff-ffff-7fff-bfff-ffffffffffff"), "INTAKE", "intake.assessment-recorded.p1", "in the future"),
+        (
+            envelope(event_id="ffffffff-ffff-7fff-bfff-ffffffffffff"),
+            "INTAKE",
+            "intake.assessment-recorded.p1",
+            "in the future",
+        ),
     ],
 )
-def test_an_event_whose_origin_does_not_hold_together_is_refused(env, stream: str, subject: str, reason: str) -> None:  # noqa: ANN001
+def test_an_event_whose_origin_does_not_hold_together_is_refused(
+    env, stream: str, subject: str, reason: str
+) -> None:
     with pytest.raises(ForgedEvent, match=reason):
         verify_origin(env, stream, subject)
 

@@ -25,7 +25,9 @@ def app_raising(exc: Exception) -> FastAPI:
 
 
 async def call(app: FastAPI) -> httpx.Response:
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app, raise_app_exceptions=False), base_url="http://t") as c:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app, raise_app_exceptions=False), base_url="http://t"
+    ) as c:
         return await c.post("/x")
 
 

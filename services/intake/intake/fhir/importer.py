@@ -51,13 +51,46 @@ def _where(i: int, element: str | None = None) -> str:
 
 # REST model fields -> the FHIR element that carried them, for naming the element in errors.
 ELEMENTS = {
-    "Patient": {"external_id": "identifier", "birth_year": "birthDate", "sex": "gender", "timezone": "extension", "country": "address"},
-    "Condition": {"onset_date": "onsetDateTime", "severity": "severity", "prior_episodes": "extension", "age_at_first_onset": "extension"},
-    "MedicationStatement": {"agent": "medicationCodeableConcept", "agents": "medicationCodeableConcept", "dose_mg_per_day": "dosage",
-                            "started_on": "effectivePeriod.start", "ended_on": "effectivePeriod.end", "max_dose_mg_per_day": "dosage",
-                            "max_doses": "dosage", "adherence_pct": "extension", "sessions": "extension", "outcome": "extension"},
-    "Procedure": {"started_on": "performedPeriod.start", "ended_on": "performedPeriod.end", "sessions": "extension", "outcome": "outcome", "placement": "extension"},
-    "Observation": {"score": "valueInteger", "items": "component", "item9": "component", "taken_on": "effectiveDateTime", "instrument": "code", "suicide_risk": "component"},
+    "Patient": {
+        "external_id": "identifier",
+        "birth_year": "birthDate",
+        "sex": "gender",
+        "timezone": "extension",
+        "country": "address",
+    },
+    "Condition": {
+        "onset_date": "onsetDateTime",
+        "severity": "severity",
+        "prior_episodes": "extension",
+        "age_at_first_onset": "extension",
+    },
+    "MedicationStatement": {
+        "agent": "medicationCodeableConcept",
+        "agents": "medicationCodeableConcept",
+        "dose_mg_per_day": "dosage",
+        "started_on": "effectivePeriod.start",
+        "ended_on": "effectivePeriod.end",
+        "max_dose_mg_per_day": "dosage",
+        "max_doses": "dosage",
+        "adherence_pct": "extension",
+        "sessions": "extension",
+        "outcome": "extension",
+    },
+    "Procedure": {
+        "started_on": "performedPeriod.start",
+        "ended_on": "performedPeriod.end",
+        "sessions": "extension",
+        "outcome": "outcome",
+        "placement": "extension",
+    },
+    "Observation": {
+        "score": "valueInteger",
+        "items": "component",
+        "item9": "component",
+        "taken_on": "effectiveDateTime",
+        "instrument": "code",
+        "suicide_risk": "component",
+    },
 }
 
 
@@ -66,7 +99,7 @@ def _element(kind: str, field_path: str) -> str:
     return ELEMENTS.get(kind, {}).get(head, head)
 
 
-def _model(model, data: dict[str, Any], kind: str, i: int):  # noqa: ANN001, ANN202
+def _model(model, data: dict[str, Any], kind: str, i: int):
     try:
         return model.model_validate(data)
     except ValidationError as exc:
@@ -86,7 +119,9 @@ def _agent(concept: dict[str, Any]) -> str | None:
     for c in concept.get("coding") or []:
         if c.get("system") == codes.RXNORM and (agent := RXNORM_AGENTS.get(str(c.get("code")))):
             return agent
-    return concept.get("text") or next((c.get("display") for c in concept.get("coding") or [] if c.get("display")), None)
+    return concept.get("text") or next(
+        (c.get("display") for c in concept.get("coding") or [] if c.get("display")), None
+    )
 
 
 def _dose(statement: dict[str, Any], sequence: int) -> float | None:
@@ -118,7 +153,7 @@ def _reference(resource: dict[str, Any], i: int, ids: dict[str, str]) -> str:
     return ids[ref]
 
 
-async def import_bundle(session, rt, clinic: Clinic, bundle: dict[str, Any]) -> dict[str, Any]:  # noqa: ANN001
+async def import_bundle(session, rt, clinic: Clinic, bundle: dict[str, Any]) -> dict[str, Any]:
     """Every entry as intake commands in `session`'s transaction; raises EntryError naming the
     first entry that fails (the caller's transaction then stores nothing)."""
     cursor: list[int] = []  # the entry being read, for naming a malformed one
@@ -130,8 +165,12 @@ async def import_bundle(session, rt, clinic: Clinic, bundle: dict[str, Any]) -> 
         raise EntryError(400, f"malformed resource ({type(exc).__name__})", where) from None
 
 
-async def _import(session, rt, clinic: Clinic, bundle: dict[str, Any], cursor: list[int]) -> dict[str, Any]:  # noqa: ANN001, C901
-    if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle" or bundle.get("type") != "transaction":
+async def _import(session, rt, clinic: Clinic, bundle: dict[str, Any], cursor: list[int]) -> dict[str, Any]:
+    if (
+        not isinstance(bundle, dict)
+        or bundle.get("resourceType") != "Bundle"
+        or bundle.get("type") != "transaction"
+    ):
         raise EntryError(400, "send a Bundle of type transaction", "Bundle.type")
     entries = bundle.get("entry") or []
     if not isinstance(entries, list) or not entries or len(entries) > MAX_ENTRIES:
@@ -152,14 +191,19 @@ async def _import(session, rt, clinic: Clinic, bundle: dict[str, Any], cursor: l
             identifier = (resource.get("identifier") or [{}])[0]
             data = {
                 "external_id": identifier.get("value"),
-                "birth_year": int(str(resource.get("birthDate", ""))[:4]) if str(resource.get("birthDate", ""))[:4].isdigit() else None,
+                "birth_year": int(str(resource.get("birthDate", ""))[:4])
+                if str(resource.get("birthDate", ""))[:4].isdigit()
+                else None,
                 "sex": SEX.get(resource.get("gender"), resource.get("gender")),
                 "timezone": _ext(resource, "timezone"),
                 "country": ((resource.get("address") or [{}])[0]).get("country"),
             }
             body = _model(PatientIn, data, kind, i)
             out = await _run(register(session, rt, clinic, body), i, kind)
-            for key in (entry.get("fullUrl"), f"Patient/{resource.get('id')}" if resource.get("id") else None):
+            for key in (
+                entry.get("fullUrl"),
+                f"Patient/{resource.get('id')}" if resource.get("id") else None,
+            ):
                 if key:
                     ids[key] = out["id"]
             results.append({"status": "201 Created", "location": f"Patient/{out['id']}"})
@@ -167,9 +211,13 @@ async def _import(session, rt, clinic: Clinic, bundle: dict[str, Any], cursor: l
             later.append((i, resource))
             results.append({})
         else:
-            raise EntryError(422, f"{kind} is not imported (Patient, Condition, MedicationStatement, Procedure, Observation)", _where(i, "resourceType"))
+            raise EntryError(
+                422,
+                f"{kind} is not imported (Patient, Condition, MedicationStatement, Procedure, Observation)",
+                _where(i, "resourceType"),
+            )
 
-    async def apply(patient_id: str, i: int, kind: str, decide) -> str:  # noqa: ANN001
+    async def apply(patient_id: str, i: int, kind: str, decide) -> str:
         patient, version = await records.load(session, clinic, patient_id)
         today = domain.today_for(patient.timezone, rt.clock.now())
         try:
@@ -187,7 +235,14 @@ async def _import(session, rt, clinic: Clinic, bundle: dict[str, Any], cursor: l
         pid = _reference(resource, i, ids)
         if kind == "Condition":
             severity = _ext(resource, "severity") or (resource.get("severity") or {}).get("text")
-            icd = next((c.get("code") for c in (resource.get("code") or {}).get("coding") or [] if c.get("system") == codes.ICD10), None)
+            icd = next(
+                (
+                    c.get("code")
+                    for c in (resource.get("code") or {}).get("coding") or []
+                    if c.get("system") == codes.ICD10
+                ),
+                None,
+            )
             psychotic = _ext(resource, "psychotic-features")
             data = {
                 "onset_date": resource.get("onsetDateTime"),
@@ -199,9 +254,25 @@ async def _import(session, rt, clinic: Clinic, bundle: dict[str, Any], cursor: l
             }
             body = _model(EpisodeIn, {k: v for k, v in data.items() if v is not None}, kind, i)
             episode_id = new_id()
-            await apply(pid, i, kind, lambda p, today, b=body, e=episode_id: (domain.open_episode(
-                p, episode_id=e, onset_date=b.onset_date, severity=b.severity, psychotic_features=b.psychotic_features,
-                diagnosis=b.diagnosis, today=today, prior_episodes=b.prior_episodes, age_at_first_onset=b.age_at_first_onset), e))
+            await apply(
+                pid,
+                i,
+                kind,
+                lambda p, today, b=body, e=episode_id: (
+                    domain.open_episode(
+                        p,
+                        episode_id=e,
+                        onset_date=b.onset_date,
+                        severity=b.severity,
+                        psychotic_features=b.psychotic_features,
+                        diagnosis=b.diagnosis,
+                        today=today,
+                        prior_episodes=b.prior_episodes,
+                        age_at_first_onset=b.age_at_first_onset,
+                    ),
+                    e,
+                ),
+            )
             for key in (f"Condition/{resource.get('id')}", *(u for u in [entries[i].get("fullUrl")] if u)):
                 episodes[key] = episode_id
             results[i] = {"status": "201 Created", "location": f"Condition/{episode_id}"}
@@ -218,7 +289,9 @@ async def _import(session, rt, clinic: Clinic, bundle: dict[str, Any], cursor: l
             if kind == "MedicationStatement":
                 agent = _agent(resource.get("medicationCodeableConcept") or {})
                 if not agent:
-                    raise EntryError(422, "name the agent (RxNorm code or text)", _where(i, "medicationCodeableConcept"))
+                    raise EntryError(
+                        422, "name the agent (RxNorm code or text)", _where(i, "medicationCodeableConcept")
+                    )
                 trial.agents.append({"agent": agent, "dose_mg_per_day": _dose(resource, 1), "unit": "mg"})
                 if (top := _dose(resource, 2)) is not None:
                     trial.max_doses.append({"agent": agent, "dose_mg_per_day": top, "unit": "mg"})
@@ -227,54 +300,103 @@ async def _import(session, rt, clinic: Clinic, bundle: dict[str, Any], cursor: l
     for key, trial in trials.items():
         cursor.append(trial.entry)
         await _trial(apply, key.split("/")[0], trial)
-    return {"resourceType": "Bundle", "type": "transaction-response", "entry": [{"response": r} for r in results]}
+    return {
+        "resourceType": "Bundle",
+        "type": "transaction-response",
+        "entry": [{"response": r} for r in results],
+    }
 
 
-async def _run(awaitable, i: int, kind: str):  # noqa: ANN001, ANN202
+async def _run(awaitable, i: int, kind: str):
     try:
         return await awaitable
     except ProblemError as exc:
         raise EntryError(exc.status, exc.detail, _where(i, _element(kind, exc.field or ""))) from None
 
 
-async def _trial(apply, pid: str, t: Trial) -> None:  # noqa: ANN001
+async def _trial(apply, pid: str, t: Trial) -> None:
     r, i = t.resource, t.entry
     kind = r["resourceType"]
     period = r.get("effectivePeriod") or r.get("performedPeriod") or {}
     agents = t.agents
     if kind == "Procedure" and r.get("usedCode"):
         agents = [{"agent": _agent(c), "dose_mg_per_day": None} for c in r["usedCode"]]
-    start: dict[str, Any] = {"kind": t.kind, "started_on": period.get("start"), "baseline": _score(_ext(r, "baseline"))}
+    start: dict[str, Any] = {
+        "kind": t.kind,
+        "started_on": period.get("start"),
+        "baseline": _score(_ext(r, "baseline")),
+    }
     if len(agents) == 1:
         start |= agents[0]
     elif agents:
         start["agents"] = agents
     body = _model(TrialIn, {k: v for k, v in start.items() if v is not None}, kind, i)
     trial_id = new_id()
-    await apply(pid, i, kind, lambda p, today: (domain.start_trial(
-        p, trial_id=trial_id, kind=body.kind, agents=body.agent_doses(), started_on=body.started_on,
-        baseline=body.baseline, today=today, single=not body.agents), trial_id))
+    await apply(
+        pid,
+        i,
+        kind,
+        lambda p, today: (
+            domain.start_trial(
+                p,
+                trial_id=trial_id,
+                kind=body.kind,
+                agents=body.agent_doses(),
+                started_on=body.started_on,
+                baseline=body.baseline,
+                today=today,
+                single=not body.agents,
+            ),
+            trial_id,
+        ),
+    )
     if not period.get("end"):
         return
     outcome = _ext(r, "outcome") or (r.get("outcome") or {}).get("text")
-    done: dict[str, Any] = {"ended_on": period["end"], "adherence_pct": _ext(r, "adherence-pct"), "sessions": _ext(r, "sessions"),
-                            "outcome": outcome, "final": _score(_ext(r, "final")), "placement": _ext(r, "ect-placement")}
+    done: dict[str, Any] = {
+        "ended_on": period["end"],
+        "adherence_pct": _ext(r, "adherence-pct"),
+        "sessions": _ext(r, "sessions"),
+        "outcome": outcome,
+        "final": _score(_ext(r, "final")),
+        "placement": _ext(r, "ect-placement"),
+    }
     if len(t.max_doses) == 1 and len(agents) == 1:
         done["max_dose_mg_per_day"], done["unit"] = t.max_doses[0]["dose_mg_per_day"], "mg"
     elif t.max_doses:
         done["max_doses"] = t.max_doses
     c = _model(CompletionIn, {k: v for k, v in done.items() if v is not None}, kind, i)
-    await apply(pid, i, kind, lambda p, today: (domain.complete_trial(
-        p, trial_id, ended_on=c.ended_on, max_dose_mg_per_day=c.max_dose_mg_per_day, adherence_pct=c.adherence_pct,
-        sessions=c.sessions, outcome=c.outcome, final=c.final, today=today, unit=c.unit,
-        max_doses=[a.entered() for a in c.max_doses] if c.max_doses else None,
-        placement=c.placement), trial_id))
+    await apply(
+        pid,
+        i,
+        kind,
+        lambda p, today: (
+            domain.complete_trial(
+                p,
+                trial_id,
+                ended_on=c.ended_on,
+                max_dose_mg_per_day=c.max_dose_mg_per_day,
+                adherence_pct=c.adherence_pct,
+                sessions=c.sessions,
+                outcome=c.outcome,
+                final=c.final,
+                today=today,
+                unit=c.unit,
+                max_doses=[a.entered() for a in c.max_doses] if c.max_doses else None,
+                placement=c.placement,
+            ),
+            trial_id,
+        ),
+    )
 
 
-async def _observation(apply, pid: str, i: int, r: dict[str, Any]) -> None:  # noqa: ANN001
+async def _observation(apply, pid: str, i: int, r: dict[str, Any]) -> None:
     coding = [(c.get("system"), c.get("code")) for c in (r.get("code") or {}).get("coding") or []]
-    instrument = _ext(r, "instrument") or ("PHQ-9" if (codes.LOINC, PHQ9_PANEL_LOINC) in coding or (codes.LOINC, PHQ9_TOTAL_LOINC) in coding
-                                           else (r.get("code") or {}).get("text"))
+    instrument = _ext(r, "instrument") or (
+        "PHQ-9"
+        if (codes.LOINC, PHQ9_PANEL_LOINC) in coding or (codes.LOINC, PHQ9_TOTAL_LOINC) in coding
+        else (r.get("code") or {}).get("text")
+    )
     components: dict[str, Any] = {}
     suicide_risk = None
     for comp in r.get("component") or []:
@@ -283,11 +405,38 @@ async def _observation(apply, pid: str, i: int, r: dict[str, Any]) -> None:  # n
                 components[c.get("code")] = comp.get("valueInteger")
         if (comp.get("code") or {}).get("text") == "clinician-rated suicide risk":
             suicide_risk = (comp.get("valueCodeableConcept") or {}).get("text")
-    items = [components.get(code) for code in PHQ9_ITEM_LOINC] if all(c in components for c in PHQ9_ITEM_LOINC) else None
-    data = {"instrument": instrument, "score": r.get("valueInteger"), "items": items, "taken_on": r.get("effectiveDateTime"),
-            "item9": None if items else components.get(PHQ9_ITEM_LOINC[-1]), "suicide_risk": suicide_risk}
+    items = (
+        [components.get(code) for code in PHQ9_ITEM_LOINC]
+        if all(c in components for c in PHQ9_ITEM_LOINC)
+        else None
+    )
+    data = {
+        "instrument": instrument,
+        "score": r.get("valueInteger"),
+        "items": items,
+        "taken_on": r.get("effectiveDateTime"),
+        "item9": None if items else components.get(PHQ9_ITEM_LOINC[-1]),
+        "suicide_risk": suicide_risk,
+    }
     body = _model(AssessmentIn, {k: v for k, v in data.items() if v is not None}, "Observation", i)
     assessment_id = new_id()
-    await apply(pid, i, "Observation", lambda p, today: (domain.record_assessment(
-        p, assessment_id=assessment_id, instrument=body.instrument, score=body.score, item9=body.item9, taken_on=body.taken_on,
-        suicide_risk=body.suicide_risk, today=today, items=body.items, source=AssessmentSource.CLINICIAN), assessment_id))
+    await apply(
+        pid,
+        i,
+        "Observation",
+        lambda p, today: (
+            domain.record_assessment(
+                p,
+                assessment_id=assessment_id,
+                instrument=body.instrument,
+                score=body.score,
+                item9=body.item9,
+                taken_on=body.taken_on,
+                suicide_risk=body.suicide_risk,
+                today=today,
+                items=body.items,
+                source=AssessmentSource.CLINICIAN,
+            ),
+            assessment_id,
+        ),
+    )

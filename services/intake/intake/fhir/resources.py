@@ -101,7 +101,10 @@ def condition(chart: Chart, episode: dict[str, Any]) -> dict[str, Any]:
     diagnosis = str(episode["diagnosis"])
     code: dict[str, Any]
     if diagnosis == "mdd":
-        code = {"coding": [{"system": codes.ICD10, "code": coded["icd10"], "display": coded["display"]}], "text": coded["display"]}
+        code = {
+            "coding": [{"system": codes.ICD10, "code": coded["icd10"], "display": coded["display"]}],
+            "text": coded["display"],
+        }
     else:  # off the unipolar pathway (CLINICAL.md 1): no depressive-episode code claimed
         code = {"text": "bipolar disorder" if diagnosis == "bipolar" else "diagnosis revised: review"}
     extension = [
@@ -117,9 +120,26 @@ def condition(chart: Chart, episode: dict[str, Any]) -> dict[str, Any]:
         "resourceType": "Condition",
         "id": episode["episode_id"],
         "extension": extension,
-        "clinicalStatus": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical", "code": "active"}]},
-        "verificationStatus": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-ver-status", "code": "confirmed"}]},
-        "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-category", "code": "problem-list-item"}]}],
+        "clinicalStatus": {
+            "coding": [
+                {"system": "http://terminology.hl7.org/CodeSystem/condition-clinical", "code": "active"}
+            ]
+        },
+        "verificationStatus": {
+            "coding": [
+                {"system": "http://terminology.hl7.org/CodeSystem/condition-ver-status", "code": "confirmed"}
+            ]
+        },
+        "category": [
+            {
+                "coding": [
+                    {
+                        "system": "http://terminology.hl7.org/CodeSystem/condition-category",
+                        "code": "problem-list-item",
+                    }
+                ]
+            }
+        ],
         "code": code,
         "subject": _ref("Patient", chart.registered.patient_id),
         "onsetDateTime": episode["onset_date"].isoformat(),
@@ -144,12 +164,17 @@ def _dose(mg: float, text: str, sequence: int) -> dict[str, Any]:
         "sequence": sequence,
         "text": text,
         "timing": {"repeat": {"frequency": 1, "period": 1, "periodUnit": "d"}},
-        "doseAndRate": [{"doseQuantity": {"value": mg, "unit": "mg", "system": "http://unitsofmeasure.org", "code": "mg"}}],
+        "doseAndRate": [
+            {"doseQuantity": {"value": mg, "unit": "mg", "system": "http://unitsofmeasure.org", "code": "mg"}}
+        ],
     }
 
 
 def _trial_extensions(started: TrialStarted, completed: TrialCompleted | None) -> list[dict[str, Any]]:
-    out = [_ext("trial-id", "valueString", started.trial_id), _ext("trial-kind", "valueCode", str(started.kind))]
+    out = [
+        _ext("trial-id", "valueString", started.trial_id),
+        _ext("trial-kind", "valueCode", str(started.kind)),
+    ]
     if started.baseline:
         out.append(_ext("baseline", "valueString", f"{started.baseline.instrument}:{started.baseline.score}"))
     if completed:
@@ -173,7 +198,9 @@ def _period(started: TrialStarted, completed: TrialCompleted | None) -> dict[str
     return period
 
 
-def _max_dose(agent: AgentDose, index: int, started: TrialStarted, completed: TrialCompleted | None) -> float | None:
+def _max_dose(
+    agent: AgentDose, index: int, started: TrialStarted, completed: TrialCompleted | None
+) -> float | None:
     if completed is None:
         return None
     for m in completed.max_doses:
@@ -182,7 +209,9 @@ def _max_dose(agent: AgentDose, index: int, started: TrialStarted, completed: Tr
     return completed.max_dose_mg_per_day if len(started.agents) == 1 else None
 
 
-def medication_statements(chart: Chart, started: TrialStarted, completed: TrialCompleted | None) -> list[dict[str, Any]]:
+def medication_statements(
+    chart: Chart, started: TrialStarted, completed: TrialCompleted | None
+) -> list[dict[str, Any]]:
     """One per agent: a combination's agents are one statement each, the trial id in
     `trial-id` ties them (ids `<trial id>-<n>`)."""
     out = []
@@ -248,18 +277,34 @@ def observation(chart: Chart, a: AssessmentRecorded) -> dict[str, Any]:
         code = {"text": str(a.instrument)}
     components = []
     if a.items:
-        components = [{"code": _loinc(c), "valueInteger": v} for c, v in zip(PHQ9_ITEM_LOINC, a.items, strict=True)]
+        components = [
+            {"code": _loinc(c), "valueInteger": v} for c, v in zip(PHQ9_ITEM_LOINC, a.items, strict=True)
+        ]
         components.append({"code": _loinc(PHQ9_TOTAL_LOINC), "valueInteger": a.score})
     elif a.item9 is not None:
         components.append({"code": _loinc(PHQ9_ITEM_LOINC[-1]), "valueInteger": a.item9})
     if a.suicide_risk:
-        components.append({"code": {"text": "clinician-rated suicide risk"}, "valueCodeableConcept": {"text": str(a.suicide_risk)}})
+        components.append(
+            {
+                "code": {"text": "clinician-rated suicide risk"},
+                "valueCodeableConcept": {"text": str(a.suicide_risk)},
+            }
+        )
     out: dict[str, Any] = {
         "resourceType": "Observation",
         "id": a.assessment_id,
-        "extension": [_ext("instrument", "valueCode", str(a.instrument)), _ext("source", "valueCode", str(a.source))],
+        "extension": [
+            _ext("instrument", "valueCode", str(a.instrument)),
+            _ext("source", "valueCode", str(a.source)),
+        ],
         "status": "final",
-        "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": "survey"}]}],
+        "category": [
+            {
+                "coding": [
+                    {"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": "survey"}
+                ]
+            }
+        ],
         "code": code,
         "subject": _ref("Patient", chart.registered.patient_id),
         "effectiveDateTime": a.taken_on.isoformat(),
@@ -282,7 +327,10 @@ def questionnaire_response(chart: Chart, a: AssessmentRecorded) -> dict[str, Any
         "subject": _ref("Patient", chart.registered.patient_id),
         "authored": a.taken_on.isoformat(),
         "source": _ref("Patient", chart.registered.patient_id),
-        "item": [{"linkId": c, "answer": [{"valueInteger": v}]} for c, v in zip(PHQ9_ITEM_LOINC, a.items, strict=True)]
+        "item": [
+            {"linkId": c, "answer": [{"valueInteger": v}]}
+            for c, v in zip(PHQ9_ITEM_LOINC, a.items, strict=True)
+        ]
         + [{"linkId": PHQ9_TOTAL_LOINC, "answer": [{"valueInteger": a.score}]}],
     }
 
@@ -314,15 +362,26 @@ def searchset(base: str, found: list[dict[str, Any]]) -> dict[str, Any]:
         "type": "searchset",
         "total": len(found),
         "entry": [
-            {"fullUrl": f"{base}/{r['resourceType']}/{r['id']}", "resource": r, "search": {"mode": "match"}} for r in found
+            {"fullUrl": f"{base}/{r['resourceType']}/{r['id']}", "resource": r, "search": {"mode": "match"}}
+            for r in found
         ],
     }
 
 
-def operation_outcome(status: int, diagnostics: str, expression: str | None = None, code: str | None = None) -> dict[str, Any]:
+def operation_outcome(
+    status: int, diagnostics: str, expression: str | None = None, code: str | None = None
+) -> dict[str, Any]:
     issue: dict[str, Any] = {
         "severity": "error",
-        "code": code or {400: "invalid", 401: "login", 403: "forbidden", 404: "not-found", 409: "conflict", 422: "invalid"}.get(status, "exception"),
+        "code": code
+        or {
+            400: "invalid",
+            401: "login",
+            403: "forbidden",
+            404: "not-found",
+            409: "conflict",
+            422: "invalid",
+        }.get(status, "exception"),
         "diagnostics": diagnostics,
     }
     if expression:
@@ -339,7 +398,12 @@ def capability_statement(today: date) -> dict[str, Any]:
         if kind == "Patient":
             r["interaction"].append({"code": "search-type"})
             r["searchParam"] = [{"name": "identifier", "type": "token"}, {"name": "_id", "type": "token"}]
-            r["operation"] = [{"name": "everything", "definition": "http://hl7.org/fhir/OperationDefinition/Patient-everything"}]
+            r["operation"] = [
+                {
+                    "name": "everything",
+                    "definition": "http://hl7.org/fhir/OperationDefinition/Patient-everything",
+                }
+            ]
         return r
 
     return {
@@ -355,7 +419,9 @@ def capability_statement(today: date) -> dict[str, Any]:
             {
                 "mode": "server",
                 "interaction": [{"code": "transaction"}],
-                "security": {"description": "Authorization: Bearer <clinic API key>; a clinic sees only its own patients"},
+                "security": {
+                    "description": "Authorization: Bearer <clinic API key>; a clinic sees only its own patients"
+                },
                 "resource": [resource("Patient", False)] + [resource(k, True) for k in SEARCHABLE],
             }
         ],

@@ -26,7 +26,9 @@ MAX_PATIENTS = 100  # an unfiltered Patient search answers at most this many
 
 # Errors under /fhir are OperationOutcomes (401 and 413 come from the shared edge, as problem+json).
 OUTCOME = {"content": {FHIR_JSON: {"schema": {"type": "object"}}}, "description": "OperationOutcome"}
-router = APIRouter(prefix="/fhir", tags=["fhir"], responses={400: OUTCOME, 404: OUTCOME, 409: OUTCOME, 422: OUTCOME})
+router = APIRouter(
+    prefix="/fhir", tags=["fhir"], responses={400: OUTCOME, 404: OUTCOME, 409: OUTCOME, 422: OUTCOME}
+)
 
 
 class FhirResponse(JSONResponse):
@@ -65,8 +67,12 @@ def _no_constant(name: str) -> None:
     raise ValueError(f"{name} is not a number JSON carries")
 
 
-@router.post("", summary="Import a transaction Bundle (all or nothing)", response_class=FhirResponse,
-             description="Send an `Idempotency-Key` header: a retry returns the first answer and stores nothing again.")
+@router.post(
+    "",
+    summary="Import a transaction Bundle (all or nothing)",
+    response_class=FhirResponse,
+    description="Send an `Idempotency-Key` header: a retry returns the first answer and stores nothing again.",
+)
 async def import_transaction(request: Request, clinic: Clinic = Depends(current_clinic)) -> FhirResponse:
     try:
         bundle = json.loads(await request.body(), parse_constant=_no_constant)
@@ -74,7 +80,7 @@ async def import_transaction(request: Request, clinic: Clinic = Depends(current_
         return _outcome(400, f"the body is not JSON: {exc}", "Bundle")
     rt = runtime_of(request)
 
-    async def command(session):  # noqa: ANN001, ANN202
+    async def command(session):
         return 200, await import_bundle(session, rt, clinic, bundle)
 
     try:
@@ -83,8 +89,11 @@ async def import_transaction(request: Request, clinic: Clinic = Depends(current_
         return _outcome(exc.status, exc.diagnostics, exc.expression)
     except ProblemError as exc:
         return _problem_outcome(exc)
-    request.state.audit_patient_ids = [e["response"]["location"].removeprefix("Patient/") for e in out["entry"]
-                                       if e["response"].get("location", "").startswith("Patient/")]
+    request.state.audit_patient_ids = [
+        e["response"]["location"].removeprefix("Patient/")
+        for e in out["entry"]
+        if e["response"].get("location", "").startswith("Patient/")
+    ]
     return FhirResponse(out)
 
 
@@ -94,15 +103,23 @@ async def metadata(request: Request) -> FhirResponse:
 
 
 @router.get("/Patient/{patient_id}", summary="Read a Patient", response_class=FhirResponse)
-async def read_patient(patient_id: str, request: Request, clinic: Clinic = Depends(current_clinic)) -> FhirResponse:
+async def read_patient(
+    patient_id: str, request: Request, clinic: Clinic = Depends(current_clinic)
+) -> FhirResponse:
     try:
         return FhirResponse(fhir.patient(await _chart(request, clinic, patient_id)))
     except ProblemError as exc:
         return _problem_outcome(exc)
 
 
-@router.get("/Patient/{patient_id}/$everything", summary="Everything about one patient (searchset Bundle)", response_class=FhirResponse)
-async def patient_everything(patient_id: str, request: Request, clinic: Clinic = Depends(current_clinic)) -> FhirResponse:
+@router.get(
+    "/Patient/{patient_id}/$everything",
+    summary="Everything about one patient (searchset Bundle)",
+    response_class=FhirResponse,
+)
+async def patient_everything(
+    patient_id: str, request: Request, clinic: Clinic = Depends(current_clinic)
+) -> FhirResponse:
     try:
         chart = await _chart(request, clinic, patient_id)
     except ProblemError as exc:
@@ -111,9 +128,14 @@ async def patient_everything(patient_id: str, request: Request, clinic: Clinic =
     return FhirResponse(fhir.searchset(_base(request), found))
 
 
-@router.get("/Patient", summary="Search the clinic's patients (identifier=, _id=)", response_class=FhirResponse)
+@router.get(
+    "/Patient", summary="Search the clinic's patients (identifier=, _id=)", response_class=FhirResponse
+)
 async def search_patients(
-    request: Request, identifier: str | None = None, _id: str | None = None, clinic: Clinic = Depends(current_clinic)
+    request: Request,
+    identifier: str | None = None,
+    _id: str | None = None,
+    clinic: Clinic = Depends(current_clinic),
 ) -> FhirResponse:
     rt = runtime_of(request)
     query = select(patients.c.patient_id).where(patients.c.clinic_id == clinic.clinic_id)
@@ -122,7 +144,9 @@ async def search_patients(
     if _id is not None:
         query = query.where(patients.c.patient_id == _id)
     async with rt.db.read() as session:
-        ids = list((await session.execute(query.order_by(patients.c.registered_at).limit(MAX_PATIENTS))).scalars())
+        ids = list(
+            (await session.execute(query.order_by(patients.c.registered_at).limit(MAX_PATIENTS))).scalars()
+        )
     found: list[dict[str, Any]] = []
     try:
         for pid in ids:
@@ -133,8 +157,10 @@ async def search_patients(
     return FhirResponse(fhir.searchset(_base(request), found))
 
 
-def _search_route(kind: str):  # noqa: ANN202 - one route per searchable type
-    async def search(request: Request, patient: str | None = None, clinic: Clinic = Depends(current_clinic)) -> FhirResponse:
+def _search_route(kind: str):
+    async def search(
+        request: Request, patient: str | None = None, clinic: Clinic = Depends(current_clinic)
+    ) -> FhirResponse:
         if not patient:
             # Searches are per patient: a clinic-wide dump of clinical facts is not offered.
             return _outcome(400, f"{kind} search needs patient=", f"{kind}.subject")
@@ -150,5 +176,9 @@ def _search_route(kind: str):  # noqa: ANN202 - one route per searchable type
 
 for _kind in fhir.SEARCHABLE:
     router.add_api_route(
-        f"/{_kind}", _search_route(_kind), methods=["GET"], summary=f"Search {_kind} by patient=", response_class=FhirResponse
+        f"/{_kind}",
+        _search_route(_kind),
+        methods=["GET"],
+        summary=f"Search {_kind} by patient=",
+        response_class=FhirResponse,
     )

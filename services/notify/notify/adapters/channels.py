@@ -45,7 +45,15 @@ class ChannelSender(Protocol):
 class SmtpChannel:
     channel = Channel.EMAIL
 
-    def __init__(self, host: str, port: int, sender: str, *, timeout: float = 10.0, domain: str = "notify.trd-care.example") -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        sender: str,
+        *,
+        timeout: float = 10.0,
+        domain: str = "notify.trd-care.example",
+    ) -> None:
         self.host, self.port, self.sender, self.timeout, self.domain = host, port, sender, timeout, domain
 
     def message_id(self, key: str) -> str:
@@ -93,7 +101,9 @@ class SmsGatewayChannel:
     async def send(self, message: Outgoing) -> None:
         try:
             r = await self.client.post(
-                "/v1/messages", json={"to": message.to, "text": message.text}, headers={"Idempotency-Key": message.key}
+                "/v1/messages",
+                json={"to": message.to, "text": message.text},
+                headers={"Idempotency-Key": message.key},
             )
         except httpx.HTTPError as exc:
             raise DeliveryError(f"sms gateway: {type(exc).__name__}") from None

@@ -16,7 +16,7 @@ from care_shared.contracts.intake import TrialKind
 from care_shared.contracts.notify import ReminderKind, ReminderMoved, ReminderScheduled
 from care_shared.contracts.pathway import Urgency
 from care_shared.eventstore import EventStore, NewEvent
-from care_shared.sql import upsert, utc  # noqa: F401 - utc: notify.api imports it from here
+from care_shared.sql import upsert, utc
 from notify.adapters.tables import contacts, patient_facts, referral_facts, reminders, trial_facts
 from notify.domain import reminder as rem
 from notify.domain import schedule
@@ -268,7 +268,7 @@ async def replan(
     return decisions
 
 
-def due_filter(now: datetime, wall: datetime):  # noqa: ANN201
+def due_filter(now: datetime, wall: datetime):
     return and_(
         reminders.c.status == rem.SCHEDULED,
         reminders.c.next_attempt_at <= now,

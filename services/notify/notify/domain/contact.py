@@ -11,7 +11,7 @@ from enum import StrEnum
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 
-from care_shared.refusals import Rejected  # noqa: F401 - raised here, caught by notify.api
+from care_shared.refusals import Rejected
 
 # E.164: +, country code, up to 15 digits in all. SMS gateways want this form.
 PHONE = re.compile(r"^\+[1-9][0-9]{7,14}$")

@@ -52,7 +52,14 @@ def fold(history: list[EventData]) -> Reminder | None:
         match e:
             case ReminderScheduled():
                 r = Reminder(
-                    e.reminder_id, e.patient_id, e.kind, SCHEDULED, e.due_at, e.deliver_at, e.trial_id, e.referral_id
+                    e.reminder_id,
+                    e.patient_id,
+                    e.kind,
+                    SCHEDULED,
+                    e.due_at,
+                    e.deliver_at,
+                    e.trial_id,
+                    e.referral_id,
                 )
             case ReminderMoved() if r:
                 r.due_at, r.deliver_at = e.due_at, e.deliver_at
@@ -60,7 +67,13 @@ def fold(history: list[EventData]) -> Reminder | None:
                 r.status, r.channel, r.sent_at, r.attempts = SENT, e.channel, e.sent_at, e.attempts
                 r.crisis_resources = e.crisis_resources
             case ReminderFailed() if r:
-                r.status, r.channel, r.failed_at, r.attempts, r.reason = FAILED, e.channel, e.failed_at, e.attempts, e.reason
+                r.status, r.channel, r.failed_at, r.attempts, r.reason = (
+                    FAILED,
+                    e.channel,
+                    e.failed_at,
+                    e.attempts,
+                    e.reason,
+                )
             case ReminderCancelled() if r:
                 r.status, r.reason = CANCELLED, e.reason
     return r
@@ -86,7 +99,9 @@ def cancel(current: Reminder, reason: str) -> ReminderCancelled:
     return ReminderCancelled(reminder_id=current.reminder_id, patient_id=current.patient_id, reason=reason)
 
 
-def record_sent(current: Reminder, channel: Channel, at: datetime, attempts: int, crisis: bool) -> ReminderSent:
+def record_sent(
+    current: Reminder, channel: Channel, at: datetime, attempts: int, crisis: bool
+) -> ReminderSent:
     # A message that went out is recorded even if the reminder was cancelled meanwhile:
     # the record must say what the patient received.
     if current.status in (SENT, FAILED):
@@ -101,7 +116,9 @@ def record_sent(current: Reminder, channel: Channel, at: datetime, attempts: int
     )
 
 
-def record_failed(current: Reminder, channel: Channel | None, at: datetime, attempts: int, reason: str) -> ReminderFailed:
+def record_failed(
+    current: Reminder, channel: Channel | None, at: datetime, attempts: int, reason: str
+) -> ReminderFailed:
     if not current.pending:
         raise NotPending(current.reminder_id)
     return ReminderFailed(

@@ -50,6 +50,7 @@ MEDICATION_TRIALS = frozenset({TrialKind.ANTIDEPRESSANT, TrialKind.AUGMENTATION,
 # Reminders that come one at a time in a series: the next is planned once one has gone.
 SERIES = frozenset({ReminderKind.ADHERENCE, ReminderKind.JOURNAL_PROMPT})
 
+
 def keeps_quiet_hours(kind: ReminderKind) -> bool:
     """*convention*: every reminder waits out quiet hours (section 8) except the crisis-resources
     message: crisis resources are a safety rule that preferences cannot turn off (sections 5
@@ -221,7 +222,10 @@ def next_journal_prompt(facts: PatientFacts, after: datetime) -> PlannedReminder
         due = local_time_on(day, JOURNAL_PROMPT_TIME, facts.zone)
         if due > after:
             return _planned(
-                f"{facts.patient_id}/journal_prompt/{day.isoformat()}", ReminderKind.JOURNAL_PROMPT, due, facts.zone
+                f"{facts.patient_id}/journal_prompt/{day.isoformat()}",
+                ReminderKind.JOURNAL_PROMPT,
+                due,
+                facts.zone,
             )
         day += timedelta(days=1)
 

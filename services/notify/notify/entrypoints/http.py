@@ -27,7 +27,7 @@ class ContactIn(BaseModel):
     journal_prompts: bool = False  # daily mood-journal prompts (CLINICAL.md 8), opt-in
 
 
-def _contact_out(patient_id: str, prefs) -> dict:  # noqa: ANN001
+def _contact_out(patient_id: str, prefs) -> dict:
     return {
         "patient_id": patient_id,
         "email": prefs.email,

@@ -124,7 +124,7 @@ def derived_outcome(trial: Trial) -> tuple[str | None, str | None]:
     return "no_response", "scores"
 
 
-def top_dose(a) -> float | None:  # noqa: ANN001
+def top_dose(a) -> float | None:
     """The highest daily dose recorded for an agent: its maximum, else its starting dose."""
     doses = [d for d in (a.dose_mg_per_day, a.max_mg_per_day) if d is not None]
     return max(doses) if doses else None

@@ -110,7 +110,7 @@ def journal(facts: PatientFacts, current_trial_start: date | None) -> dict | Non
     latest = days[-1].entry_on
     days = [j for j in days if (latest - j.entry_on).days < c.JOURNAL_WINDOW_DAYS]
 
-    def counts(entries, attr: str) -> dict[str, int]:  # noqa: ANN001
+    def counts(entries, attr: str) -> dict[str, int]:
         out: dict[str, int] = {}
         for j in entries:
             for item in sorted(set(getattr(j, attr))):

@@ -94,7 +94,9 @@ async def register_directory_clinic(
         weekly_capacity=weekly_capacity,
         partner_clinic_id=partner_clinic_id,
     )
-    await clinic_streams(store).append(session, directory_stream(clinic_id), 0, [event], clinic_id=partner_clinic_id)
+    await clinic_streams(store).append(
+        session, directory_stream(clinic_id), 0, [event], clinic_id=partner_clinic_id
+    )
     await session.execute(
         insert(directory_clinics).values(
             clinic_id=clinic_id,
@@ -310,7 +312,7 @@ def present(r: domain.Referral, clinic: domain.DirectoryClinic | None, now: date
     return shown
 
 
-async def latest_referral_for_need(session: AsyncSession, patient_id: str, need: str):  # noqa: ANN201 - a row or None
+async def latest_referral_for_need(session: AsyncSession, patient_id: str, need: str):
     """The patient's last referral for the need: its number (sequence) and id."""
     return (
         await session.execute(
@@ -322,9 +324,13 @@ async def latest_referral_for_need(session: AsyncSession, patient_id: str, need:
     ).first()
 
 
-async def record_need(session: AsyncSession, patient_id: str, need: str, sequence: int, referral_id: str) -> None:
+async def record_need(
+    session: AsyncSession, patient_id: str, need: str, sequence: int, referral_id: str
+) -> None:
     await session.execute(
-        insert(referral_needs).values(patient_id=patient_id, need=need, sequence=sequence, referral_id=referral_id)
+        insert(referral_needs).values(
+            patient_id=patient_id, need=need, sequence=sequence, referral_id=referral_id
+        )
     )
 
 
@@ -339,5 +345,7 @@ async def waiting_since(session: AsyncSession, at_or_before: datetime) -> list[s
                     func.coalesce(tasks.c.lease_until, tasks.c.waiting_since) <= at_or_before,
                 )
             )
-        ).scalars().all()
+        )
+        .scalars()
+        .all()
     )

@@ -33,4 +33,6 @@ async def ensure_task_stream(js: JetStreamContext, replicas: int = 1) -> None:
     except BadRequestError as exc:
         if exc.err_code != 10058:
             raise
-        log.warning("stream configuration differs; run `carectl streams ensure`", extra={"stream": TASK_STREAM})
+        log.warning(
+            "stream configuration differs; run `carectl streams ensure`", extra={"stream": TASK_STREAM}
+        )

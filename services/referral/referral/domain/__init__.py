@@ -41,7 +41,7 @@ from care_shared.contracts.referral import (
     TaskDispatched,
     TaskQueued,
 )
-from care_shared.refusals import IllegalTransition, Rejected  # noqa: F401 - the domain's refusals
+from care_shared.refusals import IllegalTransition, Rejected
 
 # The queue's order: emergency first, then urgent, then routine (then oldest first).
 URGENCY_RANK = {Urgency.EMERGENCY: 0, Urgency.URGENT: 1, Urgency.ROUTINE: 2}

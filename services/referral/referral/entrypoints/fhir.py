@@ -94,7 +94,7 @@ def task(v: dict[str, Any], owner: str | None) -> dict[str, Any]:
     return out
 
 
-async def _rows(request: Request, actor: Actor, *conditions) -> list[tuple[dict[str, Any], str | None]]:  # noqa: ANN002
+async def _rows(request: Request, actor: Actor, *conditions) -> list[tuple[dict[str, Any], str | None]]:
     """(view as the domain says it stands now, the owner's clinic id) for each visible task."""
     rt = runtime_of(request)
     query = select(tasks.c.referral_id, tasks.c.partner_clinic_id, tasks.c.clinic_id)
@@ -113,24 +113,50 @@ async def _rows(request: Request, actor: Actor, *conditions) -> list[tuple[dict[
         r, _ = referrals[row.referral_id]
         # The owner is the receiving clinic's own id where its partner key is linked, else the
         # directory clinic's: either is what that clinic's system searches Task?owner= with.
-        found.append((present(r, clinics.get(r.clinic_id) if r.clinic_id else None, now), row.partner_clinic_id or row.clinic_id))
+        found.append(
+            (
+                present(r, clinics.get(r.clinic_id) if r.clinic_id else None, now),
+                row.partner_clinic_id or row.clinic_id,
+            )
+        )
     request.state.audit_patient_ids = [view["patient_id"] for view, _ in found]
     return found
 
 
 def _bundle(request: Request, found: list[dict[str, Any]]) -> FhirResponse:
     base = str(request.base_url).rstrip("/") + "/fhir"
-    return FhirResponse({
-        "resourceType": "Bundle",
-        "type": "searchset",
-        "total": len(found),
-        "entry": [{"fullUrl": f"{base}/{r['resourceType']}/{r['id']}", "resource": r, "search": {"mode": "match"}} for r in found],
-    })
+    return FhirResponse(
+        {
+            "resourceType": "Bundle",
+            "type": "searchset",
+            "total": len(found),
+            "entry": [
+                {
+                    "fullUrl": f"{base}/{r['resourceType']}/{r['id']}",
+                    "resource": r,
+                    "search": {"mode": "match"},
+                }
+                for r in found
+            ],
+        }
+    )
 
 
 def _not_found(kind: str) -> FhirResponse:
-    return FhirResponse({"resourceType": "OperationOutcome", "issue": [
-        {"severity": "error", "code": "not-found", "diagnostics": f"no such {kind}", "expression": [f"{kind}.id"]}]}, status_code=404)
+    return FhirResponse(
+        {
+            "resourceType": "OperationOutcome",
+            "issue": [
+                {
+                    "severity": "error",
+                    "code": "not-found",
+                    "diagnostics": f"no such {kind}",
+                    "expression": [f"{kind}.id"],
+                }
+            ],
+        },
+        status_code=404,
+    )
 
 
 def _id(reference: str | None, kind: str) -> str | None:
@@ -138,19 +164,29 @@ def _id(reference: str | None, kind: str) -> str | None:
 
 
 @router.get("/ServiceRequest", summary="Referrals as ServiceRequests (patient=)", response_class=FhirResponse)
-async def search_service_requests(request: Request, patient: str | None = Query(default=None, max_length=44), actor: Actor = Depends(current_actor)) -> FhirResponse:
+async def search_service_requests(
+    request: Request,
+    patient: str | None = Query(default=None, max_length=44),
+    actor: Actor = Depends(current_actor),
+) -> FhirResponse:
     pid = _id(patient, "Patient")
     rows = await _rows(request, actor, tasks.c.patient_id == pid if pid else None)
     return _bundle(request, [service_request(v) for v, _ in rows])
 
 
-@router.get("/ServiceRequest/{referral_id}", summary="One referral as a ServiceRequest", response_class=FhirResponse)
-async def read_service_request(referral_id: str, request: Request, actor: Actor = Depends(current_actor)) -> FhirResponse:
+@router.get(
+    "/ServiceRequest/{referral_id}", summary="One referral as a ServiceRequest", response_class=FhirResponse
+)
+async def read_service_request(
+    referral_id: str, request: Request, actor: Actor = Depends(current_actor)
+) -> FhirResponse:
     rows = await _rows(request, actor, tasks.c.referral_id == referral_id)
     return FhirResponse(service_request(rows[0][0])) if rows else _not_found("ServiceRequest")
 
 
-@router.get("/Task", summary="Coordinator tasks as Tasks (owner=, patient=, status=)", response_class=FhirResponse)
+@router.get(
+    "/Task", summary="Coordinator tasks as Tasks (owner=, patient=, status=)", response_class=FhirResponse
+)
 async def search_tasks(
     request: Request,
     owner: str | None = Query(default=None, max_length=50),
@@ -167,8 +203,12 @@ async def search_tasks(
     )
     found = [task(v, o) for v, o in rows]
     if status:
-        found = [t for t in found if t["status"] == status]  # after `present`: an expired lease is requested again
-    request.state.audit_patient_ids = [t["for"]["reference"].removeprefix("Patient/") for t in found]  # what it shows
+        found = [
+            t for t in found if t["status"] == status
+        ]  # after `present`: an expired lease is requested again
+    request.state.audit_patient_ids = [
+        t["for"]["reference"].removeprefix("Patient/") for t in found
+    ]  # what it shows
     return _bundle(request, found)
 
 

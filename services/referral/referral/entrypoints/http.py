@@ -42,15 +42,23 @@ COORDINATORS_ONLY: dict[int | str, dict[str, Any]] = {
     }
 }
 
-IDEMPOTENCY_NOTE = "Send an `Idempotency-Key` header: a retry returns the first answer and stores nothing again."
+IDEMPOTENCY_NOTE = (
+    "Send an `Idempotency-Key` header: a retry returns the first answer and stores nothing again."
+)
 COORDINATOR_PAGE = Path(__file__).parent / "coordinator.html"
-COORDINATOR_ASSETS = {"js": Path(__file__).parent / "coordinator.js", "css": Path(__file__).parent / "coordinator.css"}
-
-
+COORDINATOR_ASSETS = {
+    "js": Path(__file__).parent / "coordinator.js",
+    "css": Path(__file__).parent / "coordinator.css",
+}
 
 
 NAME = {"min_length": 1, "max_length": 120}
-REGION = {"min_length": 1, "max_length": 60, "pattern": r"^[a-z0-9][a-z0-9_-]*$", "description": "e.g. north, south-east"}
+REGION = {
+    "min_length": 1,
+    "max_length": 60,
+    "pattern": r"^[a-z0-9][a-z0-9_-]*$",
+    "description": "e.g. north, south-east",
+}
 
 
 class ClinicIn(Strict):
@@ -58,7 +66,12 @@ class ClinicIn(Strict):
     region: str = Field(**REGION)
     capabilities: list[Capability] = Field(min_length=1, max_length=len(Capability))
     weekly_capacity: int = Field(ge=0, le=10_000, description="New referrals the clinic takes a week")
-    partner_clinic_id: str | None = Field(default=None, min_length=1, max_length=36, description="Its partner key's clinic id, so it sees referrals sent to it")
+    partner_clinic_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=36,
+        description="Its partner key's clinic id, so it sees referrals sent to it",
+    )
 
 
 class ClinicPatch(Strict):
@@ -101,7 +114,9 @@ def _clinic_out(c: domain.DirectoryClinic, load: domain.ClinicLoad | None = None
 # --- the directory ---------------------------------------------------------------------------
 
 
-@router.get("/clinics", tags=["directory"], summary="The clinic directory, with this week's remaining capacity")
+@router.get(
+    "/clinics", tags=["directory"], summary="The clinic directory, with this week's remaining capacity"
+)
 async def list_clinics(request: Request, region: str | None = None, actor: Actor = Depends(current_actor)):
     rt = runtime_of(request)
     async with rt.db.read() as session:
@@ -110,8 +125,17 @@ async def list_clinics(request: Request, region: str | None = None, actor: Actor
     return [_clinic_out(c, loads.get(c.clinic_id)) for c in clinics if region is None or c.region == region]
 
 
-@router.post("/clinics", tags=["directory"], status_code=201, responses=COORDINATORS_ONLY, summary="Add a clinic to the directory (coordinators)", description=IDEMPOTENCY_NOTE)
-async def add_clinic(body: ClinicIn, request: Request, coordinator: Coordinator = Depends(current_coordinator)):
+@router.post(
+    "/clinics",
+    tags=["directory"],
+    status_code=201,
+    responses=COORDINATORS_ONLY,
+    summary="Add a clinic to the directory (coordinators)",
+    description=IDEMPOTENCY_NOTE,
+)
+async def add_clinic(
+    body: ClinicIn, request: Request, coordinator: Coordinator = Depends(current_coordinator)
+):
     rt = runtime_of(request)
 
     async def command(session):
@@ -132,8 +156,18 @@ async def add_clinic(body: ClinicIn, request: Request, coordinator: Coordinator 
     return JSONResponse(out, status_code=status)
 
 
-@router.patch("/clinics/{clinic_id}", tags=["directory"], responses=COORDINATORS_ONLY, summary="Change a directory clinic (coordinators)")
-async def change_clinic(clinic_id: str, body: ClinicPatch, request: Request, coordinator: Coordinator = Depends(current_coordinator)):
+@router.patch(
+    "/clinics/{clinic_id}",
+    tags=["directory"],
+    responses=COORDINATORS_ONLY,
+    summary="Change a directory clinic (coordinators)",
+)
+async def change_clinic(
+    clinic_id: str,
+    body: ClinicPatch,
+    request: Request,
+    coordinator: Coordinator = Depends(current_coordinator),
+):
     rt = runtime_of(request)
     changes = body.model_dump(exclude_unset=True, exclude_none=True)
 
@@ -148,14 +182,14 @@ async def change_clinic(clinic_id: str, body: ClinicPatch, request: Request, coo
 # --- referrals and tasks -----------------------------------------------------------------------
 
 
-def _visible_to(actor: Actor):  # noqa: ANN202
+def _visible_to(actor: Actor):
     """Coordinators see the network's referrals; a clinic its patients' and those sent to it."""
     if isinstance(actor, Clinic):
         return or_(tasks.c.owner_clinic_id == actor.clinic_id, tasks.c.partner_clinic_id == actor.clinic_id)
     return None
 
 
-async def _shown(request: Request, actor: Actor, *conditions) -> list[tuple[domain.Referral, dict[str, Any]]]:  # noqa: ANN002
+async def _shown(request: Request, actor: Actor, *conditions) -> list[tuple[domain.Referral, dict[str, Any]]]:
     """The referrals the queue's rows select (SQL filters on what does not depend on the
     time), each with its view as the domain says it stands now."""
     rt = runtime_of(request)
@@ -169,18 +203,24 @@ async def _shown(request: Request, actor: Actor, *conditions) -> list[tuple[doma
         referrals = await Referrals(rt.store).load_many(session, ids)
         clinics = {c.clinic_id: c for c in await directory(session)}
     now = rt.clock.now()
-    shown = [(r, present(r, clinics.get(r.clinic_id) if r.clinic_id else None, now)) for r, _ in referrals.values()]
+    shown = [
+        (r, present(r, clinics.get(r.clinic_id) if r.clinic_id else None, now)) for r, _ in referrals.values()
+    ]
     # The access audit records every patient whose referral this answer shows.
     request.state.audit_patient_ids = [r.patient_id for r, _ in shown]
     return shown
 
 
-async def _views(request: Request, actor: Actor, *conditions) -> list[dict[str, Any]]:  # noqa: ANN002
+async def _views(request: Request, actor: Actor, *conditions) -> list[dict[str, Any]]:
     return [view for _, view in await _shown(request, actor, *conditions)]
 
 
 @router.get("/referrals", tags=["referrals"], summary="Referrals, optionally for one patient")
-async def list_referrals(request: Request, patient_id: str | None = Query(default=None, max_length=36), actor: Actor = Depends(current_actor)):
+async def list_referrals(
+    request: Request,
+    patient_id: str | None = Query(default=None, max_length=36),
+    actor: Actor = Depends(current_actor),
+):
     views = await _views(request, actor, tasks.c.patient_id == patient_id if patient_id else None)
     return sorted(views, key=lambda v: v["opened_at"] or "")
 
@@ -193,7 +233,9 @@ async def get_referral(referral_id: str, request: Request, actor: Actor = Depend
     return views[0]
 
 
-TaskStatus = Literal["queued", "unroutable", "claimed", "accepted", "scheduled", "completed", "cancelled", "open"]
+TaskStatus = Literal[
+    "queued", "unroutable", "claimed", "accepted", "scheduled", "completed", "cancelled", "open"
+]
 
 
 @router.get(
@@ -212,7 +254,11 @@ async def list_tasks(
 ):
     # Prefilter in SQL on what does not depend on the time; an expired lease is a claimed
     # row that shows as queued, so the status filter is applied to the presented view.
-    stored = domain.OPEN_STATUSES if status == "open" else ((status, domain.CLAIMED) if status in domain.WAITING else (status,))
+    stored = (
+        domain.OPEN_STATUSES
+        if status == "open"
+        else ((status, domain.CLAIMED) if status in domain.WAITING else (status,))
+    )
     found = await _shown(
         request,
         actor,
@@ -233,7 +279,7 @@ async def get_task(task_id: str, request: Request, actor: Actor = Depends(curren
     return await get_referral(task_id, request, actor)
 
 
-async def _task_command(request: Request, coordinator: Coordinator, task_id: str, decide) -> JSONResponse:  # noqa: ANN001
+async def _task_command(request: Request, coordinator: Coordinator, task_id: str, decide) -> JSONResponse:
     """One coordinator command on a task through the pipeline: referral.handlers.work_task."""
     rt = runtime_of(request)
     referrals = Referrals(rt.store)
@@ -250,12 +296,23 @@ async def _task_command(request: Request, coordinator: Coordinator, task_id: str
     return JSONResponse(body, status_code=status)
 
 
-async def _routing_inputs(session, now: datetime):  # noqa: ANN001, ANN202
+async def _routing_inputs(session, now: datetime):
     return await directory(session), await clinic_loads(session, now)
 
 
-@router.post("/tasks/{task_id}/claim", tags=["tasks"], responses=COORDINATORS_ONLY, summary="Take the task for a while (a lease, 15 minutes by default)", description=IDEMPOTENCY_NOTE)
-async def claim_task(task_id: str, request: Request, body: ClaimIn | None = None, coordinator: Coordinator = Depends(current_coordinator)):
+@router.post(
+    "/tasks/{task_id}/claim",
+    tags=["tasks"],
+    responses=COORDINATORS_ONLY,
+    summary="Take the task for a while (a lease, 15 minutes by default)",
+    description=IDEMPOTENCY_NOTE,
+)
+async def claim_task(
+    task_id: str,
+    request: Request,
+    body: ClaimIn | None = None,
+    coordinator: Coordinator = Depends(current_coordinator),
+):
     minutes = (body.lease_minutes if body else None) or int(runtime_of(request).settings.claim_lease_minutes)
 
     async def decide(session, referral, now):
@@ -264,32 +321,64 @@ async def claim_task(task_id: str, request: Request, body: ClaimIn | None = None
     return await _task_command(request, coordinator, task_id, decide)
 
 
-@router.post("/tasks/{task_id}/schedule", tags=["tasks"], responses=COORDINATORS_ONLY, summary="Book the appointment (a later call moves it)", description=IDEMPOTENCY_NOTE)
-async def schedule_task(task_id: str, body: ScheduleIn, request: Request, coordinator: Coordinator = Depends(current_coordinator)):
+@router.post(
+    "/tasks/{task_id}/schedule",
+    tags=["tasks"],
+    responses=COORDINATORS_ONLY,
+    summary="Book the appointment (a later call moves it)",
+    description=IDEMPOTENCY_NOTE,
+)
+async def schedule_task(
+    task_id: str, body: ScheduleIn, request: Request, coordinator: Coordinator = Depends(current_coordinator)
+):
     async def decide(session, referral, now):
         return domain.schedule(referral, coordinator.coordinator_id, body.appointment_at, now)
 
     return await _task_command(request, coordinator, task_id, decide)
 
 
-@router.post("/tasks/{task_id}/accept", tags=["tasks"], responses=COORDINATORS_ONLY, summary="Record that the clinic accepted the referral", description=IDEMPOTENCY_NOTE)
-async def accept_task(task_id: str, request: Request, coordinator: Coordinator = Depends(current_coordinator)):
+@router.post(
+    "/tasks/{task_id}/accept",
+    tags=["tasks"],
+    responses=COORDINATORS_ONLY,
+    summary="Record that the clinic accepted the referral",
+    description=IDEMPOTENCY_NOTE,
+)
+async def accept_task(
+    task_id: str, request: Request, coordinator: Coordinator = Depends(current_coordinator)
+):
     async def decide(session, referral, now):
         return domain.accept(referral, coordinator.coordinator_id, now)
 
     return await _task_command(request, coordinator, task_id, decide)
 
 
-@router.post("/tasks/{task_id}/complete", tags=["tasks"], responses=COORDINATORS_ONLY, summary="The patient was seen: close the referral", description=IDEMPOTENCY_NOTE)
-async def complete_task(task_id: str, request: Request, coordinator: Coordinator = Depends(current_coordinator)):
+@router.post(
+    "/tasks/{task_id}/complete",
+    tags=["tasks"],
+    responses=COORDINATORS_ONLY,
+    summary="The patient was seen: close the referral",
+    description=IDEMPOTENCY_NOTE,
+)
+async def complete_task(
+    task_id: str, request: Request, coordinator: Coordinator = Depends(current_coordinator)
+):
     async def decide(session, referral, now):
         return domain.complete(referral, now)
 
     return await _task_command(request, coordinator, task_id, decide)
 
 
-@router.post("/tasks/{task_id}/decline", tags=["tasks"], responses=COORDINATORS_ONLY, summary="The clinic declined: re-route to the next fitting clinic", description=IDEMPOTENCY_NOTE)
-async def decline_task(task_id: str, body: ReasonIn, request: Request, coordinator: Coordinator = Depends(current_coordinator)):
+@router.post(
+    "/tasks/{task_id}/decline",
+    tags=["tasks"],
+    responses=COORDINATORS_ONLY,
+    summary="The clinic declined: re-route to the next fitting clinic",
+    description=IDEMPOTENCY_NOTE,
+)
+async def decline_task(
+    task_id: str, body: ReasonIn, request: Request, coordinator: Coordinator = Depends(current_coordinator)
+):
     async def decide(session, referral, now):
         clinics, loads = await _routing_inputs(session, now)
         return domain.decline(referral, coordinator.coordinator_id, body.reason, now, clinics, loads)
@@ -297,8 +386,16 @@ async def decline_task(task_id: str, body: ReasonIn, request: Request, coordinat
     return await _task_command(request, coordinator, task_id, decide)
 
 
-@router.post("/tasks/{task_id}/route", tags=["tasks"], responses=COORDINATORS_ONLY, summary="Route a claimed task by hand (e.g. an unroutable one)", description=IDEMPOTENCY_NOTE)
-async def route_task(task_id: str, body: RouteIn, request: Request, coordinator: Coordinator = Depends(current_coordinator)):
+@router.post(
+    "/tasks/{task_id}/route",
+    tags=["tasks"],
+    responses=COORDINATORS_ONLY,
+    summary="Route a claimed task by hand (e.g. an unroutable one)",
+    description=IDEMPOTENCY_NOTE,
+)
+async def route_task(
+    task_id: str, body: RouteIn, request: Request, coordinator: Coordinator = Depends(current_coordinator)
+):
     async def decide(session, referral, now):
         clinic = await directory_clinic(session, body.clinic_id)
         if clinic is None:
@@ -308,8 +405,16 @@ async def route_task(task_id: str, body: RouteIn, request: Request, coordinator:
     return await _task_command(request, coordinator, task_id, decide)
 
 
-@router.post("/tasks/{task_id}/cancel", tags=["tasks"], responses=COORDINATORS_ONLY, summary="Cancel the referral", description=IDEMPOTENCY_NOTE)
-async def cancel_task(task_id: str, body: ReasonIn, request: Request, coordinator: Coordinator = Depends(current_coordinator)):
+@router.post(
+    "/tasks/{task_id}/cancel",
+    tags=["tasks"],
+    responses=COORDINATORS_ONLY,
+    summary="Cancel the referral",
+    description=IDEMPOTENCY_NOTE,
+)
+async def cancel_task(
+    task_id: str, body: ReasonIn, request: Request, coordinator: Coordinator = Depends(current_coordinator)
+):
     async def decide(session, referral, now):
         return domain.cancel(referral, body.reason, now)
 
@@ -324,10 +429,15 @@ async def coordinator_page() -> HTMLResponse:
 
 @page.get("/coordinator.js", include_in_schema=False)
 async def coordinator_script() -> Response:
-    return Response(COORDINATOR_ASSETS["js"].read_text(), media_type="text/javascript", headers={"Cache-Control": "no-cache"})
+    return Response(
+        COORDINATOR_ASSETS["js"].read_text(),
+        media_type="text/javascript",
+        headers={"Cache-Control": "no-cache"},
+    )
 
 
 @page.get("/coordinator.css", include_in_schema=False)
 async def coordinator_style() -> Response:
-    return Response(COORDINATOR_ASSETS["css"].read_text(), media_type="text/css", headers={"Cache-Control": "no-cache"})
-
+    return Response(
+        COORDINATOR_ASSETS["css"].read_text(), media_type="text/css", headers={"Cache-Control": "no-cache"}
+    )

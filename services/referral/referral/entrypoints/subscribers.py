@@ -31,8 +31,12 @@ def pathway_handler(store: EventStore, clock: Clock) -> Callable:
     async def on_pathway_event(session: AsyncSession, envelope: Envelope, payload: EventData) -> None:
         await project_access(session, envelope, payload)
         if isinstance(payload, AssessmentChanged):
-            await record_seen(session, PATHWAY_CONSUMER, envelope, payload.patient_id, caused_by=payload.as_of_event)
+            await record_seen(
+                session, PATHWAY_CONSUMER, envelope, payload.patient_id, caused_by=payload.as_of_event
+            )
             # Ordered by pathway's stream position (origin checked by the consumer), not by ids.
-            await handlers.take_advice(session, referrals, envelope.clinicid, payload, clock.now(), envelope.sequence)
+            await handlers.take_advice(
+                session, referrals, envelope.clinicid, payload, clock.now(), envelope.sequence
+            )
 
     return on_pathway_event
